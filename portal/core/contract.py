@@ -1,0 +1,303 @@
+"""The core contract: the only way routes reach a help desk backend.
+
+`HelpdeskCore` is implemented by the embedded core (SQLAlchemy, the default) and, later, by a
+remote core over HTTP. Every write takes an idempotency key so that a retried write never makes a
+second row; reads that feed the search index take a `changed_since` cursor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+
+class NotFound(LookupError):
+    """The object does not exist, or is not visible to the caller."""
+
+
+class Conflict(ValueError):
+    """The write clashes with existing data (e.g. a slug already taken)."""
+
+
+@dataclass(frozen=True)
+class Branding:
+    name: str
+    logo_url: str = ""
+    primary_color: str = "#1f6feb"
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: int
+    slug: str
+    name: str
+    logo_url: str = ""
+    primary_color: str = "#1f6feb"
+    default_locale: str = "en"
+    domains: tuple[str, ...] = ()
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def branding(self) -> Branding:
+        return Branding(self.name, self.logo_url, self.primary_color)
+
+
+@dataclass(frozen=True)
+class Agent:
+    id: int
+    tenant_id: int
+    email: str
+    name: str
+    role: str = "agent"  # "agent" or "admin"
+    password_hash: str = ""
+
+
+@dataclass(frozen=True)
+class Organization:
+    id: int
+    tenant_id: int
+    name: str
+    domain: str = ""
+
+
+@dataclass(frozen=True)
+class Customer:
+    id: int
+    tenant_id: int
+    email: str
+    name: str = ""
+    organization_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Category:
+    id: int
+    tenant_id: int
+    language: str
+    slug: str
+    name: str
+    description: str = ""
+    parent_id: int | None = None
+    position: int = 0
+
+
+@dataclass(frozen=True)
+class Article:
+    id: int
+    tenant_id: int
+    category_id: int | None
+    language: str
+    slug: str
+    title: str
+    body_md: str
+    published: bool
+    updated_at: datetime
+    revision: int = 0
+    views: int = 0
+
+
+@dataclass(frozen=True)
+class ArticleDraft:
+    """What a writer supplies; (language, slug) identifies the article within a tenant."""
+
+    language: str
+    slug: str
+    title: str
+    body_md: str
+    published: bool = True
+    category_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Feedback:
+    article_id: int
+    helpful: bool
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class MissedSearch:
+    query: str
+    language: str
+    count: int
+    last_seen: datetime
+
+
+@dataclass(frozen=True)
+class FeedbackSummary:
+    article_id: int
+    title: str
+    helpful: int
+    not_helpful: int
+
+
+@dataclass(frozen=True)
+class Field:
+    key: str
+    label: str
+    type: str  # text, number, date, choice, multichoice, checkbox, file, email, textarea
+    required: bool = False
+    help_text: str = ""
+    options: tuple[str, ...] = ()
+    department_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Form:
+    id: int
+    tenant_id: int
+    title: str
+    department_id: int | None
+    kind: str = "ticket"  # "ticket" or "task"
+    fields: tuple[Field, ...] = ()
+
+
+@dataclass(frozen=True)
+class TicketDraft:
+    subject: str
+    description: str
+    requester_email: str
+    requester_name: str = ""
+    priority: str = "normal"
+    kind: str = "ticket"
+    department_id: int | None = None
+    custom_fields: dict[str, Any] = field(default_factory=dict)
+    source: str = "web"
+
+
+@dataclass(frozen=True)
+class Ticket:
+    id: int
+    tenant_id: int
+    number: int
+    subject: str
+    status: str
+    priority: str
+    customer_id: int
+    organization_id: int | None
+    created_at: datetime
+    updated_at: datetime
+    kind: str = "ticket"
+    department_id: int | None = None
+    assignee_name: str = ""
+    custom_fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Reply:
+    id: int
+    ticket_id: int
+    author_type: str  # "customer" or "agent"
+    author_name: str
+    body: str
+    internal: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Rating:
+    ticket_id: int
+    good: bool
+    comment: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: int
+    tenant_id: int
+    status: str  # "open", "waiting", "closed"
+    created_at: datetime
+    customer_id: int | None = None
+    assignee_agent_id: int | None = None
+    ticket_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    id: int
+    conversation_id: int
+    author_type: str  # "visitor", "agent", "system"
+    body: str
+    client_id: str
+    created_at: datetime
+    author_name: str = ""
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that happened in the core that the front must react to."""
+
+    type: str  # article.changed, ticket.replied, ticket.status_changed, message.created, ...
+    tenant_id: int
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class HelpdeskCore(Protocol):
+    """The async protocol every core implements. Routes use nothing else."""
+
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+
+    # tenants and branding
+    async def create_tenant(self, slug: str, name: str, *, domains: tuple[str, ...] = ()) -> Tenant: ...
+    async def get_tenant(self, slug: str) -> Tenant: ...
+    async def get_tenant_by_domain(self, domain: str) -> Tenant: ...
+    async def list_tenants(self) -> list[Tenant]: ...
+    async def update_branding(
+        self, tenant_id: int, *, name: str, logo_url: str, primary_color: str
+    ) -> Tenant: ...
+    async def add_domain(self, tenant_id: int, domain: str) -> None: ...
+
+    # agents
+    async def create_agent(
+        self, tenant_id: int, email: str, name: str, password_hash: str, role: str = "agent"
+    ) -> Agent: ...
+    async def get_agent_by_email(self, tenant_id: int, email: str) -> Agent: ...
+    async def get_agent(self, tenant_id: int, agent_id: int) -> Agent: ...
+
+    # knowledge base
+    async def ensure_category(
+        self, tenant_id: int, language: str, name: str, *, parent_id: int | None = None,
+        slug: str = "",
+    ) -> Category: ...
+    async def update_category(
+        self, tenant_id: int, category_id: int, *, name: str, description: str,
+        parent_id: int | None, position: int,
+    ) -> Category: ...
+    async def delete_category(self, tenant_id: int, category_id: int) -> None: ...
+    async def list_categories(self, tenant_id: int, language: str | None = None) -> list[Category]: ...
+    async def get_category(self, tenant_id: int, category_id: int) -> Category: ...
+    async def get_category_by_slug(self, tenant_id: int, language: str, slug: str) -> Category: ...
+    async def save_article(self, tenant_id: int, draft: ArticleDraft) -> Article: ...
+    async def update_article(self, tenant_id: int, article_id: int, draft: ArticleDraft) -> Article: ...
+    async def get_article(self, tenant_id: int, article_id: int) -> Article: ...
+    async def get_article_by_slug(self, tenant_id: int, language: str, slug: str) -> Article: ...
+    async def list_articles(
+        self, tenant_id: int, *, language: str | None = None, category_id: int | None = None,
+        published_only: bool = True,
+    ) -> list[Article]: ...
+    async def translations(self, tenant_id: int, slug: str) -> list[Article]: ...
+    async def articles_changed_since(
+        self, tenant_id: int, cursor: int, limit: int = 1000
+    ) -> tuple[list[Article], int]: ...
+    async def most_viewed(self, tenant_id: int, language: str, limit: int = 5) -> list[Article]: ...
+    async def add_article_views(self, tenant_id: int, views: dict[int, int]) -> None: ...
+    async def record_feedback(self, tenant_id: int, feedback: Feedback, idempotency_key: str) -> None: ...
+    async def feedback_summary(self, tenant_id: int) -> list[FeedbackSummary]: ...
+    async def record_missed_search(self, tenant_id: int, query: str, language: str) -> None: ...
+    async def missed_searches(self, tenant_id: int, limit: int = 50) -> list[MissedSearch]: ...
+
+    # tickets (filled in by the forms and portal issue)
+    async def create_ticket(self, tenant_id: int, draft: TicketDraft, idempotency_key: str) -> Ticket: ...
+    async def add_reply(
+        self, tenant_id: int, ticket_id: int, *, author_type: str, author_id: int, body: str,
+        internal: bool, idempotency_key: str,
+    ) -> Reply: ...
+
+    # events
+    def events(self) -> AsyncIterator[Event]: ...

@@ -1,0 +1,728 @@
+"""The embedded core: the HelpdeskCore contract on SQLAlchemy (SQLite by default, PostgreSQL too)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from portal.core.contract import (
+    Agent,
+    Article,
+    ArticleDraft,
+    Category,
+    Conflict,
+    Event,
+    Feedback,
+    FeedbackSummary,
+    MissedSearch,
+    NotFound,
+    Reply,
+    Tenant,
+    Ticket,
+    TicketDraft,
+)
+from portal.core.embedded import schema as t
+from portal.core.embedded.migrate import upgrade
+from portal.core.slugs import slugify
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything we store is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def make_engine(url: str) -> AsyncEngine:
+    """An async engine with the pragmas SQLite needs to serve many readers and one writer."""
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+class EventBus:
+    """In-process fan-out of core events to every `events()` subscriber."""
+
+    def __init__(self) -> None:
+        self._queues: set[asyncio.Queue[Event]] = set()
+
+    def publish(self, event: Event) -> None:
+        for queue in self._queues:
+            queue.put_nowait(event)
+
+    async def subscribe(self) -> AsyncIterator[Event]:
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._queues.add(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._queues.discard(queue)
+
+
+class EmbeddedCore:
+    """The default core, in this process, on the database at `database_url`."""
+
+    def __init__(self, database_url: str, *, migrate: bool = True) -> None:
+        self.database_url = database_url
+        self.engine = make_engine(database_url)
+        self._migrate = migrate
+        self._bus = EventBus()
+
+    async def start(self) -> None:
+        if self._migrate:
+            await upgrade(self.engine)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    def events(self) -> AsyncIterator[Event]:
+        return self._bus.subscribe()
+
+    # ----------------------------------------------------------------- tenants
+    async def _tenant_from_row(self, conn: AsyncConnection, row: Any) -> Tenant:
+        domains = (
+            await conn.execute(
+                sa.select(t.tenant_domains.c.domain)
+                .where(t.tenant_domains.c.tenant_id == row.id)
+                .order_by(t.tenant_domains.c.id)
+            )
+        ).scalars()
+        return Tenant(
+            id=row.id,
+            slug=row.slug,
+            name=row.name,
+            logo_url=row.logo_url,
+            primary_color=row.primary_color,
+            default_locale=row.default_locale,
+            domains=tuple(domains),
+            settings=dict(row.settings or {}),
+        )
+
+    async def create_tenant(self, slug: str, name: str, *, domains: tuple[str, ...] = ()) -> Tenant:
+        async with self.engine.begin() as conn:
+            try:
+                result = await conn.execute(
+                    t.tenants.insert().values(
+                        slug=slug, name=name, logo_url="", primary_color="#1f6feb",
+                        default_locale="en", settings={}, kb_revision=0, created_at=utcnow(),
+                    )
+                )
+                tenant_id = result.inserted_primary_key[0]
+                for domain in domains:
+                    await conn.execute(
+                        t.tenant_domains.insert().values(
+                            tenant_id=tenant_id, domain=domain.lower(), verified=True,
+                            created_at=utcnow(),
+                        )
+                    )
+            except IntegrityError as exc:
+                raise Conflict(f"tenant {slug!r} or one of its domains exists already") from exc
+        return await self.get_tenant(slug)
+
+    async def get_tenant(self, slug: str) -> Tenant:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(sa.select(t.tenants).where(t.tenants.c.slug == slug))).first()
+            if row is None:
+                raise NotFound(f"no tenant {slug!r}")
+            return await self._tenant_from_row(conn, row)
+
+    async def get_tenant_by_domain(self, domain: str) -> Tenant:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(t.tenants)
+                    .join(t.tenant_domains, t.tenant_domains.c.tenant_id == t.tenants.c.id)
+                    .where(t.tenant_domains.c.domain == domain.lower())
+                    .where(t.tenant_domains.c.verified.is_(True))
+                )
+            ).first()
+            if row is None:
+                raise NotFound(f"no tenant for domain {domain!r}")
+            return await self._tenant_from_row(conn, row)
+
+    async def list_tenants(self) -> list[Tenant]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(sa.select(t.tenants).order_by(t.tenants.c.id))).all()
+            return [await self._tenant_from_row(conn, row) for row in rows]
+
+    async def update_branding(
+        self, tenant_id: int, *, name: str, logo_url: str, primary_color: str
+    ) -> Tenant:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                t.tenants.update()
+                .where(t.tenants.c.id == tenant_id)
+                .values(name=name, logo_url=logo_url, primary_color=primary_color)
+            )
+            row = (await conn.execute(sa.select(t.tenants).where(t.tenants.c.id == tenant_id))).one()
+            tenant = await self._tenant_from_row(conn, row)
+        self._bus.publish(Event("tenant.changed", tenant_id, {"slug": tenant.slug}))
+        return tenant
+
+    async def add_domain(self, tenant_id: int, domain: str) -> None:
+        async with self.engine.begin() as conn:
+            try:
+                await conn.execute(
+                    t.tenant_domains.insert().values(
+                        tenant_id=tenant_id, domain=domain.lower(), verified=True,
+                        created_at=utcnow(),
+                    )
+                )
+            except IntegrityError as exc:
+                raise Conflict(f"domain {domain!r} belongs to a tenant already") from exc
+        self._bus.publish(Event("tenant.changed", tenant_id, {"domain": domain.lower()}))
+
+    # ------------------------------------------------------------------ agents
+    @staticmethod
+    def _agent(row: Any) -> Agent:
+        return Agent(
+            id=row.id, tenant_id=row.tenant_id, email=row.email, name=row.name, role=row.role,
+            password_hash=row.password_hash,
+        )
+
+    async def create_agent(
+        self, tenant_id: int, email: str, name: str, password_hash: str, role: str = "agent"
+    ) -> Agent:
+        async with self.engine.begin() as conn:
+            try:
+                result = await conn.execute(
+                    t.agents.insert().values(
+                        tenant_id=tenant_id, email=email.lower(), name=name,
+                        password_hash=password_hash, role=role, presence="offline",
+                        created_at=utcnow(),
+                    )
+                )
+            except IntegrityError as exc:
+                raise Conflict(f"an agent with email {email!r} exists already") from exc
+        return await self.get_agent(tenant_id, result.inserted_primary_key[0])
+
+    async def get_agent_by_email(self, tenant_id: int, email: str) -> Agent:
+        return await self._one_agent(
+            (t.agents.c.tenant_id == tenant_id) & (t.agents.c.email == email.lower())
+        )
+
+    async def get_agent(self, tenant_id: int, agent_id: int) -> Agent:
+        return await self._one_agent((t.agents.c.tenant_id == tenant_id) & (t.agents.c.id == agent_id))
+
+    async def _one_agent(self, where: Any) -> Agent:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(sa.select(t.agents).where(where))).first()
+        if row is None:
+            raise NotFound("no such agent")
+        return self._agent(row)
+
+    # -------------------------------------------------------------- categories
+    @staticmethod
+    def _category(row: Any) -> Category:
+        return Category(
+            id=row.id, tenant_id=row.tenant_id, language=row.language, slug=row.slug,
+            name=row.name, description=row.description, parent_id=row.parent_id,
+            position=row.position,
+        )
+
+    async def ensure_category(
+        self, tenant_id: int, language: str, name: str, *, parent_id: int | None = None,
+        slug: str = "",
+    ) -> Category:
+        slug = slug or slugify(name)
+        try:
+            return await self.get_category_by_slug(tenant_id, language, slug)
+        except NotFound:
+            pass
+        async with self.engine.begin() as conn:
+            try:
+                await conn.execute(
+                    t.kb_categories.insert().values(
+                        tenant_id=tenant_id, language=language, slug=slug, name=name,
+                        description="", parent_id=parent_id, position=0, created_at=utcnow(),
+                    )
+                )
+            except IntegrityError:
+                pass  # created concurrently: the row we want exists
+        return await self.get_category_by_slug(tenant_id, language, slug)
+
+    async def update_category(
+        self, tenant_id: int, category_id: int, *, name: str, description: str,
+        parent_id: int | None, position: int,
+    ) -> Category:
+        if parent_id == category_id:
+            raise Conflict("a category cannot be its own parent")
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                t.kb_categories.update()
+                .where(t.kb_categories.c.tenant_id == tenant_id)
+                .where(t.kb_categories.c.id == category_id)
+                .values(name=name, description=description, parent_id=parent_id, position=position)
+            )
+            if result.rowcount == 0:
+                raise NotFound("no such category")
+        return await self.get_category(tenant_id, category_id)
+
+    async def delete_category(self, tenant_id: int, category_id: int) -> None:
+        async with self.engine.begin() as conn:
+            has_articles = (
+                await conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(t.kb_articles)
+                    .where(t.kb_articles.c.category_id == category_id)
+                    .where(t.kb_articles.c.tenant_id == tenant_id)
+                )
+            ).scalar_one()
+            if has_articles:
+                raise Conflict("move or delete this category's articles first")
+            await conn.execute(
+                t.kb_categories.update()
+                .where(t.kb_categories.c.parent_id == category_id)
+                .where(t.kb_categories.c.tenant_id == tenant_id)
+                .values(parent_id=None)
+            )
+            await conn.execute(
+                t.kb_categories.delete()
+                .where(t.kb_categories.c.tenant_id == tenant_id)
+                .where(t.kb_categories.c.id == category_id)
+            )
+
+    async def list_categories(self, tenant_id: int, language: str | None = None) -> list[Category]:
+        query = sa.select(t.kb_categories).where(t.kb_categories.c.tenant_id == tenant_id)
+        if language is not None:
+            query = query.where(t.kb_categories.c.language == language)
+        query = query.order_by(t.kb_categories.c.position, t.kb_categories.c.name)
+        async with self.engine.connect() as conn:
+            return [self._category(row) for row in (await conn.execute(query)).all()]
+
+    async def get_category(self, tenant_id: int, category_id: int) -> Category:
+        return await self._one_category(
+            (t.kb_categories.c.tenant_id == tenant_id) & (t.kb_categories.c.id == category_id)
+        )
+
+    async def get_category_by_slug(self, tenant_id: int, language: str, slug: str) -> Category:
+        c = t.kb_categories.c
+        return await self._one_category(
+            (c.tenant_id == tenant_id) & (c.language == language) & (c.slug == slug)
+        )
+
+    async def _one_category(self, where: Any) -> Category:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(sa.select(t.kb_categories).where(where))).first()
+        if row is None:
+            raise NotFound("no such category")
+        return self._category(row)
+
+    # ---------------------------------------------------------------- articles
+    @staticmethod
+    def _article(row: Any) -> Article:
+        return Article(
+            id=row.id, tenant_id=row.tenant_id, category_id=row.category_id,
+            language=row.language, slug=row.slug, title=row.title, body_md=row.body_md,
+            published=row.published, updated_at=_aware(row.updated_at), revision=row.revision,
+            views=row.views,
+        )
+
+    async def _next_revision(self, conn: AsyncConnection, tenant_id: int) -> int:
+        # The tenant row is the per-tenant lock, so revisions are handed out in commit order.
+        await conn.execute(
+            t.tenants.update()
+            .where(t.tenants.c.id == tenant_id)
+            .values(kb_revision=t.tenants.c.kb_revision + 1)
+        )
+        return (
+            await conn.execute(sa.select(t.tenants.c.kb_revision).where(t.tenants.c.id == tenant_id))
+        ).scalar_one()
+
+    async def _check_category(self, conn: AsyncConnection, tenant_id: int, category_id: int | None) -> None:
+        if category_id is None:
+            return
+        found = (
+            await conn.execute(
+                sa.select(t.kb_categories.c.id)
+                .where(t.kb_categories.c.id == category_id)
+                .where(t.kb_categories.c.tenant_id == tenant_id)
+            )
+        ).first()
+        if found is None:
+            raise NotFound("no such category")
+
+    async def save_article(self, tenant_id: int, draft: ArticleDraft) -> Article:
+        c = t.kb_articles.c
+        now = utcnow()
+        async with self.engine.begin() as conn:
+            await self._check_category(conn, tenant_id, draft.category_id)
+            revision = await self._next_revision(conn, tenant_id)
+            values = dict(
+                title=draft.title, body_md=draft.body_md, published=draft.published,
+                category_id=draft.category_id, revision=revision, updated_at=now,
+            )
+            result = await conn.execute(
+                t.kb_articles.update()
+                .where(c.tenant_id == tenant_id)
+                .where(c.language == draft.language)
+                .where(c.slug == draft.slug)
+                .values(**values)
+            )
+            if result.rowcount == 0:
+                await conn.execute(
+                    t.kb_articles.insert().values(
+                        tenant_id=tenant_id, language=draft.language, slug=draft.slug, views=0,
+                        created_at=now, **values,
+                    )
+                )
+            row = (
+                await conn.execute(
+                    sa.select(t.kb_articles)
+                    .where(c.tenant_id == tenant_id)
+                    .where(c.language == draft.language)
+                    .where(c.slug == draft.slug)
+                )
+            ).one()
+        article = self._article(row)
+        self._publish_article(article)
+        return article
+
+    async def update_article(self, tenant_id: int, article_id: int, draft: ArticleDraft) -> Article:
+        c = t.kb_articles.c
+        async with self.engine.begin() as conn:
+            await self._check_category(conn, tenant_id, draft.category_id)
+            revision = await self._next_revision(conn, tenant_id)
+            try:
+                result = await conn.execute(
+                    t.kb_articles.update()
+                    .where(c.tenant_id == tenant_id)
+                    .where(c.id == article_id)
+                    .values(
+                        language=draft.language, slug=draft.slug, title=draft.title,
+                        body_md=draft.body_md, published=draft.published,
+                        category_id=draft.category_id, revision=revision, updated_at=utcnow(),
+                    )
+                )
+            except IntegrityError as exc:
+                raise Conflict(
+                    f"another {draft.language} article has the slug {draft.slug!r}"
+                ) from exc
+            if result.rowcount == 0:
+                raise NotFound("no such article")
+            row = (await conn.execute(sa.select(t.kb_articles).where(c.id == article_id))).one()
+        article = self._article(row)
+        self._publish_article(article)
+        return article
+
+    def _publish_article(self, article: Article) -> None:
+        self._bus.publish(
+            Event(
+                "article.changed",
+                article.tenant_id,
+                {"article_id": article.id, "revision": article.revision,
+                 "published": article.published},
+            )
+        )
+
+    async def get_article(self, tenant_id: int, article_id: int) -> Article:
+        c = t.kb_articles.c
+        return await self._one_article((c.tenant_id == tenant_id) & (c.id == article_id))
+
+    async def get_article_by_slug(self, tenant_id: int, language: str, slug: str) -> Article:
+        c = t.kb_articles.c
+        return await self._one_article(
+            (c.tenant_id == tenant_id) & (c.language == language) & (c.slug == slug)
+        )
+
+    async def _one_article(self, where: Any) -> Article:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(sa.select(t.kb_articles).where(where))).first()
+        if row is None:
+            raise NotFound("no such article")
+        return self._article(row)
+
+    async def list_articles(
+        self, tenant_id: int, *, language: str | None = None, category_id: int | None = None,
+        published_only: bool = True,
+    ) -> list[Article]:
+        c = t.kb_articles.c
+        query = sa.select(t.kb_articles).where(c.tenant_id == tenant_id)
+        if language is not None:
+            query = query.where(c.language == language)
+        if category_id is not None:
+            query = query.where(c.category_id == category_id)
+        if published_only:
+            query = query.where(c.published.is_(True))
+        query = query.order_by(c.title)
+        async with self.engine.connect() as conn:
+            return [self._article(row) for row in (await conn.execute(query)).all()]
+
+    async def translations(self, tenant_id: int, slug: str) -> list[Article]:
+        c = t.kb_articles.c
+        query = (
+            sa.select(t.kb_articles)
+            .where(c.tenant_id == tenant_id)
+            .where(c.slug == slug)
+            .where(c.published.is_(True))
+            .order_by(c.language)
+        )
+        async with self.engine.connect() as conn:
+            return [self._article(row) for row in (await conn.execute(query)).all()]
+
+    async def articles_changed_since(
+        self, tenant_id: int, cursor: int, limit: int = 1000
+    ) -> tuple[list[Article], int]:
+        c = t.kb_articles.c
+        query = (
+            sa.select(t.kb_articles)
+            .where(c.tenant_id == tenant_id)
+            .where(c.revision > cursor)
+            .order_by(c.revision)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            articles = [self._article(row) for row in (await conn.execute(query)).all()]
+        return articles, (articles[-1].revision if articles else cursor)
+
+    async def most_viewed(self, tenant_id: int, language: str, limit: int = 5) -> list[Article]:
+        c = t.kb_articles.c
+        query = (
+            sa.select(t.kb_articles)
+            .where(c.tenant_id == tenant_id)
+            .where(c.language == language)
+            .where(c.published.is_(True))
+            .order_by(c.views.desc(), c.title)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [self._article(row) for row in (await conn.execute(query)).all()]
+
+    async def add_article_views(self, tenant_id: int, views: dict[int, int]) -> None:
+        c = t.kb_articles.c
+        async with self.engine.begin() as conn:
+            for article_id, count in views.items():
+                await conn.execute(
+                    t.kb_articles.update()
+                    .where(c.tenant_id == tenant_id)
+                    .where(c.id == article_id)
+                    .values(views=c.views + count)
+                )
+
+    async def record_feedback(self, tenant_id: int, feedback: Feedback, idempotency_key: str) -> None:
+        await self.get_article(tenant_id, feedback.article_id)
+        async with self.engine.begin() as conn:
+            try:
+                await conn.execute(
+                    t.kb_feedback.insert().values(
+                        tenant_id=tenant_id, article_id=feedback.article_id,
+                        helpful=feedback.helpful, comment=feedback.comment,
+                        idempotency_key=idempotency_key, created_at=utcnow(),
+                    )
+                )
+            except IntegrityError:
+                pass  # the same vote sent again: already stored
+
+    async def feedback_summary(self, tenant_id: int) -> list[FeedbackSummary]:
+        f, a = t.kb_feedback.c, t.kb_articles.c
+        helpful = sa.func.sum(sa.case((f.helpful.is_(True), 1), else_=0))
+        not_helpful = sa.func.sum(sa.case((f.helpful.is_(False), 1), else_=0))
+        query = (
+            sa.select(f.article_id, a.title, helpful.label("helpful"), not_helpful.label("no"))
+            .join(t.kb_articles, a.id == f.article_id)
+            .where(f.tenant_id == tenant_id)
+            .group_by(f.article_id, a.title)
+            .order_by(not_helpful.desc(), a.title)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [FeedbackSummary(r.article_id, r.title, int(r.helpful), int(r.no)) for r in rows]
+
+    async def record_missed_search(self, tenant_id: int, query: str, language: str) -> None:
+        query = " ".join(query.lower().split())[:200]
+        if not query:
+            return
+        m = t.kb_missed_searches.c
+        now = utcnow()
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                t.kb_missed_searches.update()
+                .where(m.tenant_id == tenant_id)
+                .where(m.language == language)
+                .where(m.query == query)
+                .values(count=m.count + 1, last_seen=now)
+            )
+            if result.rowcount == 0:
+                await conn.execute(
+                    t.kb_missed_searches.insert().values(
+                        tenant_id=tenant_id, query=query, language=language, count=1, last_seen=now
+                    )
+                )
+
+    async def missed_searches(self, tenant_id: int, limit: int = 50) -> list[MissedSearch]:
+        m = t.kb_missed_searches.c
+        query = (
+            sa.select(t.kb_missed_searches)
+            .where(m.tenant_id == tenant_id)
+            .order_by(m.count.desc(), m.last_seen.desc())
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [MissedSearch(r.query, r.language, r.count, _aware(r.last_seen)) for r in rows]
+
+    # ----------------------------------------------------------------- tickets
+    async def _customer_id(self, conn: AsyncConnection, tenant_id: int, email: str, name: str) -> int:
+        c = t.customers.c
+        email = email.strip().lower()
+        row = (
+            await conn.execute(
+                sa.select(c.id).where(c.tenant_id == tenant_id).where(c.email == email)
+            )
+        ).first()
+        if row is not None:
+            return row.id
+        result = await conn.execute(
+            t.customers.insert().values(
+                tenant_id=tenant_id, email=email, name=name, created_at=utcnow()
+            )
+        )
+        return result.inserted_primary_key[0]
+
+    async def _ticket_by_key(self, tenant_id: int, idempotency_key: str) -> Ticket | None:
+        c = t.tickets.c
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(t.tickets)
+                    .where(c.tenant_id == tenant_id)
+                    .where(c.idempotency_key == idempotency_key)
+                )
+            ).first()
+        return self._ticket(row) if row is not None else None
+
+    @staticmethod
+    def _ticket(row: Any) -> Ticket:
+        return Ticket(
+            id=row.id, tenant_id=row.tenant_id, number=row.number, subject=row.subject,
+            status=row.status, priority=row.priority, customer_id=row.customer_id,
+            organization_id=row.organization_id, created_at=_aware(row.created_at),
+            updated_at=_aware(row.updated_at), kind=row.kind, department_id=row.department_id,
+            custom_fields=dict(row.custom_fields or {}),
+        )
+
+    async def create_ticket(self, tenant_id: int, draft: TicketDraft, idempotency_key: str) -> Ticket:
+        existing = await self._ticket_by_key(tenant_id, idempotency_key)
+        if existing is not None:
+            return existing
+        # Two concurrent tickets may pick the same number; the unique constraint decides and the
+        # loser tries again with the next one.
+        for _attempt in range(10):
+            try:
+                await self._insert_ticket(tenant_id, draft, idempotency_key)
+                break
+            except IntegrityError:
+                if await self._ticket_by_key(tenant_id, idempotency_key) is not None:
+                    break
+        else:
+            raise Conflict("could not allocate a ticket number; try again")
+        ticket = await self._ticket_by_key(tenant_id, idempotency_key)
+        assert ticket is not None
+        self._bus.publish(Event("ticket.created", tenant_id, {"ticket_id": ticket.id}))
+        return ticket
+
+    async def _insert_ticket(self, tenant_id: int, draft: TicketDraft, idempotency_key: str) -> None:
+        now = utcnow()
+        async with self.engine.begin() as conn:
+            customer_id = await self._customer_id(
+                conn, tenant_id, draft.requester_email, draft.requester_name
+            )
+            number = (
+                await conn.execute(
+                    sa.select(sa.func.coalesce(sa.func.max(t.tickets.c.number), 0)).where(
+                        t.tickets.c.tenant_id == tenant_id
+                    )
+                )
+            ).scalar_one() + 1
+            result = await conn.execute(
+                t.tickets.insert().values(
+                    tenant_id=tenant_id, number=number, customer_id=customer_id,
+                    department_id=draft.department_id, subject=draft.subject, kind=draft.kind,
+                    status="open", priority=draft.priority, source=draft.source,
+                    custom_fields=draft.custom_fields, idempotency_key=idempotency_key,
+                    created_at=now, updated_at=now,
+                )
+            )
+            await conn.execute(
+                t.ticket_replies.insert().values(
+                    ticket_id=result.inserted_primary_key[0], author_type="customer",
+                    author_id=customer_id, body=draft.description, internal=False,
+                    idempotency_key=f"{idempotency_key}:description", created_at=now,
+                )
+            )
+
+    async def add_reply(
+        self, tenant_id: int, ticket_id: int, *, author_type: str, author_id: int, body: str,
+        internal: bool, idempotency_key: str,
+    ) -> Reply:
+        r = t.ticket_replies.c
+        async with self.engine.begin() as conn:
+            found = (
+                await conn.execute(
+                    sa.select(t.tickets.c.id)
+                    .where(t.tickets.c.id == ticket_id)
+                    .where(t.tickets.c.tenant_id == tenant_id)
+                )
+            ).first()
+            if found is None:
+                raise NotFound("no such ticket")
+            existing = (
+                await conn.execute(
+                    sa.select(t.ticket_replies)
+                    .where(r.ticket_id == ticket_id)
+                    .where(r.idempotency_key == idempotency_key)
+                )
+            ).first()
+            if existing is None:
+                now = utcnow()
+                await conn.execute(
+                    t.ticket_replies.insert().values(
+                        ticket_id=ticket_id, author_type=author_type, author_id=author_id,
+                        body=body, internal=internal, idempotency_key=idempotency_key,
+                        created_at=now,
+                    )
+                )
+                await conn.execute(
+                    t.tickets.update().where(t.tickets.c.id == ticket_id).values(updated_at=now)
+                )
+                created = True
+                existing = (
+                    await conn.execute(
+                        sa.select(t.ticket_replies)
+                        .where(r.ticket_id == ticket_id)
+                        .where(r.idempotency_key == idempotency_key)
+                    )
+                ).one()
+            else:
+                created = False
+        if created:
+            self._bus.publish(
+                Event(
+                    "ticket.replied",
+                    tenant_id,
+                    {"ticket_id": ticket_id, "reply_id": existing.id, "internal": internal},
+                )
+            )
+        return Reply(
+            id=existing.id, ticket_id=ticket_id, author_type=existing.author_type, author_name="",
+            body=existing.body, internal=existing.internal, created_at=_aware(existing.created_at),
+        )

@@ -1,0 +1,290 @@
+"""The embedded core's tables (SQLAlchemy Core). Changes go through an Alembic migration."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _id() -> Column:
+    return Column("id", Integer, primary_key=True, autoincrement=True)
+
+
+def _tenant() -> Column:
+    return Column("tenant_id", Integer, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False)
+
+
+def _created() -> Column:
+    return Column("created_at", DateTime(timezone=True), nullable=False)
+
+
+tenants = Table(
+    "tenants",
+    metadata,
+    _id(),
+    Column("slug", String(63), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("logo_url", String(1000), nullable=False, default=""),
+    Column("primary_color", String(7), nullable=False, default="#1f6feb"),
+    Column("default_locale", String(16), nullable=False, default="en"),
+    Column("settings", JSON, nullable=False, default=dict),
+    # Bumped in the same transaction as every article change: the search index's cursor.
+    Column("kb_revision", Integer, nullable=False, default=0),
+    _created(),
+)
+
+tenant_domains = Table(
+    "tenant_domains",
+    metadata,
+    _id(),
+    _tenant(),
+    Column("domain", String(253), nullable=False, unique=True),
+    Column("verified", Boolean, nullable=False, default=True),
+    _created(),
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    _id(),
+    _tenant(),
+    Column("email", String(320), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("password_hash", String(300), nullable=False),
+    Column("role", String(20), nullable=False, default="agent"),
+    Column("presence", String(20), nullable=False, default="offline"),
+    _created(),
+    UniqueConstraint("tenant_id", "email", name="uq_agents_tenant_email"),
+)
+
+organizations = Table(
+    "organizations",
+    metadata,
+    _id(),
+    _tenant(),
+    Column("name", String(200), nullable=False),
+    Column("domain", String(253), nullable=False, default=""),
+    _created(),
+)
+
+customers = Table(
+    "customers",
+    metadata,
+    _id(),
+    _tenant(),
+    Column("organization_id", Integer, ForeignKey("organizations.id", ondelete="SET NULL")),
+    Column("email", String(320), nullable=False),
+    Column("name", String(200), nullable=False, default=""),
+    _created(),
+    UniqueConstraint("tenant_id", "email", name="uq_customers_tenant_email"),
+)
+
+departments = Table(
+    "departments",
+    metadata,
+    _id(),
+    _tenant(),
+    Column("name", String(200), nullable=False),
+    _created(),
+)
+
+tickets = Table(
+    "tickets",
+    metadata,
+    _id(),
+    _tenant(),
+    Column("number", Integer, nullable=False),
+    Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False),
+    Column("organization_id", Integer, ForeignKey("organizations.id", ondelete="SET NULL")),
+    Column("department_id", Integer, ForeignKey("departments.id", ondelete="SET NULL")),
+    Column("assignee_agent_id", Integer, ForeignKey("agents.id", ondelete="SET NULL")),
+    Column("subject", String(500), nullable=False),
+    Column("kind", String(20), nullable=False, default="ticket"),
+    Column("status", String(20), nullable=False, default="open"),
+    Column("priority", String(20), nullable=False, default="normal"),
+    Column("source", String(20), nullable=False, default="web"),
+    Column("custom_fields", JSON, nullable=False, default=dict),
+    Column("idempotency_key", String(200), nullable=False),
+    _created(),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("tenant_id", "number", name="uq_tickets_tenant_number"),
+    UniqueConstraint("tenant_id", "idempotency_key", name="uq_tickets_tenant_idempotency"),
+    Index("ix_tickets_customer", "tenant_id", "customer_id"),
+)
+
+ticket_replies = Table(
+    "ticket_replies",
+    metadata,
+    _id(),
+    Column("ticket_id", Integer, ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False),
+    Column("author_type", String(20), nullable=False),
+    Column("author_id", Integer, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("internal", Boolean, nullable=False, default=False),
+    Column("idempotency_key", String(200), nullable=False),
+    _created(),
+    UniqueConstraint("ticket_id", "idempotency_key", name="uq_ticket_replies_idempotency"),
+)
+
+ratings = Table(
+    "ratings",
+    metadata,
+    Column("ticket_id", Integer, ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True),
+    Column("good", Boolean, nullable=False),
+    Column("comment", Text, nullable=False, default=""),
+    _created(),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+conversations = Table(
+    "conversations",
+    metadata,
+    _id(),
+    _tenant(),
+    Column("visitor_token_hash", String(64), nullable=False),
+    Column("customer_id", Integer, ForeignKey("customers.id", ondelete="SET NULL")),
+    Column("assignee_agent_id", Integer, ForeignKey("agents.id", ondelete="SET NULL")),
+    Column("ticket_id", Integer, ForeignKey("tickets.id", ondelete="SET NULL")),
+    Column("status", String(20), nullable=False, default="open"),
+    _created(),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_conversations_visitor", "tenant_id", "visitor_token_hash"),
+)
+
+chat_messages = Table(
+    "chat_messages",
+    metadata,
+    _id(),
+    Column(
+        "conversation_id", Integer, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("author_type", String(20), nullable=False),
+    Column("author_id", Integer),
+    Column("body", Text, nullable=False),
+    Column("client_id", String(100), nullable=False),
+    _created(),
+    UniqueConstraint("conversation_id", "client_id", name="uq_chat_messages_client_id"),
+)
+
+attachments = Table(
+    "attachments",
+    metadata,
+    _id(),
+    _tenant(),
+    Column("ticket_id", Integer, ForeignKey("tickets.id", ondelete="CASCADE")),
+    Column("reply_id", Integer, ForeignKey("ticket_replies.id", ondelete="CASCADE")),
+    Column("message_id", Integer, ForeignKey("chat_messages.id", ondelete="CASCADE")),
+    Column("filename", String(255), nullable=False),
+    Column("content_type", String(100), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("storage_key", String(300), nullable=False),
+    _created(),
+)
+
+kb_categories = Table(
+    "kb_categories",
+    metadata,
+    _id(),
+    _tenant(),
+    Column("parent_id", Integer, ForeignKey("kb_categories.id", ondelete="SET NULL")),
+    Column("language", String(16), nullable=False),
+    Column("slug", String(200), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("position", Integer, nullable=False, default=0),
+    _created(),
+    UniqueConstraint("tenant_id", "language", "slug", name="uq_kb_categories_tenant_lang_slug"),
+)
+
+kb_articles = Table(
+    "kb_articles",
+    metadata,
+    _id(),
+    _tenant(),
+    Column("category_id", Integer, ForeignKey("kb_categories.id", ondelete="SET NULL")),
+    Column("language", String(16), nullable=False),
+    Column("slug", String(200), nullable=False),
+    Column("title", String(300), nullable=False),
+    Column("body_md", Text, nullable=False),
+    Column("published", Boolean, nullable=False, default=True),
+    Column("views", Integer, nullable=False, default=0),
+    Column("revision", Integer, nullable=False, default=0),
+    _created(),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("tenant_id", "language", "slug", name="uq_kb_articles_tenant_lang_slug"),
+    Index("ix_kb_articles_revision", "tenant_id", "revision"),
+)
+
+kb_feedback = Table(
+    "kb_feedback",
+    metadata,
+    _id(),
+    _tenant(),
+    Column("article_id", Integer, ForeignKey("kb_articles.id", ondelete="CASCADE"), nullable=False),
+    Column("helpful", Boolean, nullable=False),
+    Column("comment", Text, nullable=False, default=""),
+    Column("idempotency_key", String(200), nullable=False),
+    _created(),
+    UniqueConstraint("tenant_id", "idempotency_key", name="uq_kb_feedback_idempotency"),
+)
+
+kb_missed_searches = Table(
+    "kb_missed_searches",
+    metadata,
+    _id(),
+    _tenant(),
+    Column("query", String(200), nullable=False),
+    Column("language", String(16), nullable=False),
+    Column("count", Integer, nullable=False, default=1),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("tenant_id", "language", "query", name="uq_kb_missed_searches_query"),
+)
+
+forms = Table(
+    "forms",
+    metadata,
+    _id(),
+    _tenant(),
+    Column("department_id", Integer, ForeignKey("departments.id", ondelete="SET NULL")),
+    Column("title", String(200), nullable=False),
+    Column("kind", String(20), nullable=False, default="ticket"),
+    _created(),
+)
+
+form_fields = Table(
+    "form_fields",
+    metadata,
+    _id(),
+    Column("form_id", Integer, ForeignKey("forms.id", ondelete="CASCADE"), nullable=False),
+    Column("key", String(100), nullable=False),
+    Column("label", String(200), nullable=False),
+    Column("type", String(20), nullable=False),
+    Column("required", Boolean, nullable=False, default=False),
+    Column("help_text", Text, nullable=False, default=""),
+    Column("options", JSON, nullable=False, default=list),
+    # Empty means the field shows for every department.
+    Column("department_ids", JSON, nullable=False, default=list),
+    Column("position", Integer, nullable=False, default=0),
+    UniqueConstraint("form_id", "key", name="uq_form_fields_form_key"),
+)

@@ -1,0 +1,88 @@
+"""Settings read once from PORTAL_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+DEV_SECRET = "dev-insecure-secret-change-me"
+
+
+class SettingsError(RuntimeError):
+    """A setting is missing or unsafe; the message says what to set."""
+
+
+def _setting(default: str, help: str) -> str:
+    # The help text lives on the field so the README's settings table can be checked by a test.
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = _setting("development", "`development` or `production`; production refuses unsafe defaults.")
+    data_dir: str = _setting("./data", "Folder for the SQLite database, search indexes and uploads.")
+    database_url: str = _setting(
+        "", "SQLAlchemy async URL of the core's database; empty means SQLite in the data dir."
+    )
+    base_domain: str = _setting("localhost", "Tenants are served on `{slug}.{base_domain}`.")
+    secret_key: str = _setting(DEV_SECRET, "Signs sessions, CSRF and links; at least 32 characters in production.")
+    redis_url: str = _setting("", "Redis URL for pub/sub between processes; empty means one process.")
+    host: str = _setting("127.0.0.1", "Address `portal serve` listens on.")
+    port: str = _setting("8000", "Port `portal serve` listens on.")
+    public_scheme: str = _setting("http", "Scheme of public URLs (canonical links, sitemap): `http` or `https`.")
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_path / 'portal.db').resolve()}"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: str) -> Settings:
+        """Build settings from PORTAL_* variables, then apply keyword overrides."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for f in fields(cls):
+            key = "PORTAL_" + f.name.upper()
+            if key in environ:
+                values[f.name] = environ[key]
+        values.update(overrides)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Fail early, naming the variable to set, when a setting is unusable."""
+        if self.env not in ("development", "production"):
+            raise SettingsError("PORTAL_ENV must be 'development' or 'production'.")
+        if not self.port.isdigit():
+            raise SettingsError(f"PORTAL_PORT must be a number, not {self.port!r}.")
+        if self.public_scheme not in ("http", "https"):
+            raise SettingsError("PORTAL_PUBLIC_SCHEME must be 'http' or 'https'.")
+        if not self.production:
+            return
+        if self.secret_key == DEV_SECRET or len(self.secret_key) < 32:
+            raise SettingsError(
+                "PORTAL_SECRET_KEY must be set to a random string of at least 32 characters "
+                "in production, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`."
+            )
+        if self.base_domain in ("localhost", ""):
+            raise SettingsError(
+                "PORTAL_BASE_DOMAIN must be set in production to the domain tenants are served "
+                "under, e.g. `help.example.com`."
+            )
+
+
+def settings_table() -> list[tuple[str, str, str]]:
+    """(variable, default, help) for every setting, for the README and `portal settings`."""
+    return [("PORTAL_" + f.name.upper(), f.default, f.metadata["help"]) for f in fields(Settings)]
