@@ -1,0 +1,141 @@
+"""create_app(settings): the routing table, middleware and lifespan of the service."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
+
+from portal.admin.routes import routes as admin_routes
+from portal.core.contract import HelpdeskCore
+from portal.core.embedded.core import EmbeddedCore
+from portal.kb.routes import routes as kb_routes
+from portal.kb.search import SearchService
+from portal.kb.store import KnowledgeBase
+from portal.resources import STATIC_DIR
+from portal.security import SecurityHeadersMiddleware, Signer
+from portal.settings import Settings
+from portal.templating import make_templates, render
+from portal.tenancy import TenancyMiddleware, TenantResolver
+
+log = logging.getLogger(__name__)
+
+
+async def healthz(request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+async def tls_ask(request: Request) -> Response:
+    """Caddy's on-demand TLS "ask": 200 only for domains that belong to a tenant."""
+    domain = request.query_params.get("domain", "")
+    tenant = await request.state.tenants.resolve(domain) if domain else None
+    if tenant is None:
+        return PlainTextResponse("unknown domain", status_code=404)
+    return PlainTextResponse("ok")
+
+
+async def _error_page(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    detail = exc.detail if isinstance(exc, HTTPException) else ""
+    if status == 500:
+        log.exception("unhandled error", exc_info=exc)
+    if request.url.path.endswith(".json") or "application/json" in request.headers.get(
+        "accept", ""
+    ):
+        return JSONResponse({"error": detail or "Something went wrong on our side."}, status)
+    if status == 405:
+        return PlainTextResponse(detail, status_code=status)
+    template = "errors/404.html" if status == 404 else "errors/error.html"
+    return render(request, template, {"status": status, "detail": detail}, status_code=status)
+
+
+async def unknown_host(scope: Scope, receive: Receive, send: Send) -> None:
+    """The page for a Host that is no tenant's: a plain 404 that names no tenant."""
+    request = Request(scope, receive)
+    response = render(request, "errors/unknown_host.html", {"host": request.headers.get("host", "")},
+                      status_code=404)
+    await response(scope, receive, send)
+
+
+async def _follow_core_events(
+    core: HelpdeskCore, resolver: TenantResolver, kb: KnowledgeBase
+) -> None:
+    """Drop cached tenants and article pages when the core says they changed."""
+    async for event in core.events():
+        if event.type == "tenant.changed":
+            resolver.forget()
+        elif event.type == "article.changed":
+            kb.invalidate(event.tenant_id)
+
+
+def create_app(settings: Settings | None = None, core: HelpdeskCore | None = None) -> Starlette:
+    """The whole service. Pass `core` to share one core between apps (tests, benchmarks)."""
+    settings = settings or Settings.from_env()
+    settings.validate()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        settings.data_path.mkdir(parents=True, exist_ok=True)
+        own_core = core is None
+        the_core: HelpdeskCore = core or EmbeddedCore(settings.resolved_database_url)
+        if own_core:
+            await the_core.start()
+        search = SearchService(settings.data_path / "indexes", the_core)
+        for tenant in await the_core.list_tenants():
+            await search.catch_up(tenant.id)
+        kb = KnowledgeBase(the_core)
+        resolver = TenantResolver(the_core, settings.base_domain)
+        tasks = [
+            asyncio.create_task(search.follow_events(), name="search-follow"),
+            asyncio.create_task(_follow_core_events(the_core, resolver, kb), name="cache-follow"),
+            asyncio.create_task(kb.flush_views_forever(), name="view-flush"),
+        ]
+        try:
+            yield {
+                "settings": settings,
+                "core": the_core,
+                "search": search,
+                "kb": kb,
+                "tenants": resolver,
+                "signer": Signer(settings.secret_key),
+                "templates": make_templates(settings.data_path / "templates"),
+            }
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await kb.flush_views()
+            search.close()
+            if own_core:
+                await the_core.close()
+
+    routes = [
+        Route("/healthz", healthz, name="healthz"),
+        Route("/_tls/ask", tls_ask, name="tls_ask"),
+        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        *kb_routes,
+        Mount("/admin", routes=admin_routes),
+    ]
+    middleware = [
+        Middleware(SecurityHeadersMiddleware),
+        Middleware(GZipMiddleware, minimum_size=1024),
+        Middleware(TenancyMiddleware, not_found_app=unknown_host),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _error_page, Exception: _error_page},
+    )

@@ -1,0 +1,169 @@
+"""The `portal` command: serve, demo, migrate, reindex, kb-import, create-agent, settings."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from portal.core.contract import Conflict, NotFound
+from portal.core.embedded.core import EmbeddedCore
+from portal.settings import Settings, SettingsError, settings_table
+
+
+def _core(settings: Settings) -> EmbeddedCore:
+    settings.data_path.mkdir(parents=True, exist_ok=True)
+    return EmbeddedCore(settings.resolved_database_url)
+
+
+async def _with_core(settings: Settings, action):  # type: ignore[no-untyped-def]
+    core = _core(settings)
+    await core.start()
+    try:
+        return await action(core)
+    finally:
+        await core.close()
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from portal.app import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=args.host or settings.host,
+        port=int(args.port or settings.port),
+        proxy_headers=True,
+        ws_per_message_deflate=False,
+    )
+    return 0
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    async def action(core: EmbeddedCore) -> None:
+        print(f"database is up to date: {settings.resolved_database_url.split('@')[-1]}")
+
+    asyncio.run(_with_core(settings, action))
+    return 0
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from portal.demo.loader import load_demo
+
+    if settings.production:
+        print("portal demo makes an admin with a known password; not in production", file=sys.stderr)
+        return 2
+    asyncio.run(_with_core(settings, lambda core: load_demo(core, settings)))
+    return 0
+
+
+def cmd_reindex(settings: Settings, args: argparse.Namespace) -> int:
+    from portal.kb.search import SearchService
+
+    async def action(core: EmbeddedCore) -> int:
+        search = SearchService(settings.data_path / "indexes", core)
+        try:
+            tenants = await core.list_tenants()
+            if args.tenant:
+                tenants = [t for t in tenants if t.slug == args.tenant]
+                if not tenants:
+                    print(f"no tenant {args.tenant!r}", file=sys.stderr)
+                    return 1
+            for tenant in tenants:
+                await search.rebuild(tenant.id)
+                print(f"{tenant.slug}: index rebuilt")
+        finally:
+            search.close()
+        return 0
+
+    return asyncio.run(_with_core(settings, action))
+
+
+def cmd_kb_import(settings: Settings, args: argparse.Namespace) -> int:
+    from portal.kb.importer import import_folder
+
+    async def action(core: EmbeddedCore) -> int:
+        try:
+            tenant = await core.get_tenant(args.tenant)
+        except NotFound:
+            print(f"no tenant {args.tenant!r}; create it with `portal demo` or the admin", file=sys.stderr)
+            return 1
+        report = await import_folder(core, tenant.id, Path(args.path))
+        for problem in report.errors:
+            print(problem, file=sys.stderr)
+        print(f"{report.created} created, {report.updated} updated, {len(report.errors)} failed")
+        return 1 if report.errors else 0
+
+    return asyncio.run(_with_core(settings, action))
+
+
+def cmd_create_agent(settings: Settings, args: argparse.Namespace) -> int:
+    from portal.security import hash_password
+
+    password = args.password or getpass.getpass("Password: ")
+    if len(password) < 8:
+        print("the password needs at least 8 characters", file=sys.stderr)
+        return 1
+
+    async def action(core: EmbeddedCore) -> int:
+        try:
+            tenant = await core.get_tenant(args.tenant)
+            await core.create_agent(tenant.id, args.email, args.name, hash_password(password), args.role)
+        except (NotFound, Conflict) as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        print(f"agent {args.email} created for {tenant.slug}")
+        return 0
+
+    return asyncio.run(_with_core(settings, action))
+
+
+def cmd_settings(settings: Settings, args: argparse.Namespace) -> int:
+    for name, default, help_text in settings_table():
+        print(f"{name}={default!r}\n    {help_text}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="portal", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the portal with uvicorn")
+    serve.add_argument("--host")
+    serve.add_argument("--port")
+    serve.set_defaults(func=cmd_serve)
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+    sub.add_parser("demo", help="load the demo tenant and articles").set_defaults(func=cmd_demo)
+    reindex = sub.add_parser("reindex", help="rebuild the search index from the core")
+    reindex.add_argument("--tenant", help="only this tenant (slug)")
+    reindex.set_defaults(func=cmd_reindex)
+    kb_import = sub.add_parser("kb-import", help="import a folder of Markdown articles")
+    kb_import.add_argument("path")
+    kb_import.add_argument("--tenant", required=True, help="tenant slug")
+    kb_import.set_defaults(func=cmd_kb_import)
+    agent = sub.add_parser("create-agent", help="create an agent account")
+    agent.add_argument("--tenant", required=True)
+    agent.add_argument("--email", required=True)
+    agent.add_argument("--name", required=True)
+    agent.add_argument("--role", choices=["admin", "agent"], default="agent")
+    agent.add_argument("--password", help="prompted for when omitted")
+    agent.set_defaults(func=cmd_create_agent)
+    sub.add_parser("settings", help="list every PORTAL_* setting").set_defaults(func=cmd_settings)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"portal: {exc}", file=sys.stderr)
+        return 2
+    return args.func(settings, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

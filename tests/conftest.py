@@ -1,0 +1,137 @@
+"""Shared fixtures: a real core on SQLite and PostgreSQL, a real uvicorn server, action helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from portal.core.contract import ArticleDraft, Tenant
+from portal.core.embedded.core import EmbeddedCore
+from portal.security import hash_password
+from portal.settings import Settings
+
+REQUIRE_SERVICES = os.environ.get("PORTAL_REQUIRE_SERVICES") == "1"
+PG_ADMIN_DSN = os.environ.get("PORTAL_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+BASE_DOMAIN = "portal.test"
+
+
+def service_missing(reason: str) -> None:
+    """Skip, or fail on CI, where PORTAL_REQUIRE_SERVICES=1 makes every service mandatory."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} (PORTAL_REQUIRE_SERVICES=1, so this is a failure)")
+    pytest.skip(reason)
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, empty database: SQLite in tmp_path, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/core.db"
+        return
+    if not _reachable("127.0.0.1", 5432):
+        service_missing("PostgreSQL is not reachable on 127.0.0.1:5432")
+    import asyncpg
+
+    name = f"portal_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield PG_ADMIN_DSN.replace("postgresql://", "postgresql+asyncpg://").rsplit("/", 1)[0] + "/" + name
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def core(database_url: str) -> AsyncIterator[EmbeddedCore]:
+    the_core = EmbeddedCore(database_url)
+    await the_core.start()
+    yield the_core
+    await the_core.close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=str(tmp_path / "data"),
+        base_domain=BASE_DOMAIN,
+        secret_key="test-secret-key-that-is-long-enough-0123456789",
+    )
+
+
+@dataclass
+class Server:
+    """A real uvicorn server in the test's event loop."""
+
+    url: str
+    core: EmbeddedCore
+
+    def client(self, host: str = f"acme.{BASE_DOMAIN}", **kwargs: object) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, headers={"host": host}, **kwargs)  # type: ignore[arg-type]
+
+    async def tenant(self, slug: str = "acme", name: str = "Acme") -> Tenant:
+        return await self.core.create_tenant(slug, name)
+
+    async def article(self, tenant: Tenant, title: str, body: str, **kw: object) -> None:
+        from portal.core.slugs import slugify
+
+        language = str(kw.pop("language", "en"))
+        category = await self.core.ensure_category(tenant.id, language, str(kw.pop("category", "General")))
+        await self.core.save_article(
+            tenant.id,
+            ArticleDraft(
+                language=language, slug=str(kw.pop("slug", slugify(title))), title=title,
+                body_md=body, published=bool(kw.pop("published", True)), category_id=category.id,
+            ),
+        )
+
+    async def agent(self, tenant: Tenant, email: str, password: str, role: str = "admin") -> None:
+        await self.core.create_agent(tenant.id, email, "Agent " + email, hash_password(password), role)
+
+
+async def start_server(app: object) -> tuple[uvicorn.Server, asyncio.Task[None], str]:
+    """Serve `app` with uvicorn on a free loopback port; returns (server, task, base url)."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    return server, task, f"http://127.0.0.1:{port}"
+
+
+async def stop_server(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
+    server.should_exit = True
+    await task
+
+
+@pytest.fixture
+async def server(settings: Settings, core: EmbeddedCore) -> AsyncIterator[Server]:
+    from portal.app import create_app
+
+    srv, task, url = await start_server(create_app(settings, core=core))
+    yield Server(url=url, core=core)
+    await stop_server(srv, task)

@@ -1,0 +1,61 @@
+from pathlib import Path
+
+import pytest
+
+from portal.settings import DEV_SECRET, Settings, SettingsError, settings_table
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def test_defaults_need_nothing_in_development():
+    settings = Settings.from_env({})
+    assert settings.env == "development"
+    assert settings.resolved_database_url.startswith("sqlite+aiosqlite:///")
+    assert settings.resolved_database_url.endswith("/portal.db")
+
+
+def test_every_setting_comes_from_its_environment_variable():
+    environ = {name: value for name, value in [
+        ("PORTAL_DATA_DIR", "/tmp/x"), ("PORTAL_BASE_DOMAIN", "help.example.com"),
+        ("PORTAL_REDIS_URL", "redis://127.0.0.1:6379/0"), ("PORTAL_PORT", "9000"),
+        ("PORTAL_DATABASE_URL", "postgresql+asyncpg://u@h/db"),
+    ]}
+    settings = Settings.from_env(environ)
+    assert settings.data_dir == "/tmp/x"
+    assert settings.base_domain == "help.example.com"
+    assert settings.redis_url == "redis://127.0.0.1:6379/0"
+    assert settings.port == "9000"
+    assert settings.resolved_database_url == "postgresql+asyncpg://u@h/db"
+
+
+@pytest.mark.parametrize(
+    "environ, names",
+    [
+        ({"PORTAL_ENV": "production", "PORTAL_BASE_DOMAIN": "help.example.com"}, "PORTAL_SECRET_KEY"),
+        (
+            {"PORTAL_ENV": "production", "PORTAL_SECRET_KEY": "short",
+             "PORTAL_BASE_DOMAIN": "help.example.com"},
+            "PORTAL_SECRET_KEY",
+        ),
+        ({"PORTAL_ENV": "production", "PORTAL_SECRET_KEY": "x" * 40}, "PORTAL_BASE_DOMAIN"),
+        ({"PORTAL_ENV": "staging"}, "PORTAL_ENV"),
+        ({"PORTAL_PORT": "eighty"}, "PORTAL_PORT"),
+    ],
+)
+def test_unsafe_production_settings_fail_naming_the_variable(environ, names):
+    with pytest.raises(SettingsError, match=names):
+        Settings.from_env(environ)
+
+
+def test_production_accepts_safe_settings():
+    settings = Settings.from_env(
+        {"PORTAL_ENV": "production", "PORTAL_SECRET_KEY": "k" * 48,
+         "PORTAL_BASE_DOMAIN": "help.example.com"}
+    )
+    assert settings.production and settings.secret_key != DEV_SECRET
+
+
+def test_readme_documents_every_setting():
+    readme = README.read_text()
+    for name, _default, _help in settings_table():
+        assert f"`{name}`" in readme, f"README's settings table lacks {name}"
