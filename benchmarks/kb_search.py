@@ -37,8 +37,12 @@ NB = (
     "sak kundeportal kunde organisasjon eksport personvern sikkerhet nettleser mobil varsel "
     "vedlegg opplasting innstillinger profil abonnement kort adresse sporing retur garanti"
 ).split()
-ZH = list("账户密码重置登录邮件发票付款退款订单配送工单支持门户客户组织导出隐私安全浏览器手机通知附件上传设置资料订阅")
-JA = list("アカウントパスワードリセットログインメール請求書支払い返金注文配送チケットサポート顧客組織設定通知添付")
+ZH = list(
+    "账户密码重置登录邮件发票付款退款订单配送工单支持门户客户组织导出隐私安全浏览器手机通知附件上传设置资料订阅"
+)
+JA = list(
+    "アカウントパスワードリセットログインメール請求書支払い返金注文配送チケットサポート顧客組織設定通知添付"
+)
 
 
 def words(rng: random.Random, lang: str, n: int) -> str:
@@ -47,7 +51,9 @@ def words(rng: random.Random, lang: str, n: int) -> str:
     if lang == "nb":
         return " ".join(rng.choice(NB) for _ in range(n))
     chars = ZH if lang == "zh-Hans" else JA
-    sentences = ["".join(rng.choice(chars) for _ in range(rng.randint(6, 16))) for _ in range(n // 6)]
+    sentences = [
+        "".join(rng.choice(chars) for _ in range(rng.randint(6, 16))) for _ in range(n // 6)
+    ]
     return "。".join(sentences)
 
 
@@ -72,8 +78,13 @@ async def seed(core: EmbeddedCore, tenant_id: int, count: int, rng: random.Rando
         for lang in set(langs):
             result = await conn.execute(
                 schema.kb_categories.insert().values(
-                    tenant_id=tenant_id, language=lang, slug="general", name="General",
-                    description="", position=0, created_at=now,
+                    tenant_id=tenant_id,
+                    language=lang,
+                    slug="general",
+                    name="General",
+                    description="",
+                    position=0,
+                    created_at=now,
                 )
             )
             categories[lang] = result.inserted_primary_key[0]
@@ -82,11 +93,17 @@ async def seed(core: EmbeddedCore, tenant_id: int, count: int, rng: random.Rando
             slug = f"article-{i}"
             rows.append(
                 dict(
-                    tenant_id=tenant_id, category_id=categories[lang], language=lang, slug=slug,
+                    tenant_id=tenant_id,
+                    category_id=categories[lang],
+                    language=lang,
+                    slug=slug,
                     title=words(rng, lang, rng.randint(3, 7)),
                     body_md="## Steps\n\n" + words(rng, lang, rng.randint(150, 300)),
-                    published=i % 20 != 0, views=rng.randint(0, 1000), revision=i + 1,
-                    created_at=now, updated_at=now,
+                    published=i % 20 != 0,
+                    views=rng.randint(0, 1000),
+                    revision=i + 1,
+                    created_at=now,
+                    updated_at=now,
                 )
             )
             if lang == "en" and i % 20 != 0:
@@ -97,7 +114,9 @@ async def seed(core: EmbeddedCore, tenant_id: int, count: int, rng: random.Rando
         if rows:
             await conn.execute(schema.kb_articles.insert(), rows)
         await conn.execute(
-            schema.tenants.update().where(schema.tenants.c.id == tenant_id).values(kb_revision=count)
+            schema.tenants.update()
+            .where(schema.tenants.c.id == tenant_id)
+            .values(kb_revision=count)
         )
     return paths
 
@@ -123,9 +142,8 @@ async def http_load(port: int, paths: list[str], seconds: float, connections: in
         try:
             while time.monotonic() < stop:
                 path = rng.choice(paths)
-                writer.write(
-                    f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept-Encoding: identity\r\n\r\n".encode()
-                )
+                request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                writer.write(request.encode())
                 head = await reader.readuntil(b"\r\n\r\n")
                 status = int(head.split(b" ", 2)[1])
                 length = 0
@@ -176,8 +194,10 @@ async def measure(count: int, seconds: float, tag: str) -> None:
         port = free_port()
         env = {**os.environ, "PORTAL_DATA_DIR": str(data), "PORTAL_PORT": str(port)}
         server = subprocess.Popen(
-            [sys.executable, "-m", "portal.cli", "serve"], env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [sys.executable, "-m", "portal.cli", "serve"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             for _ in range(300):
@@ -191,7 +211,9 @@ async def measure(count: int, seconds: float, tag: str) -> None:
             await http_load(port, hot, 2)  # warm the page cache
             print(f"article_page_rps_{tag}: {await http_load(port, hot, seconds):.0f} req/s")
             search_paths = [f"/kb/{lang}/search?q={quote(q)}" for q, lang in queries(rng, 200)]
-            print(f"search_page_rps_{tag}: {await http_load(port, search_paths, seconds):.0f} req/s")
+            print(
+                f"search_page_rps_{tag}: {await http_load(port, search_paths, seconds):.0f} req/s"
+            )
         finally:
             server.terminate()
             server.wait(timeout=10)

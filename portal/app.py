@@ -64,8 +64,12 @@ async def _error_page(request: Request, exc: Exception) -> Response:
 async def unknown_host(scope: Scope, receive: Receive, send: Send) -> None:
     """The page for a Host that is no tenant's: a plain 404 that names no tenant."""
     request = Request(scope, receive)
-    response = render(request, "errors/unknown_host.html", {"host": request.headers.get("host", "")},
-                      status_code=404)
+    response = render(
+        request,
+        "errors/unknown_host.html",
+        {"host": request.headers.get("host", "")},
+        status_code=404,
+    )
     await response(scope, receive, send)
 
 
@@ -76,7 +80,7 @@ async def _follow_core_events(
     async for event in core.events():
         if event.type == "tenant.changed":
             resolver.forget()
-        elif event.type == "article.changed":
+        elif event.type in ("article.changed", "category.changed"):
             kb.invalidate(event.tenant_id)
 
 

@@ -55,7 +55,9 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from portal.demo.loader import load_demo
 
     if settings.production:
-        print("portal demo makes an admin with a known password; not in production", file=sys.stderr)
+        print(
+            "portal demo makes an admin with a known password; not in production", file=sys.stderr
+        )
         return 2
     asyncio.run(_with_core(settings, lambda core: load_demo(core, settings)))
     return 0
@@ -90,7 +92,10 @@ def cmd_kb_import(settings: Settings, args: argparse.Namespace) -> int:
         try:
             tenant = await core.get_tenant(args.tenant)
         except NotFound:
-            print(f"no tenant {args.tenant!r}; create it with `portal demo` or the admin", file=sys.stderr)
+            print(
+                f"no tenant {args.tenant!r}; create it with `portal demo` or the admin",
+                file=sys.stderr,
+            )
             return 1
         report = await import_folder(core, tenant.id, Path(args.path))
         for problem in report.errors:
@@ -112,7 +117,9 @@ def cmd_create_agent(settings: Settings, args: argparse.Namespace) -> int:
     async def action(core: EmbeddedCore) -> int:
         try:
             tenant = await core.get_tenant(args.tenant)
-            await core.create_agent(tenant.id, args.email, args.name, hash_password(password), args.role)
+            await core.create_agent(
+                tenant.id, args.email, args.name, hash_password(password), args.role
+            )
         except (NotFound, Conflict) as exc:
             print(exc, file=sys.stderr)
             return 1

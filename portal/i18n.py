@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from babel import Locale
@@ -18,11 +18,25 @@ LANGUAGES: dict[str, str] = {"en": "en", "nb": "nb", "zh-Hans": "zh_Hans", "ja":
 DEFAULT_LANGUAGE = "en"
 
 _ALIASES = {
-    "en": "en", "en-us": "en", "en-gb": "en",
-    "nb": "nb", "no": "nb", "nn": "nb", "nb-no": "nb", "no-no": "nb", "nn-no": "nb",
-    "zh": "zh-Hans", "zh-hans": "zh-Hans", "zh-cn": "zh-Hans", "zh-sg": "zh-Hans",
-    "zh-hans-cn": "zh-Hans", "zh_hans": "zh-Hans", "zh_cn": "zh-Hans",
-    "ja": "ja", "ja-jp": "ja", "jp": "ja",
+    "en": "en",
+    "en-us": "en",
+    "en-gb": "en",
+    "nb": "nb",
+    "no": "nb",
+    "nn": "nb",
+    "nb-no": "nb",
+    "no-no": "nb",
+    "nn-no": "nb",
+    "zh": "zh-Hans",
+    "zh-hans": "zh-Hans",
+    "zh-cn": "zh-Hans",
+    "zh-sg": "zh-Hans",
+    "zh-hans-cn": "zh-Hans",
+    "zh_hans": "zh-Hans",
+    "zh_cn": "zh-Hans",
+    "ja": "ja",
+    "ja-jp": "ja",
+    "jp": "ja",
 }
 
 
@@ -59,7 +73,7 @@ def negotiate(accept_language: str | None, default: str = DEFAULT_LANGUAGE) -> s
     return min(choices)[2] if choices else default
 
 
-@lru_cache(maxsize=None)
+@cache
 def translations(language: str) -> NullTranslations:
     """Gettext translations for a language, compiled from its .po file on first use."""
     catalog_name = LANGUAGES.get(language, "en")
@@ -76,6 +90,6 @@ def translations(language: str) -> NullTranslations:
 
 def language_name(language: str) -> str:
     """The language's own name for itself, e.g. `norsk bokmål`, `日本語`."""
-    return Locale.parse(LANGUAGES.get(language, language).replace("-", "_")).display_name or language
-
-
+    return (
+        Locale.parse(LANGUAGES.get(language, language).replace("-", "_")).display_name or language
+    )

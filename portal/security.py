@@ -28,7 +28,8 @@ class Signer:
 
     def __init__(self, secret_key: str) -> None:
         self._serializers = {
-            purpose: URLSafeTimedSerializer(secret_key, salt=salt) for purpose, salt in SALTS.items()
+            purpose: URLSafeTimedSerializer(secret_key, salt=salt)
+            for purpose, salt in SALTS.items()
         }
 
     def dumps(self, purpose: str, value: Any) -> str:

@@ -21,17 +21,27 @@ def _setting(default: str, help: str) -> str:
 
 @dataclass(frozen=True)
 class Settings:
-    env: str = _setting("development", "`development` or `production`; production refuses unsafe defaults.")
-    data_dir: str = _setting("./data", "Folder for the SQLite database, search indexes and uploads.")
+    env: str = _setting(
+        "development", "`development` or `production`; production refuses unsafe defaults."
+    )
+    data_dir: str = _setting(
+        "./data", "Folder for the SQLite database, search indexes and uploads."
+    )
     database_url: str = _setting(
         "", "SQLAlchemy async URL of the core's database; empty means SQLite in the data dir."
     )
     base_domain: str = _setting("localhost", "Tenants are served on `{slug}.{base_domain}`.")
-    secret_key: str = _setting(DEV_SECRET, "Signs sessions, CSRF and links; at least 32 characters in production.")
-    redis_url: str = _setting("", "Redis URL for pub/sub between processes; empty means one process.")
+    secret_key: str = _setting(
+        DEV_SECRET, "Signs sessions, CSRF and links; at least 32 characters in production."
+    )
+    redis_url: str = _setting(
+        "", "Redis URL for pub/sub between processes; empty means one process."
+    )
     host: str = _setting("127.0.0.1", "Address `portal serve` listens on.")
     port: str = _setting("8000", "Port `portal serve` listens on.")
-    public_scheme: str = _setting("http", "Scheme of public URLs (canonical links, sitemap): `http` or `https`.")
+    public_scheme: str = _setting(
+        "http", "Scheme of public URLs (canonical links, sitemap): `http` or `https`."
+    )
 
     @property
     def production(self) -> bool:
@@ -74,7 +84,8 @@ class Settings:
         if self.secret_key == DEV_SECRET or len(self.secret_key) < 32:
             raise SettingsError(
                 "PORTAL_SECRET_KEY must be set to a random string of at least 32 characters "
-                "in production, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`."
+                "in production, e.g. the output of "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`."
             )
         if self.base_domain in ("localhost", ""):
             raise SettingsError(

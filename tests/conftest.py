@@ -55,7 +55,11 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    yield PG_ADMIN_DSN.replace("postgresql://", "postgresql+asyncpg://").rsplit("/", 1)[0] + "/" + name
+    yield (
+        PG_ADMIN_DSN.replace("postgresql://", "postgresql+asyncpg://").rsplit("/", 1)[0]
+        + "/"
+        + name
+    )
     admin = await asyncpg.connect(PG_ADMIN_DSN)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -97,17 +101,25 @@ class Server:
         from portal.core.slugs import slugify
 
         language = str(kw.pop("language", "en"))
-        category = await self.core.ensure_category(tenant.id, language, str(kw.pop("category", "General")))
+        category = await self.core.ensure_category(
+            tenant.id, language, str(kw.pop("category", "General"))
+        )
         await self.core.save_article(
             tenant.id,
             ArticleDraft(
-                language=language, slug=str(kw.pop("slug", slugify(title))), title=title,
-                body_md=body, published=bool(kw.pop("published", True)), category_id=category.id,
+                language=language,
+                slug=str(kw.pop("slug", slugify(title))),
+                title=title,
+                body_md=body,
+                published=bool(kw.pop("published", True)),
+                category_id=category.id,
             ),
         )
 
     async def agent(self, tenant: Tenant, email: str, password: str, role: str = "admin") -> None:
-        await self.core.create_agent(tenant.id, email, "Agent " + email, hash_password(password), role)
+        await self.core.create_agent(
+            tenant.id, email, "Agent " + email, hash_password(password), role
+        )
 
 
 async def start_server(app: object) -> tuple[uvicorn.Server, asyncio.Task[None], str]:

@@ -17,8 +17,10 @@ def source_messages() -> set[str]:
     """Every msgid in the Python code and templates, extracted the way `make i18n` does."""
     found: set[str] = set()
     methods = [("**.py", "python")]
-    for folder, method_map in [(ROOT / "portal", methods),
-                               (ROOT / "templates", [("**.html", "jinja2")])]:
+    for folder, method_map in [
+        (ROOT / "portal", methods),
+        (ROOT / "templates", [("**.html", "jinja2")]),
+    ]:
         options = {"**.html": {"extensions": "jinja2.ext.i18n"}}
         for _file, _line, message, _comments, _context in extract_from_dir(
             folder, method_map, options_map=options
@@ -34,8 +36,10 @@ def test_every_ui_string_is_translated(catalog_name):
     missing, broken = [], []
     for msgid in source_messages():
         message = catalog.get(msgid)
-        if message is None or not message.string or not any(
-            message.string if isinstance(message.string, tuple) else [message.string]
+        if (
+            message is None
+            or not message.string
+            or not any(message.string if isinstance(message.string, tuple) else [message.string])
         ):
             missing.append(msgid)
             continue

@@ -15,11 +15,16 @@ def test_defaults_need_nothing_in_development():
 
 
 def test_every_setting_comes_from_its_environment_variable():
-    environ = {name: value for name, value in [
-        ("PORTAL_DATA_DIR", "/tmp/x"), ("PORTAL_BASE_DOMAIN", "help.example.com"),
-        ("PORTAL_REDIS_URL", "redis://127.0.0.1:6379/0"), ("PORTAL_PORT", "9000"),
-        ("PORTAL_DATABASE_URL", "postgresql+asyncpg://u@h/db"),
-    ]}
+    environ = {
+        name: value
+        for name, value in [
+            ("PORTAL_DATA_DIR", "/tmp/x"),
+            ("PORTAL_BASE_DOMAIN", "help.example.com"),
+            ("PORTAL_REDIS_URL", "redis://127.0.0.1:6379/0"),
+            ("PORTAL_PORT", "9000"),
+            ("PORTAL_DATABASE_URL", "postgresql+asyncpg://u@h/db"),
+        ]
+    }
     settings = Settings.from_env(environ)
     assert settings.data_dir == "/tmp/x"
     assert settings.base_domain == "help.example.com"
@@ -31,10 +36,16 @@ def test_every_setting_comes_from_its_environment_variable():
 @pytest.mark.parametrize(
     "environ, names",
     [
-        ({"PORTAL_ENV": "production", "PORTAL_BASE_DOMAIN": "help.example.com"}, "PORTAL_SECRET_KEY"),
         (
-            {"PORTAL_ENV": "production", "PORTAL_SECRET_KEY": "short",
-             "PORTAL_BASE_DOMAIN": "help.example.com"},
+            {"PORTAL_ENV": "production", "PORTAL_BASE_DOMAIN": "help.example.com"},
+            "PORTAL_SECRET_KEY",
+        ),
+        (
+            {
+                "PORTAL_ENV": "production",
+                "PORTAL_SECRET_KEY": "short",
+                "PORTAL_BASE_DOMAIN": "help.example.com",
+            },
             "PORTAL_SECRET_KEY",
         ),
         ({"PORTAL_ENV": "production", "PORTAL_SECRET_KEY": "x" * 40}, "PORTAL_BASE_DOMAIN"),
@@ -49,8 +60,11 @@ def test_unsafe_production_settings_fail_naming_the_variable(environ, names):
 
 def test_production_accepts_safe_settings():
     settings = Settings.from_env(
-        {"PORTAL_ENV": "production", "PORTAL_SECRET_KEY": "k" * 48,
-         "PORTAL_BASE_DOMAIN": "help.example.com"}
+        {
+            "PORTAL_ENV": "production",
+            "PORTAL_SECRET_KEY": "k" * 48,
+            "PORTAL_BASE_DOMAIN": "help.example.com",
+        }
     )
     assert settings.production and settings.secret_key != DEV_SECRET
 

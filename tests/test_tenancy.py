@@ -7,8 +7,12 @@ from portal.tenancy import TenantResolver, normalize_host
 
 @pytest.mark.parametrize(
     "raw, host",
-    [("Acme.Portal.Test:8000", "acme.portal.test"), ("support.acme.com.", "support.acme.com"),
-     ("[::1]:8000", "[::1]"), ("127.0.0.1", "127.0.0.1")],
+    [
+        ("Acme.Portal.Test:8000", "acme.portal.test"),
+        ("support.acme.com.", "support.acme.com"),
+        ("[::1]:8000", "[::1]"),
+        ("127.0.0.1", "127.0.0.1"),
+    ],
 )
 def test_normalize_host(raw, host):
     assert normalize_host(raw) == host
@@ -52,7 +56,9 @@ async def test_custom_domain_serves_its_tenant_and_tls_ask_knows_it(server):
     async with server.client("help.acme.com") as client:
         page = await client.get("/kb/en/")
         assert page.status_code == 200 and "Acme" in page.text
-        assert (await client.get("/_tls/ask", params={"domain": "help.acme.com"})).status_code == 200
+        assert (
+            await client.get("/_tls/ask", params={"domain": "help.acme.com"})
+        ).status_code == 200
         assert (await client.get("/_tls/ask", params={"domain": "evil.com"})).status_code == 404
         assert (await client.get("/_tls/ask")).status_code == 404
 
@@ -60,7 +66,9 @@ async def test_custom_domain_serves_its_tenant_and_tls_ask_knows_it(server):
 async def test_branding_is_applied_to_pages(server):
     acme = await server.tenant("acme", "Acme")
     await server.core.update_branding(
-        acme.id, name="Acme <Support>", logo_url="https://cdn.acme.com/logo.png",
+        acme.id,
+        name="Acme <Support>",
+        logo_url="https://cdn.acme.com/logo.png",
         primary_color="#ff5500",
     )
     async with server.client() as client:

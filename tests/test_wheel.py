@@ -30,8 +30,18 @@ def _get(url: str) -> tuple[int, str]:
 def test_installed_wheel_serves_the_demo(tmp_path):
     dist = tmp_path / "dist"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(dist), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(dist),
+            str(ROOT),
+        ],
         check=True,
     )
     [wheel] = dist.glob("portal-*.whl")
@@ -42,24 +52,43 @@ def test_installed_wheel_serves_the_demo(tmp_path):
     # The dependencies come from this test run's environment; only portal itself is the wheel's.
     site = subprocess.run(
         [py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     Path(site, "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(py), "install", "-q", "--no-deps", str(wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(py),
+            "install",
+            "-q",
+            "--no-deps",
+            str(wheel),
+        ],
         check=True,
     )
     env = {
-        **os.environ, "PORTAL_DATA_DIR": str(tmp_path / "data"), "PORTAL_PORT": str(_free_port()),
+        **os.environ,
+        "PORTAL_DATA_DIR": str(tmp_path / "data"),
+        "PORTAL_PORT": str(_free_port()),
     }
     env.pop("PYTHONPATH", None)
     where = subprocess.run(
-        [py, "-c", "import portal; print(portal.__file__)"], cwd=tmp_path, env=env,
-        check=True, capture_output=True, text=True,
+        [py, "-c", "import portal; print(portal.__file__)"],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     assert str(venv) in where, f"portal was imported from {where}, not the wheel"
-    subprocess.run([bindir / "portal", "demo"], cwd=tmp_path, env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [bindir / "portal", "demo"], cwd=tmp_path, env=env, check=True, capture_output=True
+    )
     server = subprocess.Popen([bindir / "portal", "serve"], cwd=tmp_path, env=env)
     base = f"http://127.0.0.1:{env['PORTAL_PORT']}"
     try:

@@ -114,7 +114,9 @@ async def kb_category(request: Request, lang: str) -> Response:
         category = await core.get_category_by_slug(tenant.id, lang, request.path_params["slug"])
     except NotFound as exc:
         raise HTTPException(404, "There is no such category in this help center.") from exc
-    children = [c for c in await core.list_categories(tenant.id, lang) if c.parent_id == category.id]
+    children = [
+        c for c in await core.list_categories(tenant.id, lang) if c.parent_id == category.id
+    ]
     return render(
         request,
         "kb/category.html",
@@ -230,7 +232,9 @@ async def kb_search_json(request: Request) -> Response:
     results = [
         {
             "title": hit.title,
-            "url": absolute(request, request.url_for("kb_article", lang=hit.language, slug=hit.slug).path),
+            "url": absolute(
+                request, request.url_for("kb_article", lang=hit.language, slug=hit.slug).path
+            ),
             "snippet": hit.snippet_html,
             "language": hit.language,
         }
@@ -285,7 +289,10 @@ routes = [
     Route("/kb/{lang}/categories/{slug}", localized(kb_category), name="kb_category"),
     Route("/kb/{lang}/articles/{slug}", localized(kb_article), name="kb_article"),
     Route(
-        "/kb/{lang}/articles/{slug}/feedback", localized(kb_feedback), name="kb_feedback", methods=["POST"]
+        "/kb/{lang}/articles/{slug}/feedback",
+        localized(kb_feedback),
+        name="kb_feedback",
+        methods=["POST"],
     ),
     Route("/sitemap.xml", sitemap, name="sitemap"),
     Route("/robots.txt", robots, name="robots"),

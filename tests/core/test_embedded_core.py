@@ -4,7 +4,14 @@ import asyncio
 
 import pytest
 
-from portal.core.contract import ArticleDraft, Conflict, Feedback, HelpdeskCore, NotFound, TicketDraft
+from portal.core.contract import (
+    ArticleDraft,
+    Conflict,
+    Feedback,
+    HelpdeskCore,
+    NotFound,
+    TicketDraft,
+)
 
 
 def test_embedded_core_implements_the_contract(core):
@@ -71,14 +78,17 @@ async def test_missed_searches_are_counted_per_normalized_query(core):
     await core.record_missed_search(tenant.id, "faktura", "nb")
     missed = await core.missed_searches(tenant.id)
     assert [(m.query, m.language, m.count) for m in missed] == [
-        ("refund policy", "en", 2), ("faktura", "nb", 1)
+        ("refund policy", "en", 2),
+        ("faktura", "nb", 1),
     ]
 
 
 async def test_a_retried_ticket_is_one_ticket(core):
     tenant = await core.create_tenant("acme", "Acme")
     draft = TicketDraft("Broken", "It broke", "Pat@Example.com", "Pat")
-    results = await asyncio.gather(*[core.create_ticket(tenant.id, draft, "idem-1") for _ in range(3)])
+    results = await asyncio.gather(
+        *[core.create_ticket(tenant.id, draft, "idem-1") for _ in range(3)]
+    )
     assert len({t.id for t in results}) == 1
     other = await core.create_ticket(tenant.id, draft, "idem-2")
     assert other.number == results[0].number + 1

@@ -8,9 +8,24 @@ from portal.core.embedded.core import EmbeddedCore
 from portal.core.embedded.schema import metadata
 
 EXPECTED_TABLES = {
-    "tenants", "tenant_domains", "agents", "organizations", "customers", "departments",
-    "tickets", "ticket_replies", "ratings", "conversations", "chat_messages", "attachments",
-    "kb_categories", "kb_articles", "kb_feedback", "kb_missed_searches", "forms", "form_fields",
+    "tenants",
+    "tenant_domains",
+    "agents",
+    "organizations",
+    "customers",
+    "departments",
+    "tickets",
+    "ticket_replies",
+    "ratings",
+    "conversations",
+    "chat_messages",
+    "attachments",
+    "kb_categories",
+    "kb_articles",
+    "kb_feedback",
+    "kb_missed_searches",
+    "forms",
+    "form_fields",
 }
 
 
@@ -23,7 +38,9 @@ async def test_migrations_from_empty_match_the_schema(database_url):
             diff = await conn.run_sync(
                 lambda c: compare_metadata(MigrationContext.configure(c), metadata)
             )
-            version = (await conn.execute(sa.text("select version_num from alembic_version"))).scalar()
+            version = (
+                await conn.execute(sa.text("select version_num from alembic_version"))
+            ).scalar()
     finally:
         await core.close()
     assert EXPECTED_TABLES <= tables

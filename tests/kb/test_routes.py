@@ -193,3 +193,19 @@ async def test_category_page_shows_its_articles(server, acme):
         missing = await client.get("/kb/en/categories/nothing-here")
     assert page.status_code == 200 and "Reset your password" in page.text
     assert missing.status_code == 404
+
+
+async def test_renaming_a_category_refreshes_cached_article_pages(server, acme):
+    async with server.client() as client:
+        before = await client.get("/kb/en/articles/reset-password")
+        assert "Account" in before.text
+        category = await server.core.get_category_by_slug(acme.id, "en", "account")
+        await server.core.update_category(
+            acme.id, category.id, name="Your account", description="", parent_id=None, position=0
+        )
+        for _ in range(50):
+            after = await client.get("/kb/en/articles/reset-password")
+            if "Your account" in after.text:
+                break
+            await asyncio.sleep(0.02)
+        assert "Your account" in after.text

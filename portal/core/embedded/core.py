@@ -1,4 +1,4 @@
-"""The embedded core: the HelpdeskCore contract on SQLAlchemy (SQLite by default, PostgreSQL too)."""
+"""The embedded core: the HelpdeskCore contract on SQLAlchemy (SQLite default, PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -122,15 +122,23 @@ class EmbeddedCore:
             try:
                 result = await conn.execute(
                     t.tenants.insert().values(
-                        slug=slug, name=name, logo_url="", primary_color="#1f6feb",
-                        default_locale="en", settings={}, kb_revision=0, created_at=utcnow(),
+                        slug=slug,
+                        name=name,
+                        logo_url="",
+                        primary_color="#1f6feb",
+                        default_locale="en",
+                        settings={},
+                        kb_revision=0,
+                        created_at=utcnow(),
                     )
                 )
                 tenant_id = result.inserted_primary_key[0]
                 for domain in domains:
                     await conn.execute(
                         t.tenant_domains.insert().values(
-                            tenant_id=tenant_id, domain=domain.lower(), verified=True,
+                            tenant_id=tenant_id,
+                            domain=domain.lower(),
+                            verified=True,
                             created_at=utcnow(),
                         )
                     )
@@ -173,7 +181,9 @@ class EmbeddedCore:
                 .where(t.tenants.c.id == tenant_id)
                 .values(name=name, logo_url=logo_url, primary_color=primary_color)
             )
-            row = (await conn.execute(sa.select(t.tenants).where(t.tenants.c.id == tenant_id))).one()
+            row = (
+                await conn.execute(sa.select(t.tenants).where(t.tenants.c.id == tenant_id))
+            ).one()
             tenant = await self._tenant_from_row(conn, row)
         self._bus.publish(Event("tenant.changed", tenant_id, {"slug": tenant.slug}))
         return tenant
@@ -183,7 +193,9 @@ class EmbeddedCore:
             try:
                 await conn.execute(
                     t.tenant_domains.insert().values(
-                        tenant_id=tenant_id, domain=domain.lower(), verified=True,
+                        tenant_id=tenant_id,
+                        domain=domain.lower(),
+                        verified=True,
                         created_at=utcnow(),
                     )
                 )
@@ -195,7 +207,11 @@ class EmbeddedCore:
     @staticmethod
     def _agent(row: Any) -> Agent:
         return Agent(
-            id=row.id, tenant_id=row.tenant_id, email=row.email, name=row.name, role=row.role,
+            id=row.id,
+            tenant_id=row.tenant_id,
+            email=row.email,
+            name=row.name,
+            role=row.role,
             password_hash=row.password_hash,
         )
 
@@ -206,8 +222,12 @@ class EmbeddedCore:
             try:
                 result = await conn.execute(
                     t.agents.insert().values(
-                        tenant_id=tenant_id, email=email.lower(), name=name,
-                        password_hash=password_hash, role=role, presence="offline",
+                        tenant_id=tenant_id,
+                        email=email.lower(),
+                        name=name,
+                        password_hash=password_hash,
+                        role=role,
+                        presence="offline",
                         created_at=utcnow(),
                     )
                 )
@@ -221,7 +241,9 @@ class EmbeddedCore:
         )
 
     async def get_agent(self, tenant_id: int, agent_id: int) -> Agent:
-        return await self._one_agent((t.agents.c.tenant_id == tenant_id) & (t.agents.c.id == agent_id))
+        return await self._one_agent(
+            (t.agents.c.tenant_id == tenant_id) & (t.agents.c.id == agent_id)
+        )
 
     async def _one_agent(self, where: Any) -> Agent:
         async with self.engine.connect() as conn:
@@ -234,13 +256,23 @@ class EmbeddedCore:
     @staticmethod
     def _category(row: Any) -> Category:
         return Category(
-            id=row.id, tenant_id=row.tenant_id, language=row.language, slug=row.slug,
-            name=row.name, description=row.description, parent_id=row.parent_id,
+            id=row.id,
+            tenant_id=row.tenant_id,
+            language=row.language,
+            slug=row.slug,
+            name=row.name,
+            description=row.description,
+            parent_id=row.parent_id,
             position=row.position,
         )
 
     async def ensure_category(
-        self, tenant_id: int, language: str, name: str, *, parent_id: int | None = None,
+        self,
+        tenant_id: int,
+        language: str,
+        name: str,
+        *,
+        parent_id: int | None = None,
         slug: str = "",
     ) -> Category:
         slug = slug or slugify(name)
@@ -252,17 +284,31 @@ class EmbeddedCore:
             try:
                 await conn.execute(
                     t.kb_categories.insert().values(
-                        tenant_id=tenant_id, language=language, slug=slug, name=name,
-                        description="", parent_id=parent_id, position=0, created_at=utcnow(),
+                        tenant_id=tenant_id,
+                        language=language,
+                        slug=slug,
+                        name=name,
+                        description="",
+                        parent_id=parent_id,
+                        position=0,
+                        created_at=utcnow(),
                     )
                 )
             except IntegrityError:
                 pass  # created concurrently: the row we want exists
-        return await self.get_category_by_slug(tenant_id, language, slug)
+        category = await self.get_category_by_slug(tenant_id, language, slug)
+        self._publish_category(category.tenant_id, category.id)
+        return category
 
     async def update_category(
-        self, tenant_id: int, category_id: int, *, name: str, description: str,
-        parent_id: int | None, position: int,
+        self,
+        tenant_id: int,
+        category_id: int,
+        *,
+        name: str,
+        description: str,
+        parent_id: int | None,
+        position: int,
     ) -> Category:
         if parent_id == category_id:
             raise Conflict("a category cannot be its own parent")
@@ -275,6 +321,7 @@ class EmbeddedCore:
             )
             if result.rowcount == 0:
                 raise NotFound("no such category")
+        self._publish_category(tenant_id, category_id)
         return await self.get_category(tenant_id, category_id)
 
     async def delete_category(self, tenant_id: int, category_id: int) -> None:
@@ -300,6 +347,11 @@ class EmbeddedCore:
                 .where(t.kb_categories.c.tenant_id == tenant_id)
                 .where(t.kb_categories.c.id == category_id)
             )
+        self._publish_category(tenant_id, category_id)
+
+    def _publish_category(self, tenant_id: int, category_id: int) -> None:
+        # Article pages show category names in their breadcrumb, so caches must hear of this.
+        self._bus.publish(Event("category.changed", tenant_id, {"category_id": category_id}))
 
     async def list_categories(self, tenant_id: int, language: str | None = None) -> list[Category]:
         query = sa.select(t.kb_categories).where(t.kb_categories.c.tenant_id == tenant_id)
@@ -331,9 +383,16 @@ class EmbeddedCore:
     @staticmethod
     def _article(row: Any) -> Article:
         return Article(
-            id=row.id, tenant_id=row.tenant_id, category_id=row.category_id,
-            language=row.language, slug=row.slug, title=row.title, body_md=row.body_md,
-            published=row.published, updated_at=_aware(row.updated_at), revision=row.revision,
+            id=row.id,
+            tenant_id=row.tenant_id,
+            category_id=row.category_id,
+            language=row.language,
+            slug=row.slug,
+            title=row.title,
+            body_md=row.body_md,
+            published=row.published,
+            updated_at=_aware(row.updated_at),
+            revision=row.revision,
             views=row.views,
         )
 
@@ -345,10 +404,14 @@ class EmbeddedCore:
             .values(kb_revision=t.tenants.c.kb_revision + 1)
         )
         return (
-            await conn.execute(sa.select(t.tenants.c.kb_revision).where(t.tenants.c.id == tenant_id))
+            await conn.execute(
+                sa.select(t.tenants.c.kb_revision).where(t.tenants.c.id == tenant_id)
+            )
         ).scalar_one()
 
-    async def _check_category(self, conn: AsyncConnection, tenant_id: int, category_id: int | None) -> None:
+    async def _check_category(
+        self, conn: AsyncConnection, tenant_id: int, category_id: int | None
+    ) -> None:
         if category_id is None:
             return
         found = (
@@ -368,8 +431,12 @@ class EmbeddedCore:
             await self._check_category(conn, tenant_id, draft.category_id)
             revision = await self._next_revision(conn, tenant_id)
             values = dict(
-                title=draft.title, body_md=draft.body_md, published=draft.published,
-                category_id=draft.category_id, revision=revision, updated_at=now,
+                title=draft.title,
+                body_md=draft.body_md,
+                published=draft.published,
+                category_id=draft.category_id,
+                revision=revision,
+                updated_at=now,
             )
             result = await conn.execute(
                 t.kb_articles.update()
@@ -381,8 +448,12 @@ class EmbeddedCore:
             if result.rowcount == 0:
                 await conn.execute(
                     t.kb_articles.insert().values(
-                        tenant_id=tenant_id, language=draft.language, slug=draft.slug, views=0,
-                        created_at=now, **values,
+                        tenant_id=tenant_id,
+                        language=draft.language,
+                        slug=draft.slug,
+                        views=0,
+                        created_at=now,
+                        **values,
                     )
                 )
             row = (
@@ -408,9 +479,14 @@ class EmbeddedCore:
                     .where(c.tenant_id == tenant_id)
                     .where(c.id == article_id)
                     .values(
-                        language=draft.language, slug=draft.slug, title=draft.title,
-                        body_md=draft.body_md, published=draft.published,
-                        category_id=draft.category_id, revision=revision, updated_at=utcnow(),
+                        language=draft.language,
+                        slug=draft.slug,
+                        title=draft.title,
+                        body_md=draft.body_md,
+                        published=draft.published,
+                        category_id=draft.category_id,
+                        revision=revision,
+                        updated_at=utcnow(),
                     )
                 )
             except IntegrityError as exc:
@@ -429,8 +505,11 @@ class EmbeddedCore:
             Event(
                 "article.changed",
                 article.tenant_id,
-                {"article_id": article.id, "revision": article.revision,
-                 "published": article.published},
+                {
+                    "article_id": article.id,
+                    "revision": article.revision,
+                    "published": article.published,
+                },
             )
         )
 
@@ -452,7 +531,11 @@ class EmbeddedCore:
         return self._article(row)
 
     async def list_articles(
-        self, tenant_id: int, *, language: str | None = None, category_id: int | None = None,
+        self,
+        tenant_id: int,
+        *,
+        language: str | None = None,
+        category_id: int | None = None,
         published_only: bool = True,
     ) -> list[Article]:
         c = t.kb_articles.c
@@ -518,15 +601,20 @@ class EmbeddedCore:
                     .values(views=c.views + count)
                 )
 
-    async def record_feedback(self, tenant_id: int, feedback: Feedback, idempotency_key: str) -> None:
+    async def record_feedback(
+        self, tenant_id: int, feedback: Feedback, idempotency_key: str
+    ) -> None:
         await self.get_article(tenant_id, feedback.article_id)
         async with self.engine.begin() as conn:
             try:
                 await conn.execute(
                     t.kb_feedback.insert().values(
-                        tenant_id=tenant_id, article_id=feedback.article_id,
-                        helpful=feedback.helpful, comment=feedback.comment,
-                        idempotency_key=idempotency_key, created_at=utcnow(),
+                        tenant_id=tenant_id,
+                        article_id=feedback.article_id,
+                        helpful=feedback.helpful,
+                        comment=feedback.comment,
+                        idempotency_key=idempotency_key,
+                        created_at=utcnow(),
                     )
                 )
             except IntegrityError:
@@ -581,7 +669,9 @@ class EmbeddedCore:
         return [MissedSearch(r.query, r.language, r.count, _aware(r.last_seen)) for r in rows]
 
     # ----------------------------------------------------------------- tickets
-    async def _customer_id(self, conn: AsyncConnection, tenant_id: int, email: str, name: str) -> int:
+    async def _customer_id(
+        self, conn: AsyncConnection, tenant_id: int, email: str, name: str
+    ) -> int:
         c = t.customers.c
         email = email.strip().lower()
         row = (
@@ -613,14 +703,24 @@ class EmbeddedCore:
     @staticmethod
     def _ticket(row: Any) -> Ticket:
         return Ticket(
-            id=row.id, tenant_id=row.tenant_id, number=row.number, subject=row.subject,
-            status=row.status, priority=row.priority, customer_id=row.customer_id,
-            organization_id=row.organization_id, created_at=_aware(row.created_at),
-            updated_at=_aware(row.updated_at), kind=row.kind, department_id=row.department_id,
+            id=row.id,
+            tenant_id=row.tenant_id,
+            number=row.number,
+            subject=row.subject,
+            status=row.status,
+            priority=row.priority,
+            customer_id=row.customer_id,
+            organization_id=row.organization_id,
+            created_at=_aware(row.created_at),
+            updated_at=_aware(row.updated_at),
+            kind=row.kind,
+            department_id=row.department_id,
             custom_fields=dict(row.custom_fields or {}),
         )
 
-    async def create_ticket(self, tenant_id: int, draft: TicketDraft, idempotency_key: str) -> Ticket:
+    async def create_ticket(
+        self, tenant_id: int, draft: TicketDraft, idempotency_key: str
+    ) -> Ticket:
         existing = await self._ticket_by_key(tenant_id, idempotency_key)
         if existing is not None:
             return existing
@@ -640,7 +740,9 @@ class EmbeddedCore:
         self._bus.publish(Event("ticket.created", tenant_id, {"ticket_id": ticket.id}))
         return ticket
 
-    async def _insert_ticket(self, tenant_id: int, draft: TicketDraft, idempotency_key: str) -> None:
+    async def _insert_ticket(
+        self, tenant_id: int, draft: TicketDraft, idempotency_key: str
+    ) -> None:
         now = utcnow()
         async with self.engine.begin() as conn:
             customer_id = await self._customer_id(
@@ -655,24 +757,43 @@ class EmbeddedCore:
             ).scalar_one() + 1
             result = await conn.execute(
                 t.tickets.insert().values(
-                    tenant_id=tenant_id, number=number, customer_id=customer_id,
-                    department_id=draft.department_id, subject=draft.subject, kind=draft.kind,
-                    status="open", priority=draft.priority, source=draft.source,
-                    custom_fields=draft.custom_fields, idempotency_key=idempotency_key,
-                    created_at=now, updated_at=now,
+                    tenant_id=tenant_id,
+                    number=number,
+                    customer_id=customer_id,
+                    department_id=draft.department_id,
+                    subject=draft.subject,
+                    kind=draft.kind,
+                    status="open",
+                    priority=draft.priority,
+                    source=draft.source,
+                    custom_fields=draft.custom_fields,
+                    idempotency_key=idempotency_key,
+                    created_at=now,
+                    updated_at=now,
                 )
             )
             await conn.execute(
                 t.ticket_replies.insert().values(
-                    ticket_id=result.inserted_primary_key[0], author_type="customer",
-                    author_id=customer_id, body=draft.description, internal=False,
-                    idempotency_key=f"{idempotency_key}:description", created_at=now,
+                    ticket_id=result.inserted_primary_key[0],
+                    author_type="customer",
+                    author_id=customer_id,
+                    body=draft.description,
+                    internal=False,
+                    idempotency_key=f"{idempotency_key}:description",
+                    created_at=now,
                 )
             )
 
     async def add_reply(
-        self, tenant_id: int, ticket_id: int, *, author_type: str, author_id: int, body: str,
-        internal: bool, idempotency_key: str,
+        self,
+        tenant_id: int,
+        ticket_id: int,
+        *,
+        author_type: str,
+        author_id: int,
+        body: str,
+        internal: bool,
+        idempotency_key: str,
     ) -> Reply:
         r = t.ticket_replies.c
         async with self.engine.begin() as conn:
@@ -696,8 +817,12 @@ class EmbeddedCore:
                 now = utcnow()
                 await conn.execute(
                     t.ticket_replies.insert().values(
-                        ticket_id=ticket_id, author_type=author_type, author_id=author_id,
-                        body=body, internal=internal, idempotency_key=idempotency_key,
+                        ticket_id=ticket_id,
+                        author_type=author_type,
+                        author_id=author_id,
+                        body=body,
+                        internal=internal,
+                        idempotency_key=idempotency_key,
                         created_at=now,
                     )
                 )
@@ -723,6 +848,11 @@ class EmbeddedCore:
                 )
             )
         return Reply(
-            id=existing.id, ticket_id=ticket_id, author_type=existing.author_type, author_name="",
-            body=existing.body, internal=existing.internal, created_at=_aware(existing.created_at),
+            id=existing.id,
+            ticket_id=ticket_id,
+            author_type=existing.author_type,
+            author_name="",
+            body=existing.body,
+            internal=existing.internal,
+            created_at=_aware(existing.created_at),
         )

@@ -32,7 +32,9 @@ def _id() -> Column:
 
 
 def _tenant() -> Column:
-    return Column("tenant_id", Integer, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False)
+    return Column(
+        "tenant_id", Integer, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False
+    )
 
 
 def _created() -> Column:
@@ -177,7 +179,10 @@ chat_messages = Table(
     metadata,
     _id(),
     Column(
-        "conversation_id", Integer, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False
+        "conversation_id",
+        Integer,
+        ForeignKey("conversations.id", ondelete="CASCADE"),
+        nullable=False,
     ),
     Column("author_type", String(20), nullable=False),
     Column("author_id", Integer),
