@@ -149,6 +149,11 @@ async def kb_article(request: Request, lang: str) -> Response:
             "canonical": absolute(request, request.url.path),
             "feedback_key": secrets.token_urlsafe(16),
             "feedback_sent": request.query_params.get("feedback") == "thanks",
+            # the footer's language links go to this article's translations where there are some
+            "alternates": {
+                t.language: request.url_for("kb_article", lang=t.language, slug=t.slug)
+                for t in page.translations
+            },
         },
         language=lang,
     )

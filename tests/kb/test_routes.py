@@ -209,3 +209,11 @@ async def test_renaming_a_category_refreshes_cached_article_pages(server, acme):
                 break
             await asyncio.sleep(0.02)
         assert "Your account" in after.text
+
+
+async def test_language_links_on_an_article_lead_to_its_translations(server, acme):
+    async with server.client() as client:
+        page = await client.get("/kb/en/articles/reset-password")
+    footer = page.text.split('class="languages"', 1)[1]
+    assert 'href="http://acme.portal.test/kb/nb/articles/reset-password"' in footer
+    assert 'href="http://acme.portal.test/kb/ja/"' in footer  # no Japanese translation: home
