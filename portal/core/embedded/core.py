@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -31,6 +32,8 @@ from portal.core.embedded import schema as t
 from portal.core.embedded.migrate import upgrade
 from portal.core.slugs import slugify
 
+T = TypeVar("T")
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -39,6 +42,13 @@ def utcnow() -> datetime:
 def _aware(value: datetime) -> datetime:
     # SQLite hands back naive datetimes; everything we store is UTC.
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _from_row(cls: type[T], row: Any, **overrides: Any) -> T:
+    """A contract dataclass from a row: the columns whose names are the dataclass's fields."""
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    values = {key: value for key, value in row._mapping.items() if key in names}
+    return cls(**{**values, **overrides})
 
 
 def make_engine(url: str) -> AsyncEngine:
@@ -96,6 +106,13 @@ class EmbeddedCore:
 
     def events(self) -> AsyncIterator[Event]:
         return self._bus.subscribe()
+
+    async def _one(self, table: sa.Table, where: Any, convert: Callable[[Any], T], what: str) -> T:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(sa.select(table).where(where))).first()
+        if row is None:
+            raise NotFound(what)
+        return convert(row)
 
     # ----------------------------------------------------------------- tenants
     async def _tenant_from_row(self, conn: AsyncConnection, row: Any) -> Tenant:
@@ -206,14 +223,7 @@ class EmbeddedCore:
     # ------------------------------------------------------------------ agents
     @staticmethod
     def _agent(row: Any) -> Agent:
-        return Agent(
-            id=row.id,
-            tenant_id=row.tenant_id,
-            email=row.email,
-            name=row.name,
-            role=row.role,
-            password_hash=row.password_hash,
-        )
+        return _from_row(Agent, row)
 
     async def create_agent(
         self, tenant_id: int, email: str, name: str, password_hash: str, role: str = "agent"
@@ -246,25 +256,12 @@ class EmbeddedCore:
         )
 
     async def _one_agent(self, where: Any) -> Agent:
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(sa.select(t.agents).where(where))).first()
-        if row is None:
-            raise NotFound("no such agent")
-        return self._agent(row)
+        return await self._one(t.agents, where, self._agent, "no such agent")
 
     # -------------------------------------------------------------- categories
     @staticmethod
     def _category(row: Any) -> Category:
-        return Category(
-            id=row.id,
-            tenant_id=row.tenant_id,
-            language=row.language,
-            slug=row.slug,
-            name=row.name,
-            description=row.description,
-            parent_id=row.parent_id,
-            position=row.position,
-        )
+        return _from_row(Category, row)
 
     async def ensure_category(
         self,
@@ -373,28 +370,12 @@ class EmbeddedCore:
         )
 
     async def _one_category(self, where: Any) -> Category:
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(sa.select(t.kb_categories).where(where))).first()
-        if row is None:
-            raise NotFound("no such category")
-        return self._category(row)
+        return await self._one(t.kb_categories, where, self._category, "no such category")
 
     # ---------------------------------------------------------------- articles
     @staticmethod
     def _article(row: Any) -> Article:
-        return Article(
-            id=row.id,
-            tenant_id=row.tenant_id,
-            category_id=row.category_id,
-            language=row.language,
-            slug=row.slug,
-            title=row.title,
-            body_md=row.body_md,
-            published=row.published,
-            updated_at=_aware(row.updated_at),
-            revision=row.revision,
-            views=row.views,
-        )
+        return _from_row(Article, row, updated_at=_aware(row.updated_at))
 
     async def _next_revision(self, conn: AsyncConnection, tenant_id: int) -> int:
         # The tenant row is the per-tenant lock, so revisions are handed out in commit order.
@@ -524,11 +505,7 @@ class EmbeddedCore:
         )
 
     async def _one_article(self, where: Any) -> Article:
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(sa.select(t.kb_articles).where(where))).first()
-        if row is None:
-            raise NotFound("no such article")
-        return self._article(row)
+        return await self._one(t.kb_articles, where, self._article, "no such article")
 
     async def list_articles(
         self,
@@ -702,19 +679,11 @@ class EmbeddedCore:
 
     @staticmethod
     def _ticket(row: Any) -> Ticket:
-        return Ticket(
-            id=row.id,
-            tenant_id=row.tenant_id,
-            number=row.number,
-            subject=row.subject,
-            status=row.status,
-            priority=row.priority,
-            customer_id=row.customer_id,
-            organization_id=row.organization_id,
+        return _from_row(
+            Ticket,
+            row,
             created_at=_aware(row.created_at),
             updated_at=_aware(row.updated_at),
-            kind=row.kind,
-            department_id=row.department_id,
             custom_fields=dict(row.custom_fields or {}),
         )
 
