@@ -134,14 +134,52 @@ class FeedbackSummary:
 
 
 @dataclass(frozen=True)
+class Department:
+    id: int
+    tenant_id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One value of a choice field; `department_ids` empty means every department."""
+
+    value: str
+    label: str
+    department_ids: tuple[int, ...] = ()
+
+
+FIELD_TYPES = ("text", "textarea", "number", "date", "choice", "multichoice", "checkbox", "file")
+STANDARD_FIELDS = ("name", "email", "subject", "description", "priority")
+
+
+@dataclass(frozen=True)
 class Field:
+    """A custom form field; shown for `department_ids` only (empty: every department)."""
+
     key: str
     label: str
-    type: str  # text, number, date, choice, multichoice, checkbox, file, email, textarea
+    type: str  # one of FIELD_TYPES
     required: bool = False
     help_text: str = ""
-    options: tuple[str, ...] = ()
+    options: tuple[Choice, ...] = ()
     department_ids: tuple[int, ...] = ()
+
+    def shown_for(self, department_id: int | None) -> bool:
+        return not self.department_ids or department_id in self.department_ids
+
+    def choices_for(self, department_id: int | None) -> tuple[Choice, ...]:
+        return tuple(
+            c for c in self.options if not c.department_ids or department_id in c.department_ids
+        )
+
+
+@dataclass(frozen=True)
+class FormDraft:
+    title: str
+    department_id: int | None = None  # None: the visitor picks a department
+    kind: str = "ticket"  # "ticket" or "task"
+    fields: tuple[Field, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -150,8 +188,30 @@ class Form:
     tenant_id: int
     title: str
     department_id: int | None
-    kind: str = "ticket"  # "ticket" or "task"
+    kind: str = "ticket"
     fields: tuple[Field, ...] = ()
+
+
+@dataclass(frozen=True)
+class AttachmentDraft:
+    """A file the front has stored already; `storage_key` names it in the attachment store."""
+
+    filename: str
+    content_type: str
+    size: int
+    storage_key: str
+
+
+@dataclass(frozen=True)
+class Attachment:
+    id: int
+    tenant_id: int
+    ticket_id: int | None
+    reply_id: int | None
+    filename: str
+    content_type: str
+    size: int
+    storage_key: str
 
 
 @dataclass(frozen=True)
@@ -165,6 +225,7 @@ class TicketDraft:
     department_id: int | None = None
     custom_fields: dict[str, Any] = field(default_factory=dict)
     source: str = "web"
+    attachments: tuple[AttachmentDraft, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -181,8 +242,27 @@ class Ticket:
     updated_at: datetime
     kind: str = "ticket"
     department_id: int | None = None
+    assignee_agent_id: int | None = None
     assignee_name: str = ""
+    requester_email: str = ""
+    requester_name: str = ""
     custom_fields: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+
+OPEN_STATUSES = ("open", "pending")
+CLOSED_STATUSES = ("resolved", "closed")
+TICKET_STATUSES = OPEN_STATUSES + CLOSED_STATUSES
+PRIORITIES = ("low", "normal", "high", "urgent")
+
+
+@dataclass(frozen=True)
+class TicketPage:
+    tickets: list[Ticket]
+    total: int
 
 
 @dataclass(frozen=True)
@@ -194,6 +274,7 @@ class Reply:
     body: str
     internal: bool
     created_at: datetime
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -316,7 +397,56 @@ class HelpdeskCore(Protocol):
     async def record_missed_search(self, tenant_id: int, query: str, language: str) -> None: ...
     async def missed_searches(self, tenant_id: int, limit: int = 50) -> list[MissedSearch]: ...
 
-    # tickets (filled in by the forms and portal issue)
+    # departments and forms
+    async def create_department(self, tenant_id: int, name: str) -> Department: ...
+    async def list_departments(self, tenant_id: int) -> list[Department]: ...
+    async def save_form(
+        self, tenant_id: int, draft: FormDraft, form_id: int | None = None
+    ) -> Form: ...
+    async def get_form(self, tenant_id: int, form_id: int) -> Form: ...
+    async def list_forms(self, tenant_id: int) -> list[Form]: ...
+    async def delete_form(self, tenant_id: int, form_id: int) -> None: ...
+
+    # customers and organizations
+    async def ensure_customer(self, tenant_id: int, email: str, name: str = "") -> Customer: ...
+    async def find_customer(self, tenant_id: int, email: str) -> Customer: ...
+    async def get_customer(self, tenant_id: int, customer_id: int) -> Customer: ...
+    async def create_organization(
+        self, tenant_id: int, name: str, domain: str = ""
+    ) -> Organization: ...
+    async def set_customer_organization(
+        self, tenant_id: int, customer_id: int, organization_id: int | None
+    ) -> Customer: ...
+    async def update_tenant_settings(self, tenant_id: int, changes: dict[str, Any]) -> Tenant: ...
+    async def list_agents(self, tenant_id: int) -> list[Agent]: ...
+
+    # tickets
+    async def list_tickets(
+        self,
+        tenant_id: int,
+        *,
+        customer_id: int | None = None,
+        organization_id: int | None = None,
+        state: str | None = None,
+        query: str = "",
+        offset: int = 0,
+        limit: int = 25,
+    ) -> TicketPage: ...
+    async def get_ticket(self, tenant_id: int, ticket_id: int) -> Ticket: ...
+    async def list_replies(
+        self, tenant_id: int, ticket_id: int, *, include_internal: bool = False
+    ) -> list[Reply]: ...
+    async def set_ticket_status(
+        self, tenant_id: int, ticket_id: int, status: str, *, agent_id: int | None = None
+    ) -> Ticket: ...
+    async def assign_ticket(
+        self, tenant_id: int, ticket_id: int, agent_id: int | None
+    ) -> Ticket: ...
+    async def rate_ticket(
+        self, tenant_id: int, ticket_id: int, *, good: bool, comment: str
+    ) -> Rating: ...
+    async def get_rating(self, tenant_id: int, ticket_id: int) -> Rating | None: ...
+    async def get_attachment(self, tenant_id: int, attachment_id: int) -> Attachment: ...
     async def create_ticket(
         self, tenant_id: int, draft: TicketDraft, idempotency_key: str
     ) -> Ticket: ...
@@ -330,6 +460,7 @@ class HelpdeskCore(Protocol):
         body: str,
         internal: bool,
         idempotency_key: str,
+        attachments: tuple[AttachmentDraft, ...] = (),
     ) -> Reply: ...
 
     # events

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from dataclasses import fields
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -23,32 +21,13 @@ from portal.core.contract import (
     FeedbackSummary,
     MissedSearch,
     NotFound,
-    Reply,
     Tenant,
-    Ticket,
-    TicketDraft,
 )
 from portal.core.embedded import schema as t
 from portal.core.embedded.migrate import upgrade
+from portal.core.embedded.rows import T, aware, from_row, utcnow
+from portal.core.embedded.tickets import TicketStore
 from portal.core.slugs import slugify
-
-T = TypeVar("T")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything we store is UTC.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _from_row(cls: type[T], row: Any, **overrides: Any) -> T:
-    """A contract dataclass from a row: the columns whose names are the dataclass's fields."""
-    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    values = {key: value for key, value in row._mapping.items() if key in names}
-    return cls(**{**values, **overrides})
 
 
 def make_engine(url: str) -> AsyncEngine:
@@ -88,7 +67,7 @@ class EventBus:
             self._queues.discard(queue)
 
 
-class EmbeddedCore:
+class EmbeddedCore(TicketStore):
     """The default core, in this process, on the database at `database_url`."""
 
     def __init__(self, database_url: str, *, migrate: bool = True) -> None:
@@ -115,7 +94,7 @@ class EmbeddedCore:
         return convert(row)
 
     # ----------------------------------------------------------------- tenants
-    async def _tenant_from_row(self, conn: AsyncConnection, row: Any) -> Tenant:
+    async def _tenantfrom_row(self, conn: AsyncConnection, row: Any) -> Tenant:
         domains = (
             await conn.execute(
                 sa.select(t.tenant_domains.c.domain)
@@ -168,7 +147,7 @@ class EmbeddedCore:
             row = (await conn.execute(sa.select(t.tenants).where(t.tenants.c.slug == slug))).first()
             if row is None:
                 raise NotFound(f"no tenant {slug!r}")
-            return await self._tenant_from_row(conn, row)
+            return await self._tenantfrom_row(conn, row)
 
     async def get_tenant_by_domain(self, domain: str) -> Tenant:
         async with self.engine.connect() as conn:
@@ -182,12 +161,12 @@ class EmbeddedCore:
             ).first()
             if row is None:
                 raise NotFound(f"no tenant for domain {domain!r}")
-            return await self._tenant_from_row(conn, row)
+            return await self._tenantfrom_row(conn, row)
 
     async def list_tenants(self) -> list[Tenant]:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(sa.select(t.tenants).order_by(t.tenants.c.id))).all()
-            return [await self._tenant_from_row(conn, row) for row in rows]
+            return [await self._tenantfrom_row(conn, row) for row in rows]
 
     async def update_branding(
         self, tenant_id: int, *, name: str, logo_url: str, primary_color: str
@@ -201,7 +180,7 @@ class EmbeddedCore:
             row = (
                 await conn.execute(sa.select(t.tenants).where(t.tenants.c.id == tenant_id))
             ).one()
-            tenant = await self._tenant_from_row(conn, row)
+            tenant = await self._tenantfrom_row(conn, row)
         self._bus.publish(Event("tenant.changed", tenant_id, {"slug": tenant.slug}))
         return tenant
 
@@ -223,7 +202,7 @@ class EmbeddedCore:
     # ------------------------------------------------------------------ agents
     @staticmethod
     def _agent(row: Any) -> Agent:
-        return _from_row(Agent, row)
+        return from_row(Agent, row)
 
     async def create_agent(
         self, tenant_id: int, email: str, name: str, password_hash: str, role: str = "agent"
@@ -261,7 +240,7 @@ class EmbeddedCore:
     # -------------------------------------------------------------- categories
     @staticmethod
     def _category(row: Any) -> Category:
-        return _from_row(Category, row)
+        return from_row(Category, row)
 
     async def ensure_category(
         self,
@@ -375,7 +354,7 @@ class EmbeddedCore:
     # ---------------------------------------------------------------- articles
     @staticmethod
     def _article(row: Any) -> Article:
-        return _from_row(Article, row, updated_at=_aware(row.updated_at))
+        return from_row(Article, row, updated_at=aware(row.updated_at))
 
     async def _next_revision(self, conn: AsyncConnection, tenant_id: int) -> int:
         # The tenant row is the per-tenant lock, so revisions are handed out in commit order.
@@ -643,185 +622,4 @@ class EmbeddedCore:
         )
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return [MissedSearch(r.query, r.language, r.count, _aware(r.last_seen)) for r in rows]
-
-    # ----------------------------------------------------------------- tickets
-    async def _customer_id(
-        self, conn: AsyncConnection, tenant_id: int, email: str, name: str
-    ) -> int:
-        c = t.customers.c
-        email = email.strip().lower()
-        row = (
-            await conn.execute(
-                sa.select(c.id).where(c.tenant_id == tenant_id).where(c.email == email)
-            )
-        ).first()
-        if row is not None:
-            return row.id
-        result = await conn.execute(
-            t.customers.insert().values(
-                tenant_id=tenant_id, email=email, name=name, created_at=utcnow()
-            )
-        )
-        return result.inserted_primary_key[0]
-
-    async def _ticket_by_key(self, tenant_id: int, idempotency_key: str) -> Ticket | None:
-        c = t.tickets.c
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(t.tickets)
-                    .where(c.tenant_id == tenant_id)
-                    .where(c.idempotency_key == idempotency_key)
-                )
-            ).first()
-        return self._ticket(row) if row is not None else None
-
-    @staticmethod
-    def _ticket(row: Any) -> Ticket:
-        return _from_row(
-            Ticket,
-            row,
-            created_at=_aware(row.created_at),
-            updated_at=_aware(row.updated_at),
-            custom_fields=dict(row.custom_fields or {}),
-        )
-
-    async def create_ticket(
-        self, tenant_id: int, draft: TicketDraft, idempotency_key: str
-    ) -> Ticket:
-        existing = await self._ticket_by_key(tenant_id, idempotency_key)
-        if existing is not None:
-            return existing
-        # Two concurrent tickets may pick the same number; the unique constraint decides and the
-        # loser tries again with the next one.
-        for _attempt in range(10):
-            try:
-                await self._insert_ticket(tenant_id, draft, idempotency_key)
-                break
-            except IntegrityError:
-                if await self._ticket_by_key(tenant_id, idempotency_key) is not None:
-                    break
-        else:
-            raise Conflict("could not allocate a ticket number; try again")
-        ticket = await self._ticket_by_key(tenant_id, idempotency_key)
-        assert ticket is not None
-        self._bus.publish(Event("ticket.created", tenant_id, {"ticket_id": ticket.id}))
-        return ticket
-
-    async def _insert_ticket(
-        self, tenant_id: int, draft: TicketDraft, idempotency_key: str
-    ) -> None:
-        now = utcnow()
-        async with self.engine.begin() as conn:
-            customer_id = await self._customer_id(
-                conn, tenant_id, draft.requester_email, draft.requester_name
-            )
-            number = (
-                await conn.execute(
-                    sa.select(sa.func.coalesce(sa.func.max(t.tickets.c.number), 0)).where(
-                        t.tickets.c.tenant_id == tenant_id
-                    )
-                )
-            ).scalar_one() + 1
-            result = await conn.execute(
-                t.tickets.insert().values(
-                    tenant_id=tenant_id,
-                    number=number,
-                    customer_id=customer_id,
-                    department_id=draft.department_id,
-                    subject=draft.subject,
-                    kind=draft.kind,
-                    status="open",
-                    priority=draft.priority,
-                    source=draft.source,
-                    custom_fields=draft.custom_fields,
-                    idempotency_key=idempotency_key,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-            await conn.execute(
-                t.ticket_replies.insert().values(
-                    ticket_id=result.inserted_primary_key[0],
-                    author_type="customer",
-                    author_id=customer_id,
-                    body=draft.description,
-                    internal=False,
-                    idempotency_key=f"{idempotency_key}:description",
-                    created_at=now,
-                )
-            )
-
-    async def add_reply(
-        self,
-        tenant_id: int,
-        ticket_id: int,
-        *,
-        author_type: str,
-        author_id: int,
-        body: str,
-        internal: bool,
-        idempotency_key: str,
-    ) -> Reply:
-        r = t.ticket_replies.c
-        async with self.engine.begin() as conn:
-            found = (
-                await conn.execute(
-                    sa.select(t.tickets.c.id)
-                    .where(t.tickets.c.id == ticket_id)
-                    .where(t.tickets.c.tenant_id == tenant_id)
-                )
-            ).first()
-            if found is None:
-                raise NotFound("no such ticket")
-            existing = (
-                await conn.execute(
-                    sa.select(t.ticket_replies)
-                    .where(r.ticket_id == ticket_id)
-                    .where(r.idempotency_key == idempotency_key)
-                )
-            ).first()
-            if existing is None:
-                now = utcnow()
-                await conn.execute(
-                    t.ticket_replies.insert().values(
-                        ticket_id=ticket_id,
-                        author_type=author_type,
-                        author_id=author_id,
-                        body=body,
-                        internal=internal,
-                        idempotency_key=idempotency_key,
-                        created_at=now,
-                    )
-                )
-                await conn.execute(
-                    t.tickets.update().where(t.tickets.c.id == ticket_id).values(updated_at=now)
-                )
-                created = True
-                existing = (
-                    await conn.execute(
-                        sa.select(t.ticket_replies)
-                        .where(r.ticket_id == ticket_id)
-                        .where(r.idempotency_key == idempotency_key)
-                    )
-                ).one()
-            else:
-                created = False
-        if created:
-            self._bus.publish(
-                Event(
-                    "ticket.replied",
-                    tenant_id,
-                    {"ticket_id": ticket_id, "reply_id": existing.id, "internal": internal},
-                )
-            )
-        return Reply(
-            id=existing.id,
-            ticket_id=ticket_id,
-            author_type=existing.author_type,
-            author_name="",
-            body=existing.body,
-            internal=existing.internal,
-            created_at=_aware(existing.created_at),
-        )
+        return [MissedSearch(r.query, r.language, r.count, aware(r.last_seen)) for r in rows]

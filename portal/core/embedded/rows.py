@@ -1,0 +1,25 @@
+"""Small helpers shared by the embedded core's stores: time and row conversion."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def aware(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything we store is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def from_row(cls: type[T], row: Any, **overrides: Any) -> T:
+    """A contract dataclass from a row: the columns whose names are the dataclass's fields."""
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    values = {key: value for key, value in row._mapping.items() if key in names}
+    return cls(**{**values, **overrides})
