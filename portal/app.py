@@ -19,11 +19,16 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from portal.admin.routes import routes as admin_routes
+from portal.agent.routes import routes as agent_routes
+from portal.attachments import AttachmentStore
 from portal.core.contract import HelpdeskCore
 from portal.core.embedded.core import EmbeddedCore
+from portal.customer.routes import routes as customer_routes
+from portal.forms.routes import routes as forms_routes
 from portal.kb.routes import routes as kb_routes
 from portal.kb.search import SearchService
 from portal.kb.store import KnowledgeBase
+from portal.mail import Mailer
 from portal.resources import STATIC_DIR
 from portal.security import SecurityHeadersMiddleware, Signer
 from portal.settings import Settings
@@ -115,6 +120,8 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
                 "tenants": resolver,
                 "signer": Signer(settings.secret_key),
                 "templates": make_templates(settings.data_path / "templates"),
+                "attachments": AttachmentStore(settings.data_path / "attachments"),
+                "mailer": Mailer(settings),
             }
         finally:
             for task in tasks:
@@ -130,7 +137,10 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
         Route("/_tls/ask", tls_ask, name="tls_ask"),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         *kb_routes,
+        *forms_routes,
+        *customer_routes,
         Mount("/admin", routes=admin_routes),
+        Mount("/agent", routes=agent_routes),
     ]
     middleware = [
         Middleware(SecurityHeadersMiddleware),

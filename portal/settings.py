@@ -39,6 +39,12 @@ class Settings:
     )
     host: str = _setting("127.0.0.1", "Address `portal serve` listens on.")
     port: str = _setting("8000", "Port `portal serve` listens on.")
+    smtp_host: str = _setting("", "SMTP server for mail to customers; empty logs mail instead.")
+    smtp_port: str = _setting("25", "SMTP port.")
+    smtp_user: str = _setting("", "SMTP user name, if the server wants one.")
+    smtp_password: str = _setting("", "SMTP password.")
+    smtp_starttls: str = _setting("0", "`1` to upgrade the SMTP connection with STARTTLS.")
+    mail_from: str = _setting("help@localhost", "Sender address of mail to customers.")
     public_scheme: str = _setting(
         "http", "Scheme of public URLs (canonical links, sitemap): `http` or `https`."
     )
@@ -75,6 +81,8 @@ class Settings:
         """Fail early, naming the variable to set, when a setting is unusable."""
         if self.env not in ("development", "production"):
             raise SettingsError("PORTAL_ENV must be 'development' or 'production'.")
+        if not self.smtp_port.isdigit():
+            raise SettingsError(f"PORTAL_SMTP_PORT must be a number, not {self.smtp_port!r}.")
         if not self.port.isdigit():
             raise SettingsError(f"PORTAL_PORT must be a number, not {self.port!r}.")
         if self.public_scheme not in ("http", "https"):

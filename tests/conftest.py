@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from email import message_from_bytes
+from email.message import Message
 from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
+from aiosmtpd.controller import Controller
 
 from portal.core.contract import ArticleDraft, Tenant
 from portal.core.embedded.core import EmbeddedCore
@@ -147,3 +151,43 @@ async def server(settings: Settings, core: EmbeddedCore) -> AsyncIterator[Server
     srv, task, url = await start_server(create_app(settings, core=core))
     yield Server(url=url, core=core)
     await stop_server(srv, task)
+
+
+class Inbox:
+    """What a real SMTP server (aiosmtpd, in a thread) received."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.port = 0
+        self._arrived = threading.Condition()
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
+        with self._arrived:
+            self.messages.append(message_from_bytes(envelope.content))
+            self._arrived.notify_all()
+        return "250 OK"
+
+    async def wait_for(self, to: str, timeout: float = 5.0) -> Message:
+        """The first message to `to`, waiting for it to arrive."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            for message in self.messages:
+                if message["To"] == to:
+                    return message
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"no mail to {to} arrived")
+            await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+def smtp() -> Iterator[Inbox]:
+    """A real SMTP server on a free loopback port; point Settings(smtp_port=inbox.port) at it."""
+    inbox = Inbox()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    inbox.port = port
+    yield inbox
+    controller.stop()
