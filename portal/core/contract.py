@@ -154,6 +154,16 @@ STANDARD_FIELDS = ("name", "email", "subject", "description", "priority")
 
 
 @dataclass(frozen=True)
+class DeflectionSummary:
+    """How often an article suggested on a form was opened, and how often no ticket followed."""
+
+    article_id: int
+    title: str
+    opened: int
+    without_ticket: int
+
+
+@dataclass(frozen=True)
 class Field:
     """A custom form field; shown for `department_ids` only (empty: every department)."""
 
@@ -447,6 +457,16 @@ class HelpdeskCore(Protocol):
     ) -> Rating: ...
     async def get_rating(self, tenant_id: int, ticket_id: int) -> Rating | None: ...
     async def get_attachment(self, tenant_id: int, attachment_id: int) -> Attachment: ...
+
+    # deflection: articles suggested while a visitor wrote a ticket
+    async def record_deflection(
+        self, tenant_id: int, visit_key: str, article_id: int, query: str
+    ) -> None: ...
+    async def mark_visit_ticketed(self, tenant_id: int, visit_key: str) -> None: ...
+    async def deflection_summary(self, tenant_id: int) -> list[DeflectionSummary]: ...
+
+    # single-use signed tokens
+    async def spend_token(self, token_id: str, expires_at: datetime) -> bool: ...
     async def create_ticket(
         self, tenant_id: int, draft: TicketDraft, idempotency_key: str
     ) -> Ticket: ...

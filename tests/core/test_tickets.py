@@ -190,3 +190,27 @@ async def test_forms_keep_fields_and_department_choices(core, acme):
         await core.get_form(other.id, form.id)
     with pytest.raises(NotFound):
         await core.save_form(other.id, FormDraft("x", sales.id))
+
+
+async def test_deflections_count_visits_without_tickets(core, acme):
+    from portal.core.contract import ArticleDraft
+
+    article = await core.save_article(acme.id, ArticleDraft("en", "reset", "Reset", "body"))
+    await core.record_deflection(acme.id, "visit-1", article.id, "reset")
+    await core.record_deflection(acme.id, "visit-1", article.id, "reset")  # once per visit
+    await core.record_deflection(acme.id, "visit-2", article.id, "password")
+    await core.mark_visit_ticketed(acme.id, "visit-2")
+    [summary] = await core.deflection_summary(acme.id)
+    assert (summary.title, summary.opened, summary.without_ticket) == ("Reset", 2, 1)
+    other = await core.create_tenant("other", "Other")
+    with pytest.raises(NotFound):
+        await core.record_deflection(other.id, "v", article.id, "x")
+
+
+async def test_a_token_is_spent_once(core):
+    from datetime import UTC, datetime
+
+    later = datetime.now(UTC) + timedelta(minutes=15)
+    assert await core.spend_token("abc", later) is True
+    assert await core.spend_token("abc", later) is False
+    assert await core.spend_token("def", later) is True

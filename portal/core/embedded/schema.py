@@ -293,3 +293,25 @@ form_fields = Table(
     Column("position", Integer, nullable=False, default=0),
     UniqueConstraint("form_id", "key", name="uq_form_fields_form_key"),
 )
+
+kb_deflections = Table(
+    "kb_deflections",
+    metadata,
+    _id(),
+    _tenant(),
+    # One visit to a form: the suggestions opened during it, and whether a ticket followed.
+    Column("visit_key", String(64), nullable=False),
+    Column("article_id", Integer, ForeignKey("kb_articles.id", ondelete="CASCADE"), nullable=False),
+    Column("query", String(200), nullable=False, default=""),
+    Column("ticket_sent", Boolean, nullable=False, default=False),
+    _created(),
+    UniqueConstraint("tenant_id", "visit_key", "article_id", name="uq_kb_deflections_visit"),
+)
+
+used_tokens = Table(
+    "used_tokens",
+    metadata,
+    # Single-use signed tokens (magic links): the id of each one spent, until it would expire.
+    Column("token_id", String(64), primary_key=True),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)

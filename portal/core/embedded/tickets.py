@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -21,6 +21,7 @@ from portal.core.contract import (
     Choice,
     Conflict,
     Customer,
+    DeflectionSummary,
     Department,
     Event,
     Field,
@@ -677,3 +678,72 @@ class TicketStore:
         return await self._one(
             t.attachments, where, lambda row: from_row(Attachment, row), "no such attachment"
         )
+
+    # -------------------------------------------------------------- deflection
+    async def record_deflection(
+        self, tenant_id: int, visit_key: str, article_id: int, query: str
+    ) -> None:
+        """An article suggested on a form was opened during the visit `visit_key`."""
+        a = t.kb_articles.c
+        async with self.engine.connect() as conn:
+            found = await conn.execute(
+                sa.select(a.id).where(a.id == article_id).where(a.tenant_id == tenant_id)
+            )
+            if found.first() is None:
+                raise NotFound("no such article")
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    t.kb_deflections.insert().values(
+                        tenant_id=tenant_id,
+                        visit_key=visit_key[:64],
+                        article_id=article_id,
+                        query=query[:200],
+                        ticket_sent=False,
+                        created_at=utcnow(),
+                    )
+                )
+        except IntegrityError:
+            pass  # opened twice in one visit: counted once
+
+    async def mark_visit_ticketed(self, tenant_id: int, visit_key: str) -> None:
+        d = t.kb_deflections.c
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                t.kb_deflections.update()
+                .where(d.tenant_id == tenant_id)
+                .where(d.visit_key == visit_key[:64])
+                .values(ticket_sent=True)
+            )
+
+    async def deflection_summary(self, tenant_id: int) -> list[DeflectionSummary]:
+        d, a = t.kb_deflections.c, t.kb_articles.c
+        without = sa.func.sum(sa.case((d.ticket_sent.is_(False), 1), else_=0))
+        query = (
+            sa.select(
+                d.article_id, a.title, sa.func.count().label("opened"), without.label("without")
+            )
+            .join(t.kb_articles, a.id == d.article_id)
+            .where(d.tenant_id == tenant_id)
+            .group_by(d.article_id, a.title)
+            .order_by(without.desc(), a.title)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [DeflectionSummary(r.article_id, r.title, r.opened, int(r.without)) for r in rows]
+
+    # ----------------------------------------------------------- spent tokens
+    async def spend_token(self, token_id: str, expires_at: datetime) -> bool:
+        """True the first time a token id is spent, False ever after (until it expires)."""
+        now = utcnow()
+        u = t.used_tokens.c
+        async with self.engine.begin() as conn:
+            await conn.execute(t.used_tokens.delete().where(u.expires_at < now))
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    t.used_tokens.insert().values(token_id=token_id[:64], expires_at=expires_at)
+                )
+        except IntegrityError:
+            return False
+        return True
