@@ -23,6 +23,7 @@ from portal.agent.routes import routes as agent_routes
 from portal.attachments import AttachmentStore
 from portal.core.contract import HelpdeskCore
 from portal.core.embedded.core import EmbeddedCore
+from portal.customer.notifications import notify_customers
 from portal.customer.routes import routes as customer_routes
 from portal.forms.routes import routes as forms_routes
 from portal.kb.routes import routes as kb_routes
@@ -34,6 +35,7 @@ from portal.security import SecurityHeadersMiddleware, Signer
 from portal.settings import Settings
 from portal.templating import make_templates, render
 from portal.tenancy import TenancyMiddleware, TenantResolver
+from portal.urls import PathCache
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +112,10 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
             asyncio.create_task(search.follow_events(), name="search-follow"),
             asyncio.create_task(_follow_core_events(the_core, resolver, kb), name="cache-follow"),
             asyncio.create_task(kb.flush_views_forever(), name="view-flush"),
+            asyncio.create_task(
+                notify_customers(the_core, Mailer(settings), Signer(settings.secret_key), settings),
+                name="customer-mail",
+            ),
         ]
         try:
             yield {
@@ -147,9 +153,11 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
         Middleware(GZipMiddleware, minimum_size=1024),
         Middleware(TenancyMiddleware, not_found_app=unknown_host),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
         exception_handlers={HTTPException: _error_page, Exception: _error_page},
     )
+    app.state.paths = PathCache(app.router)
+    return app

@@ -88,6 +88,7 @@ def translations(language: str) -> NullTranslations:
     return Translations(buffer)
 
 
+@cache
 def language_name(language: str) -> str:
     """The language's own name for itself, e.g. `norsk bokmål`, `日本語`."""
     return (

@@ -15,6 +15,7 @@ from starlette.templating import Jinja2Templates
 
 from portal.i18n import DEFAULT_LANGUAGE, LANGUAGES, language_name, negotiate, translations
 from portal.resources import TEMPLATES_DIR
+from portal.urls import path_for
 
 _language: ContextVar[str] = ContextVar("language", default=DEFAULT_LANGUAGE)
 
@@ -55,7 +56,14 @@ def make_templates(override_dir: Path | None = None) -> Jinja2Templates:
     env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.globals["language_name"] = language_name
     env.globals["LANGUAGES"] = LANGUAGES
-    return Jinja2Templates(env=env)
+    templates = Jinja2Templates(env=env)
+    env.globals["url_for"] = _url_for  # paths, cached; replaces Starlette's uncached absolute URLs
+    return templates
+
+
+@jinja2.pass_context
+def _url_for(context: dict[str, Any], name: str, /, **params: Any) -> str:
+    return path_for(context["request"], name, **params)
 
 
 def page_language(request: Request) -> str:

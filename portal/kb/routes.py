@@ -15,9 +15,9 @@ from starlette.routing import Route
 
 from portal.core.contract import Article, Category, Feedback, NotFound, Tenant
 from portal.i18n import LANGUAGES, normalize_language
-from portal.kb.markdown import plain_text
 from portal.kb.search import SearchHit
 from portal.templating import page_language, render
+from portal.urls import absolute, path_for
 
 SEARCH_PAGE_LIMIT = 20
 TYPEAHEAD_LIMIT = 5
@@ -45,26 +45,20 @@ def localized(handler: Callable[[Request, str], Awaitable[Response]]) -> Callabl
     return endpoint
 
 
-def absolute(request: Request, path: str) -> str:
-    """A public absolute URL on the request's host with the configured scheme."""
-    scheme = request.state.settings.public_scheme
-    return f"{scheme}://{request.headers.get('host', request.url.netloc)}{path}"
-
-
 def article_path(request: Request, article: Article) -> str:
-    return request.url_for("kb_article", lang=article.language, slug=article.slug).path
+    return path_for(request, "kb_article", lang=article.language, slug=article.slug)
 
 
 async def kb_root(request: Request) -> Response:
     """`/kb/` picks the visitor's language and sends them to that help center home."""
     lang = page_language(request)
-    response = RedirectResponse(request.url_for("kb_home", lang=lang).path, status_code=302)
+    response = RedirectResponse(path_for(request, "kb_home", lang=lang), status_code=302)
     response.headers["Vary"] = "Accept-Language"
     return response
 
 
 async def site_root(request: Request) -> Response:
-    return RedirectResponse(request.url_for("kb_root").path, status_code=302)
+    return RedirectResponse(path_for(request, "kb_root"), status_code=302)
 
 
 def _tree(
@@ -99,7 +93,7 @@ async def kb_home(request: Request, lang: str) -> Response:
             "popular": await core.most_viewed(tenant.id, lang, limit=6),
             "canonical": absolute(request, request.url.path),
             "alternates": {
-                code: absolute(request, request.url_for("kb_home", lang=code).path)
+                code: absolute(request, path_for(request, "kb_home", lang=code))
                 for code in LANGUAGES
             },
         },
@@ -145,14 +139,13 @@ async def kb_article(request: Request, lang: str) -> Response:
         {
             "page": page,
             "article": page.article,
-            "description": plain_text(page.article.body_md, 160),
+            "description": page.description,
             "canonical": absolute(request, request.url.path),
             "feedback_key": secrets.token_urlsafe(16),
             "feedback_sent": request.query_params.get("feedback") == "thanks",
             # the footer's language links go to this article's translations where there are some
             "alternates": {
-                t.language: request.url_for("kb_article", lang=t.language, slug=t.slug)
-                for t in page.translations
+                t.language: absolute(request, article_path(request, t)) for t in page.translations
             },
         },
         language=lang,
@@ -180,7 +173,7 @@ async def kb_feedback(request: Request, lang: str) -> Response:
     )
     if "application/json" in request.headers.get("accept", ""):
         return JSONResponse({"ok": True})
-    url = request.url_for("kb_article", lang=lang, slug=slug).path + "?feedback=thanks#feedback"
+    url = path_for(request, "kb_article", lang=lang, slug=slug) + "?feedback=thanks#feedback"
     return RedirectResponse(url, status_code=303)
 
 
@@ -238,7 +231,7 @@ async def kb_search_json(request: Request) -> Response:
         {
             "title": hit.title,
             "url": absolute(
-                request, request.url_for("kb_article", lang=hit.language, slug=hit.slug).path
+                request, path_for(request, "kb_article", lang=hit.language, slug=hit.slug)
             ),
             "snippet": hit.snippet_html,
             "language": hit.language,
@@ -281,7 +274,7 @@ async def sitemap(request: Request) -> Response:
 
 
 async def robots(request: Request) -> Response:
-    sitemap_url = absolute(request, request.url_for("sitemap").path)
+    sitemap_url = absolute(request, path_for(request, "sitemap"))
     return Response(f"User-agent: *\nAllow: /\nSitemap: {sitemap_url}\n", media_type="text/plain")
 
 

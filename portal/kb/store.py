@@ -8,7 +8,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
 from portal.core.contract import Article, Category, HelpdeskCore, NotFound
-from portal.kb.markdown import MarkdownCache
+from portal.kb.markdown import MarkdownCache, plain_text
 
 log = logging.getLogger(__name__)
 
@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 class ArticlePage:
     article: Article
     html: str
+    description: str
     breadcrumb: tuple[Category, ...]
     translations: tuple[Article, ...]
 
@@ -48,6 +49,7 @@ class KnowledgeBase:
         page = ArticlePage(
             article=article,
             html=self.markdown.render(article),
+            description=plain_text(article.body_md, 160),
             breadcrumb=tuple(await self.breadcrumb(tenant_id, article.category_id)),
             translations=tuple(
                 a for a in await self.core.translations(tenant_id, slug) if a.id != article.id

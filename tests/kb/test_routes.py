@@ -216,4 +216,4 @@ async def test_language_links_on_an_article_lead_to_its_translations(server, acm
         page = await client.get("/kb/en/articles/reset-password")
     footer = page.text.split('class="languages"', 1)[1]
     assert 'href="http://acme.portal.test/kb/nb/articles/reset-password"' in footer
-    assert 'href="http://acme.portal.test/kb/ja/"' in footer  # no Japanese translation: home
+    assert 'href="/kb/ja/"' in footer  # no Japanese translation: that language's home
