@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -10,6 +11,15 @@ from portal.core.contract import HelpdeskCore, NotFound, Tenant
 
 # Paths that answer for any host: health checks, static files and the TLS "ask" endpoint.
 TENANTLESS_PREFIXES = ("/healthz", "/static/", "/_tls/ask")
+
+
+# A DNS name or IPv4 address with an optional port, or a bracketed IPv6 literal with one.
+_VALID_HOST = re.compile(r"(?:[a-z0-9-]+(?:\.[a-z0-9-]+)*\.?|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?")
+
+
+def valid_host(host: str) -> bool:
+    """False for Host headers that are no host at all (`a.com:1@evil.com`, spaces, slashes)."""
+    return _VALID_HOST.fullmatch(host.strip().lower()) is not None
 
 
 def normalize_host(host: str) -> str:
@@ -81,7 +91,8 @@ class TenancyMiddleware:
                 host = value.decode("latin-1")
                 break
         resolver: TenantResolver = scope["state"]["tenants"]
-        tenant = await resolver.resolve(host)
+        # A malformed Host must not pick a tenant: pages build absolute links from it.
+        tenant = await resolver.resolve(host) if valid_host(host) else None
         if tenant is None:
             await self.not_found_app(scope, receive, send)
             return

@@ -2,7 +2,7 @@
 
 import pytest
 
-from portal.tenancy import TenantResolver, normalize_host
+from portal.tenancy import TenantResolver, normalize_host, valid_host
 
 
 @pytest.mark.parametrize(
@@ -76,3 +76,27 @@ async def test_branding_is_applied_to_pages(server):
     assert "Acme &lt;Support&gt;" in page.text
     assert "--brand: #ff5500" in page.text
     assert 'src="https://cdn.acme.com/logo.png"' in page.text
+
+
+@pytest.mark.parametrize(
+    "host, ok",
+    [
+        ("acme.portal.test", True),
+        ("acme.portal.test:8000", True),
+        ("127.0.0.1:80", True),
+        ("[::1]:8000", True),
+        ("acme.portal.test:1@evil.com", False),
+        ("acme.portal.test/x", False),
+        ("acme portal", False),
+        ("", False),
+    ],
+)
+def test_valid_host(host, ok):
+    assert valid_host(host) is ok
+
+
+async def test_a_malformed_host_header_reaches_no_tenant(server):
+    await server.tenant("acme", "Acme")
+    async with server.client("acme.portal.test:1@evil.com") as client:
+        response = await client.get("/kb/en/")
+    assert response.status_code == 404 and "evil.com" not in response.text
