@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -18,8 +19,14 @@ def aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+@cache
+def _field_names(cls: type) -> frozenset[str]:
+    return frozenset(f.name for f in fields(cls))
+
+
 def from_row(cls: type[T], row: Any, **overrides: Any) -> T:
     """A contract dataclass from a row: the columns whose names are the dataclass's fields."""
-    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    names = _field_names(cls)
     values = {key: value for key, value in row._mapping.items() if key in names}
-    return cls(**{**values, **overrides})
+    values.update(overrides)
+    return cls(**values)

@@ -348,20 +348,26 @@ class TicketStore:
             escaped = query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             where.append(sa.func.lower(c.subject).like(f"%{escaped}%", escape="\\"))
         condition = sa.and_(*where)
+        # The total rides along with each row (a window count), saving a round trip per page.
+        query = (
+            self._ticket_select()
+            .add_columns(sa.func.count().over().label("total_count"))
+            .where(condition)
+            .order_by(c.updated_at.desc(), c.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
         async with self.engine.connect() as conn:
-            total = (
-                await conn.execute(
-                    sa.select(sa.func.count()).select_from(t.tickets).where(condition)
-                )
-            ).scalar_one()
-            rows = await conn.execute(
-                self._ticket_select()
-                .where(condition)
-                .order_by(c.updated_at.desc(), c.id.desc())
-                .offset(offset)
-                .limit(limit)
-            )
-            return TicketPage([self._ticket(row) for row in rows], total)
+            rows = (await conn.execute(query)).all()
+            if rows:
+                total = rows[0].total_count
+            else:  # past the last page (or nothing at all): count without rows
+                total = (
+                    await conn.execute(
+                        sa.select(sa.func.count()).select_from(t.tickets).where(condition)
+                    )
+                ).scalar_one()
+        return TicketPage([self._ticket(row) for row in rows], total)
 
     async def create_ticket(
         self, tenant_id: int, draft: TicketDraft, idempotency_key: str
