@@ -214,3 +214,23 @@ async def test_a_token_is_spent_once(core):
     assert await core.spend_token("abc", later) is True
     assert await core.spend_token("abc", later) is False
     assert await core.spend_token("def", later) is True
+
+
+async def test_the_same_reply_sent_at_once_is_stored_once(core, acme):
+    ticket = await core.create_ticket(acme.id, draft(), "k1")
+    replies = await asyncio.gather(
+        *[
+            core.add_reply(
+                acme.id,
+                ticket.id,
+                author_type="customer",
+                author_id=ticket.customer_id,
+                body="Me too",
+                internal=False,
+                idempotency_key="same",
+            )
+            for _ in range(5)
+        ]
+    )
+    assert len({r.id for r in replies}) == 1
+    assert len(await core.list_replies(acme.id, ticket.id)) == 2

@@ -487,44 +487,43 @@ class TicketStore:
         attachments: tuple[AttachmentDraft, ...] = (),
     ) -> Reply:
         r = t.ticket_replies.c
+        key = (r.ticket_id == ticket_id) & (r.idempotency_key == idempotency_key)
         created = False
-        async with self.engine.begin() as conn:
-            ticket = (
-                await conn.execute(
-                    sa.select(t.tickets.c.id, t.tickets.c.status)
-                    .where(t.tickets.c.id == ticket_id)
-                    .where(t.tickets.c.tenant_id == tenant_id)
-                )
-            ).first()
-            if ticket is None:
-                raise NotFound("no such ticket")
-            key = (r.ticket_id == ticket_id) & (r.idempotency_key == idempotency_key)
-            existing = (await conn.execute(sa.select(r.id).where(key))).first()
-            if existing is None:
-                now = utcnow()
-                result = await conn.execute(
-                    t.ticket_replies.insert().values(
-                        ticket_id=ticket_id,
-                        author_type=author_type,
-                        author_id=author_id,
-                        body=body,
-                        internal=internal,
-                        idempotency_key=idempotency_key,
-                        created_at=now,
+        try:
+            async with self.engine.begin() as conn:
+                ticket = (
+                    await conn.execute(
+                        sa.select(t.tickets.c.id, t.tickets.c.status)
+                        .where(t.tickets.c.id == ticket_id)
+                        .where(t.tickets.c.tenant_id == tenant_id)
                     )
-                )
-                reply_id = result.inserted_primary_key[0]
-                await self._insert_attachments(conn, tenant_id, ticket_id, reply_id, attachments)
-                changes: dict[str, Any] = {"updated_at": now}
-                # A customer writing on a resolved ticket opens it again, as help desks do.
-                if author_type == "customer" and not internal and ticket.status in CLOSED_STATUSES:
-                    changes["status"] = "open"
-                await conn.execute(
-                    t.tickets.update().where(t.tickets.c.id == ticket_id).values(**changes)
-                )
-                created = True
-            else:
-                reply_id = existing.id
+                ).first()
+                if ticket is None:
+                    raise NotFound("no such ticket")
+                existing = (await conn.execute(sa.select(r.id).where(key))).first()
+                if existing is None:
+                    reply_id = await self._insert_reply(
+                        conn,
+                        tenant_id,
+                        ticket.status,
+                        ticket_id,
+                        author_type,
+                        author_id,
+                        body,
+                        internal,
+                        idempotency_key,
+                        attachments,
+                    )
+                    created = True
+                else:
+                    reply_id = existing.id
+        except IntegrityError:
+            # The same key sent twice at once: the other request stored it; answer with that.
+            async with self.engine.connect() as conn:
+                found = (await conn.execute(sa.select(r.id).where(key))).first()
+            if found is None:
+                raise
+            reply_id, created = found.id, False
         if created:
             self._bus.publish(
                 Event(
@@ -540,6 +539,40 @@ class TicketStore:
             )
         replies = await self.list_replies(tenant_id, ticket_id, include_internal=True)
         return next(reply for reply in replies if reply.id == reply_id)
+
+    async def _insert_reply(
+        self,
+        conn: AsyncConnection,
+        tenant_id: int,
+        status: str,
+        ticket_id: int,
+        author_type: str,
+        author_id: int,
+        body: str,
+        internal: bool,
+        idempotency_key: str,
+        attachments: tuple[AttachmentDraft, ...],
+    ) -> int:
+        now = utcnow()
+        result = await conn.execute(
+            t.ticket_replies.insert().values(
+                ticket_id=ticket_id,
+                author_type=author_type,
+                author_id=author_id,
+                body=body,
+                internal=internal,
+                idempotency_key=idempotency_key,
+                created_at=now,
+            )
+        )
+        reply_id = result.inserted_primary_key[0]
+        await self._insert_attachments(conn, tenant_id, ticket_id, reply_id, attachments)
+        changes: dict[str, Any] = {"updated_at": now}
+        # A customer writing on a resolved ticket opens it again, as help desks do.
+        if author_type == "customer" and not internal and status in CLOSED_STATUSES:
+            changes["status"] = "open"
+        await conn.execute(t.tickets.update().where(t.tickets.c.id == ticket_id).values(**changes))
+        return reply_id
 
     async def list_replies(
         self, tenant_id: int, ticket_id: int, *, include_internal: bool = False
