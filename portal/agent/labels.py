@@ -1,0 +1,39 @@
+"""Translated names of ticket statuses and priorities, for the agent console's pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from portal.templating import gettext
+
+
+def status_label(status: str) -> str:
+    """The status in the page's language; an unknown status is shown as it is."""
+    labels = {
+        "open": gettext("Open"),
+        "pending": gettext("Pending"),
+        "resolved": gettext("Resolved"),
+        "closed": gettext("Closed"),
+    }
+    return labels.get(status, status)
+
+
+def priority_label(priority: str) -> str:
+    labels = {
+        "low": gettext("Low"),
+        "normal": gettext("Normal"),
+        "high": gettext("High"),
+        "urgent": gettext("Urgent"),
+    }
+    return labels.get(priority, priority)
+
+
+def field_value(value: Any) -> str:
+    """A custom field's value as text: lists joined, booleans as yes/no, empty as a dash."""
+    if isinstance(value, bool):
+        return gettext("Yes") if value else gettext("No")
+    if isinstance(value, list | tuple):
+        return ", ".join(str(item) for item in value) or "–"
+    if value is None or value == "":
+        return "–"
+    return str(value)
