@@ -1,0 +1,314 @@
+"""Sign-in by magic link (or its code), the confirm step, sign-out and the sign-in rate limits.
+
+The answer to a sign-in request is the same page, with the same status, for every address: the
+lookup of the customer and the mail happen in a background task after the response is sent, so
+neither the content nor the timing of the answer says whether the address is known. Unknown
+addresses get no mail.
+
+Opening a link only shows a confirm button: mail scanners that fetch every link in a mail would
+otherwise spend it before the person clicks. The POST of that button spends the token id and sets
+the session cookie.
+
+Rate limits (per app instance and process): 30 sign-in requests per IP address and 5 per email
+address (per tenant) in 15 minutes, then a 429 page that says when to try again; 5 code attempts
+per sign-in request.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import weakref
+from typing import Any
+
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from portal.core.contract import HelpdeskCore, NotFound, Tenant
+from portal.customer import links
+from portal.customer.session import (
+    DEFAULT_NEXT,
+    csrf_failed,
+    current_session,
+    delete_cookie,
+    embedded,
+    localized,
+    origin_ok,
+    page,
+    require_customer,
+    safe_next,
+    set_cookie,
+    sign_in,
+    sign_out,
+)
+from portal.mail import Mailer
+from portal.ratelimit import RateLimiter
+from portal.settings import Settings
+from portal.templating import gettext as _
+from portal.templating import ngettext, page_language, use_language
+
+PENDING_COOKIE = "portal_signin"
+PENDING_PATH = "/portal/sign-in"
+EMAIL_RE = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
+WINDOW = 15 * 60
+IP_LIMIT = 30
+EMAIL_LIMIT = 5
+CODE_ATTEMPTS = 5
+
+
+class Limits:
+    def __init__(self) -> None:
+        self.ip = RateLimiter(IP_LIMIT, WINDOW)
+        self.email = RateLimiter(EMAIL_LIMIT, WINDOW)
+        self.code = RateLimiter(CODE_ATTEMPTS, WINDOW)
+
+
+_limits: weakref.WeakKeyDictionary[Any, Limits] = weakref.WeakKeyDictionary()
+
+
+def limits(request: Request) -> Limits:
+    """The limiters of this app instance (separate apps, e.g. in tests, do not share counts)."""
+    found = _limits.get(request.app)
+    if found is None:
+        found = _limits[request.app] = Limits()
+    return found
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def too_many(request: Request, retry_after: float) -> Response:
+    minutes = max(1, math.ceil(retry_after / 60))
+    return page(
+        request,
+        "customer/rate_limited.html",
+        {"minutes": minutes},
+        status_code=429,
+        headers={"Retry-After": str(math.ceil(retry_after))},
+    )
+
+
+def _sign_in_form(
+    request: Request,
+    *,
+    email: str = "",
+    error: str = "",
+    next_path: str = "",
+    status_code: int = 200,
+    embed: bool | None = None,
+    signed_out: bool = False,
+) -> Response:
+    context = {
+        "email": email,
+        "error": error,
+        "next": next_path,
+        "signed_out": signed_out,
+        "embed": embedded(request) if embed is None else embed,
+    }
+    return page(request, "customer/sign_in.html", context, status_code=status_code)
+
+
+@localized
+async def sign_in_page(request: Request) -> Response:
+    if request.method == "POST":
+        return await _request_link(request)
+    next_path = request.query_params.get("next", "")
+    if await current_session(request) is not None:
+        return RedirectResponse(safe_next(next_path), status_code=303)
+    return _sign_in_form(
+        request, next_path=next_path, signed_out=request.query_params.get("signed_out") == "1"
+    )
+
+
+async def _request_link(request: Request) -> Response:
+    if not origin_ok(request):
+        return csrf_failed(request)
+    form = await request.form()
+    email = str(form.get("email", "")).strip()
+    next_path = str(form.get("next", ""))
+    embed = embedded(request, form)
+    if len(email) > 320 or not EMAIL_RE.fullmatch(email):
+        return _sign_in_form(
+            request,
+            email=email,
+            error=_("Enter an email address like name@example.com."),
+            next_path=next_path,
+            status_code=400,
+            embed=embed,
+        )
+    tenant: Tenant = request.state.tenant
+    lim = limits(request)
+    wait = lim.ip.hit(client_ip(request)) or lim.email.hit(f"{tenant.id}:{email.lower()}")
+    if wait:
+        return too_many(request, wait)
+
+    signer, settings = request.state.signer, request.state.settings
+    minutes = links.sign_in_minutes(tenant)
+    safe = safe_next(next_path) if next_path else ""
+    token, token_id = links.make_magic_link(signer, tenant, email, minutes=minutes, next_path=safe)
+    link = links.MagicLink(tenant.id, email.lower(), token_id, minutes, safe)
+    response = page(
+        request,
+        "customer/check_mail.html",
+        {"email": email, "minutes": minutes, "embed": embed},
+    )
+    set_cookie(
+        response,
+        request,
+        PENDING_COOKIE,
+        links.pending_token(settings.secret_key, link),
+        max_age=minutes * 60,
+        path=PENDING_PATH,
+        embed=embed,
+    )
+    response.background = BackgroundTask(
+        send_sign_in_mail,
+        request.state.core,
+        request.state.mailer,
+        settings,
+        tenant,
+        email,
+        token,
+        links.sign_in_code(settings.secret_key, token_id),
+        minutes,
+        page_language(request),
+    )
+    return response
+
+
+async def send_sign_in_mail(
+    core: HelpdeskCore,
+    mailer: Mailer,
+    settings: Settings,
+    tenant: Tenant,
+    email: str,
+    token: str,
+    code: str,
+    minutes: int,
+    language: str,
+) -> None:
+    """Mail the link, only when the address belongs to a customer of this tenant."""
+    try:
+        await core.find_customer(tenant.id, email)
+    except NotFound:
+        return
+    url = f"{links.public_base(settings, tenant)}/portal/sign-in/{token}"
+    with use_language(language):
+        subject = _("Your sign-in link for %(name)s") % {"name": tenant.name}
+        body = "\n\n".join(
+            [
+                _("Hello,"),
+                _("Use this link to sign in to %(name)s and follow your requests:")
+                % {"name": tenant.name}
+                + "\n"
+                + url,
+                _("Or enter this code on the sign-in page: %(code)s") % {"code": code},
+                ngettext(
+                    "The link and the code work once and expire in %(num)d minute.",
+                    "The link and the code work once and expire in %(num)d minutes.",
+                    minutes,
+                )
+                % {"num": minutes},
+                _("If you did not ask to sign in, you can ignore this email."),
+            ]
+        )
+    await mailer.send(email, subject, body + "\n", sender_name=tenant.name)
+
+
+def _link_problem(request: Request, status_code: int = 400) -> Response:
+    return page(
+        request,
+        "customer/message.html",
+        {
+            "title": _("This sign-in link cannot be used"),
+            "message": _(
+                "It has expired or was used already. Links work once and only for a short "
+                "time. Ask for a new one below."
+            ),
+            "sign_in_again": True,
+        },
+        status_code=status_code,
+        headers={"Referrer-Policy": "same-origin"},
+    )
+
+
+@localized
+async def magic_link(request: Request) -> Response:
+    tenant: Tenant = request.state.tenant
+    token = request.path_params["token"]
+    link = links.read_magic_link(request.state.signer, token, tenant.id)
+    if link is None:
+        return _link_problem(request)
+    if request.method == "GET":
+        session = await current_session(request)
+        if session is not None and session[0].email == link.email:
+            return RedirectResponse(safe_next(link.next), status_code=303)
+        return page(
+            request,
+            "customer/confirm.html",
+            {"email": link.email, "token": token},
+            headers={"Referrer-Policy": "same-origin"},
+        )
+    if not origin_ok(request):
+        return csrf_failed(request)
+    form = await request.form()
+    if not await request.state.core.spend_token(link.token_id, link.expires_at):
+        return _link_problem(request)
+    return await _finish_sign_in(request, link, embedded(request, form))
+
+
+async def _finish_sign_in(request: Request, link: links.MagicLink, embed: bool) -> Response:
+    try:
+        customer = await request.state.core.find_customer(request.state.tenant.id, link.email)
+    except NotFound:
+        return _link_problem(request)
+    response = RedirectResponse(safe_next(link.next or DEFAULT_NEXT), status_code=303)
+    sign_in(response, request, customer, embed=embed)
+    delete_cookie(response, request, PENDING_COOKIE, PENDING_PATH)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@localized
+async def sign_in_code(request: Request) -> Response:
+    """The code from the mail, typed in the browser that asked for it."""
+    if not origin_ok(request):
+        return csrf_failed(request)
+    form = await request.form()
+    embed = embedded(request, form)
+    settings = request.state.settings
+    tenant: Tenant = request.state.tenant
+    pending = request.cookies.get(PENDING_COOKIE, "")
+    link = links.read_pending(settings.secret_key, pending, tenant.id) if pending else None
+    if link is None:
+        return _link_problem(request)
+    wait = limits(request).code.hit(link.token_id)
+    if wait:
+        return too_many(request, wait)
+    typed = str(form.get("code", ""))[:40]
+    if not links.code_matches(settings.secret_key, link.token_id, typed):
+        return page(
+            request,
+            "customer/check_mail.html",
+            {
+                "email": link.email,
+                "minutes": link.minutes,
+                "embed": embed,
+                "code_error": _("That code is not right. Check the email and try again."),
+            },
+            status_code=400,
+        )
+    if not await request.state.core.spend_token(link.token_id, link.expires_at):
+        return _link_problem(request)
+    return await _finish_sign_in(request, link, embed)
+
+
+@require_customer
+async def sign_out_endpoint(request: Request) -> Response:
+    form = await request.form()
+    query = "?signed_out=1" + ("&embed=1" if embedded(request, form) else "")
+    response = RedirectResponse(f"/portal/sign-in{query}", status_code=303)
+    sign_out(response, request)
+    return response
