@@ -52,6 +52,7 @@ LOGIN_COOKIE = "portal_login"
 SESSION_MAX_AGE = 12 * 3600
 LOGIN_PATH = "/admin/login"
 DEFAULT_NEXT = "/admin/"
+NEXT_AREAS = ("/admin", "/agent")  # where `next` may send a signed-in agent
 ROLES = {"agent": 1, "admin": 2}
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -127,7 +128,10 @@ def sign_out(response: Response) -> None:
 
 # ------------------------------------------------------------------ redirects
 def safe_next(value: str | None) -> str:
-    """`value` if it is a path inside /admin on this host, else the dashboard (no open redirect)."""
+    """`value` if it is a path inside /admin or /agent on this host, else the dashboard.
+
+    Anything else (another host, a scheme, a path elsewhere) gives the dashboard: no open redirect.
+    """
     if not value or len(value) > 2000:
         return DEFAULT_NEXT
     if "\\" in value or any(ord(ch) < 33 or ord(ch) == 127 for ch in value):
@@ -135,7 +139,7 @@ def safe_next(value: str | None) -> str:
     parts = urlsplit(value)
     if parts.scheme or parts.netloc or value.startswith("//"):
         return DEFAULT_NEXT
-    if not (parts.path == "/admin" or parts.path.startswith("/admin/")):
+    if not any(parts.path == area or parts.path.startswith(area + "/") for area in NEXT_AREAS):
         return DEFAULT_NEXT
     return value
 

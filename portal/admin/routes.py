@@ -35,6 +35,7 @@ from portal.admin.auth import (
     sign_out,
     throttle_key,
 )
+from portal.admin.forms import routes as form_builder_routes
 from portal.core.contract import Article, ArticleDraft, Category, Conflict, NotFound, Tenant
 from portal.core.slugs import slugify
 from portal.i18n import LANGUAGES
@@ -167,6 +168,8 @@ async def login(request: Request) -> Response:
                 request, nonce, email=email, next_url=next_url, error=error, status_code=400
             )
         throttle.succeeded(key)
+        if agent.role != "admin" and next_url.rstrip("/") == "/admin":
+            next_url = "/agent/tickets"  # the admin pages would refuse an agent
         response = RedirectResponse(next_url, status_code=303)
         sign_in(response, request, agent)
         return response
@@ -677,4 +680,5 @@ routes = [
     Route("/articles", articles, name="admin_articles"),
     Route("/articles/new", article_new, methods=["GET", "POST"], name="admin_article_new"),
     Route("/articles/{id:int}", article_edit, methods=["GET", "POST"], name="admin_article_edit"),
+    *form_builder_routes,
 ]
