@@ -108,12 +108,14 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
             await search.catch_up(tenant.id)
         kb = KnowledgeBase(the_core)
         resolver = TenantResolver(the_core, settings.base_domain)
+        signer = Signer(settings.secret_key)
+        mailer = Mailer(settings)
         tasks = [
             asyncio.create_task(search.follow_events(), name="search-follow"),
             asyncio.create_task(_follow_core_events(the_core, resolver, kb), name="cache-follow"),
             asyncio.create_task(kb.flush_views_forever(), name="view-flush"),
             asyncio.create_task(
-                notify_customers(the_core, Mailer(settings), Signer(settings.secret_key), settings),
+                notify_customers(the_core, mailer, signer, settings),
                 name="customer-mail",
             ),
         ]
@@ -124,10 +126,10 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
                 "search": search,
                 "kb": kb,
                 "tenants": resolver,
-                "signer": Signer(settings.secret_key),
+                "signer": signer,
                 "templates": make_templates(settings.data_path / "templates"),
                 "attachments": AttachmentStore(settings.data_path / "attachments"),
-                "mailer": Mailer(settings),
+                "mailer": mailer,
             }
         finally:
             for task in tasks:

@@ -573,3 +573,12 @@ async def test_admin_pages_escape_user_data(server, acme, admin):
         assert page.status_code == 200
         assert hostile not in page.text, path
         assert "&lt;script&gt;" in page.text, path
+
+
+async def test_an_agent_without_admin_role_lands_on_the_ticket_inbox(server, acme):
+    await server.agent(acme, "desk@acme.test", "desk password", role="agent")
+    async with server.client() as client:
+        response = await log_in(client, "desk@acme.test", "desk password")
+        assert response.status_code == 303
+        assert response.headers["location"] == "/agent/tickets"
+        assert (await client.get("/agent/tickets")).status_code == 200
