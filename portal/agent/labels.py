@@ -1,4 +1,4 @@
-"""Translated names of ticket statuses and priorities, for the agent console's pages."""
+"""Translated ticket statuses and field values, in the agent console's wording."""
 
 from __future__ import annotations
 
@@ -16,16 +16,6 @@ def status_label(status: str) -> str:
         "closed": gettext("Closed"),
     }
     return labels.get(status, status)
-
-
-def priority_label(priority: str) -> str:
-    labels = {
-        "low": gettext("Low"),
-        "normal": gettext("Normal"),
-        "high": gettext("High"),
-        "urgent": gettext("Urgent"),
-    }
-    return labels.get(priority, priority)
 
 
 def field_value(value: Any) -> str:

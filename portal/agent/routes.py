@@ -32,7 +32,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from portal.admin.auth import admin_page, require_agent
-from portal.agent.labels import field_value, priority_label, status_label
+from portal.agent.labels import field_value, status_label
 from portal.core.contract import (
     TICKET_STATUSES,
     Agent,
@@ -43,6 +43,7 @@ from portal.core.contract import (
     Tenant,
     Ticket,
 )
+from portal.labels import priority_label
 from portal.templating import gettext
 
 log = logging.getLogger(__name__)

@@ -30,6 +30,7 @@ from portal.core.contract import (
     Ticket,
 )
 from portal.customer.session import not_found, page, require_customer
+from portal.labels import priority_label
 from portal.templating import gettext as _
 from portal.templating import ngettext
 
@@ -48,16 +49,6 @@ def status_label(status: str) -> str:
         "closed": _("Closed"),
     }
     return labels.get(status, status)
-
-
-def priority_label(priority: str) -> str:
-    labels = {
-        "low": _("Low"),
-        "normal": _("Normal"),
-        "high": _("High"),
-        "urgent": _("Urgent"),
-    }
-    return labels.get(priority, priority)
 
 
 LABELS = {"status_label": status_label, "priority_label": priority_label}
