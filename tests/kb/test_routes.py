@@ -159,6 +159,8 @@ async def test_search_json_for_the_widget(server, acme):
         assert results[0]["title"] == "Reset your password"
         assert results[0]["url"] == "http://acme.portal.test/kb/en/articles/reset-password"
         assert results[0]["language"] == "en" and "<mark>" in results[0]["snippet"]
+        # Articles are indexed in the background one event at a time: wait for the nb one too.
+        await wait_searchable(client, "kundeportalen", lang="nb")
         nb_response = await client.get(
             "/kb/search.json", params={"q": "kundeportalen", "lang": "no"}
         )
