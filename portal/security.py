@@ -10,6 +10,7 @@ from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # One salt per purpose, so a token made for one purpose never works for another.
@@ -107,3 +108,32 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def signed_session(
+    request: Request,
+    cookie: str,
+    purpose: str,
+    max_age: int,
+    *,
+    tenant_key: str,
+    id_key: str,
+    sid_key: str,
+) -> dict[str, Any] | None:
+    """A signed session cookie's payload if valid, unexpired and for this request's tenant.
+
+    The payload must carry the tenant id, an integer subject id and a string session id under
+    the given keys; anything else is treated as no session.
+    """
+    token = request.cookies.get(cookie)
+    if not token:
+        return None
+    data = request.state.signer.loads(purpose, token, max_age=max_age)
+    if not isinstance(data, dict):
+        return None
+    tenant = getattr(request.state, "tenant", None)
+    if tenant is None or data.get(tenant_key) != tenant.id:
+        return None
+    if not isinstance(data.get(id_key), int) or not isinstance(data.get(sid_key), str):
+        return None
+    return data

@@ -44,7 +44,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from portal.core.contract import Agent, NotFound
-from portal.security import Signer, csrf_ok, csrf_token
+from portal.security import Signer, csrf_ok, csrf_token, signed_session
 from portal.templating import page_language, render, use_language
 
 SESSION_COOKIE = "portal_agent"
@@ -70,18 +70,15 @@ def _secure(request: Request) -> bool:
 
 def session_data(request: Request) -> dict[str, Any] | None:
     """The signed session payload if it is valid, unexpired and for this request's tenant."""
-    token = request.cookies.get(SESSION_COOKIE)
-    if not token:
-        return None
-    data = _signer(request).loads("agent-session", token, max_age=SESSION_MAX_AGE)
-    if not isinstance(data, dict):
-        return None
-    tenant = getattr(request.state, "tenant", None)
-    if tenant is None or data.get("tenant_id") != tenant.id:
-        return None
-    if not isinstance(data.get("agent_id"), int) or not isinstance(data.get("sid"), str):
-        return None
-    return data
+    return signed_session(
+        request,
+        SESSION_COOKIE,
+        "agent-session",
+        SESSION_MAX_AGE,
+        tenant_key="tenant_id",
+        id_key="agent_id",
+        sid_key="sid",
+    )
 
 
 async def _session(request: Request) -> tuple[Agent, str] | None:

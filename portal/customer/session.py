@@ -39,7 +39,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from portal.core.contract import Customer, NotFound
-from portal.security import CSP, Signer, csrf_ok, csrf_token
+from portal.security import CSP, Signer, csrf_ok, csrf_token, signed_session
 from portal.templating import gettext as _
 from portal.templating import page_language, render, use_language
 
@@ -109,18 +109,15 @@ def session_token(signer: Signer, customer: Customer, sid: str) -> str:
 
 def session_data(request: Request) -> dict[str, Any] | None:
     """The signed session payload if it is valid, unexpired and for this request's tenant."""
-    token = request.cookies.get(SESSION_COOKIE)
-    if not token:
-        return None
-    data = signer(request).loads("customer-session", token, max_age=SESSION_MAX_AGE)
-    if not isinstance(data, dict):
-        return None
-    tenant = getattr(request.state, "tenant", None)
-    if tenant is None or data.get("t") != tenant.id:
-        return None
-    if not isinstance(data.get("c"), int) or not isinstance(data.get("s"), str):
-        return None
-    return data
+    return signed_session(
+        request,
+        SESSION_COOKIE,
+        "customer-session",
+        SESSION_MAX_AGE,
+        tenant_key="t",
+        id_key="c",
+        sid_key="s",
+    )
 
 
 async def current_session(request: Request) -> tuple[Customer, str] | None:
