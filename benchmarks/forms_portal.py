@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import secrets
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _server import free_port, http_load, served  # noqa: E402
 
 from portal.core.contract import TicketDraft  # noqa: E402
 from portal.core.embedded.core import EmbeddedCore  # noqa: E402
@@ -32,45 +31,6 @@ from portal.security import Signer  # noqa: E402
 SECRET = secrets.token_urlsafe(48)
 CUSTOMER = "busy.customer@example.com"
 TOPICS = "invoice login export printer refund shipping password upgrade widget report".split()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-async def http_load(
-    port: int, paths: list[str], seconds: float, headers: str = "", connections: int = 16
-) -> float:
-    """Requests/s from keep-alive connections sending GETs one after another (no pipelining)."""
-    stop = time.monotonic() + seconds
-    done = 0
-    rng = random.Random(7)
-
-    async def worker() -> None:
-        nonlocal done
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            while time.monotonic() < stop:
-                path = rng.choice(paths)
-                writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}\r\n".encode())
-                head = await reader.readuntil(b"\r\n\r\n")
-                status = int(head.split(b" ", 2)[1])
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":", 1)[1])
-                await reader.readexactly(length)
-                if status != 200:
-                    raise RuntimeError(f"{path} answered {status}")
-                done += 1
-        finally:
-            writer.close()
-
-    started = time.monotonic()
-    await asyncio.gather(*(worker() for _ in range(connections)))
-    return done / (time.monotonic() - started)
 
 
 async def seed_tickets(data: Path, count: int) -> str:
@@ -102,29 +62,6 @@ def list_paths(count: int) -> list[str]:
     return paths
 
 
-def start_server(data: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "PORTAL_DATA_DIR": str(data),
-        "PORTAL_PORT": str(port),
-        "PORTAL_SECRET_KEY": SECRET,
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "portal.cli", "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(300):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return server
-        except OSError:
-            time.sleep(0.1)
-    server.terminate()
-    raise RuntimeError("the server did not start")
-
-
 async def portal_ticket_list(count: int, seconds: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
@@ -132,16 +69,12 @@ async def portal_ticket_list(count: int, seconds: float) -> None:
         cookie = await seed_tickets(data, count)
         print(f"portal_seed_{count}_tickets: {time.perf_counter() - started:.1f} s")
         port = free_port()
-        server = start_server(data, port)
-        try:
+        with served(data, port, PORTAL_SECRET_KEY=SECRET):
             headers = f"Cookie: {SESSION_COOKIE}={cookie}\r\n"
             paths = list_paths(count)
             await http_load(port, paths, 1, headers)  # warm up
             rps = await http_load(port, paths, seconds, headers)
             print(f"portal_ticket_list_rps: {rps:.0f} req/s")
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
 
 
 def main() -> None:

@@ -17,10 +17,7 @@ import asyncio
 import html
 import itertools
 import json
-import os
 import re
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,18 +27,14 @@ from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _server import free_port, served  # noqa: E402
+
 from portal.core.contract import Choice, Field, FormDraft  # noqa: E402
 from portal.core.embedded.core import EmbeddedCore  # noqa: E402
 
 HOST = "127.0.0.1"
 HIDDEN_RE = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
 BOUNDARY = "benchmarkboundary7MA4YWxkTrZu0gW"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 def values(n: int) -> dict[str, str]:
@@ -152,20 +145,7 @@ async def measure(seconds: float, connections: int) -> None:
         await core.close()
 
         port = free_port()
-        env = {**os.environ, "PORTAL_DATA_DIR": str(data), "PORTAL_PORT": str(port)}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "portal.cli", "serve"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            for _ in range(300):
-                try:
-                    socket.create_connection((HOST, port), timeout=0.2).close()
-                    break
-                except OSError:
-                    time.sleep(0.1)
+        with served(data, port):
             api_path = f"/api/forms/{form.id}"
             page_path = f"/forms/{form.id}"
 
@@ -230,9 +210,6 @@ async def measure(seconds: float, connections: int) -> None:
                 201,
             )
             print(f"duplicate_retries_rps: {retries:.0f} req/s")
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
 
 
 def main() -> None:

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,6 +18,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _server import free_port, http_load, served  # noqa: E402
 
 from portal.core.embedded import schema  # noqa: E402
 from portal.core.embedded.core import EmbeddedCore  # noqa: E402
@@ -130,44 +129,6 @@ def folder_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-async def http_load(port: int, paths: list[str], seconds: float, connections: int = 16) -> float:
-    """Requests/s from keep-alive connections sending GETs one after another (no pipelining)."""
-    stop = time.monotonic() + seconds
-    done = 0
-    rng = random.Random(7)
-
-    async def worker() -> None:
-        nonlocal done
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            while time.monotonic() < stop:
-                path = rng.choice(paths)
-                request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-                writer.write(request.encode())
-                head = await reader.readuntil(b"\r\n\r\n")
-                status = int(head.split(b" ", 2)[1])
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":", 1)[1])
-                await reader.readexactly(length)
-                if status != 200:
-                    raise RuntimeError(f"{path} answered {status}")
-                done += 1
-        finally:
-            writer.close()
-
-    started = time.monotonic()
-    await asyncio.gather(*(worker() for _ in range(connections)))
-    return done / (time.monotonic() - started)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 async def measure(count: int, seconds: float, tag: str) -> None:
     rng = random.Random(count)
     with tempfile.TemporaryDirectory() as tmp:
@@ -192,20 +153,7 @@ async def measure(count: int, seconds: float, tag: str) -> None:
         await core.close()
 
         port = free_port()
-        env = {**os.environ, "PORTAL_DATA_DIR": str(data), "PORTAL_PORT": str(port)}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "portal.cli", "serve"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            for _ in range(300):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    time.sleep(0.1)
+        with served(data, port):
             # A help center's traffic goes mostly to its popular articles: a hot set of 1,000.
             hot = rng.sample(paths, min(1000, len(paths)))
             await http_load(port, hot, 2)  # warm the page cache
@@ -214,9 +162,6 @@ async def measure(count: int, seconds: float, tag: str) -> None:
             print(
                 f"search_page_rps_{tag}: {await http_load(port, search_paths, seconds):.0f} req/s"
             )
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
 
 
 def main() -> None:
