@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from portal.templating import gettext
+from portal.templating import N_, gettext
+
+# Marked for extraction only; translated one at a time when shown.
+PRIORITY_MESSAGES = {
+    "low": N_("Low"),
+    "normal": N_("Normal"),
+    "high": N_("High"),
+    "urgent": N_("Urgent"),
+}
 
 
-def priority_label(priority: str) -> str:
+def priority_label(value: str) -> str:
     """The priority in the page's language; an unknown one is shown as it is."""
-    labels = {
-        "low": gettext("Low"),
-        "normal": gettext("Normal"),
-        "high": gettext("High"),
-        "urgent": gettext("Urgent"),
-    }
-    return labels.get(priority, priority)
+    message = PRIORITY_MESSAGES.get(value)
+    return gettext(message) if message else value

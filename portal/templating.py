@@ -25,6 +25,11 @@ def gettext(message: str) -> str:
     return translations(_language.get()).gettext(message)
 
 
+def N_(message: str) -> str:  # noqa: N802 (the name Babel's extractor looks for)
+    """Mark a message for the catalogs without translating it yet."""
+    return message
+
+
 def ngettext(singular: str, plural: str, n: int) -> str:
     """The singular or plural translation for `n`, in the page's language."""
     return translations(_language.get()).ngettext(singular, plural, n)

@@ -47,7 +47,7 @@ async def test_migrations_from_empty_match_the_schema(database_url):
         await core.close()
     assert EXPECTED_TABLES <= tables
     assert diff == [], f"schema.py and the migrations disagree: {diff}"
-    assert version == "0002"
+    assert version == "0003"
 
 
 async def test_starting_twice_is_harmless(database_url):

@@ -8,7 +8,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from portal.core.contract import (
     Agent,
@@ -24,27 +23,11 @@ from portal.core.contract import (
     Tenant,
 )
 from portal.core.embedded import schema as t
+from portal.core.embedded.engine import CoreConnection, make_engine
 from portal.core.embedded.migrate import upgrade
 from portal.core.embedded.rows import T, aware, from_row, utcnow
 from portal.core.embedded.tickets import TicketStore
 from portal.core.slugs import slugify
-
-
-def make_engine(url: str) -> AsyncEngine:
-    """An async engine with the pragmas SQLite needs to serve many readers and one writer."""
-    if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
-
-        @sa.event.listens_for(engine.sync_engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.close()
-
-        return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
 
 class EventBus:
@@ -94,7 +77,7 @@ class EmbeddedCore(TicketStore):
         return convert(row)
 
     # ----------------------------------------------------------------- tenants
-    async def _tenantfrom_row(self, conn: AsyncConnection, row: Any) -> Tenant:
+    async def _tenantfrom_row(self, conn: CoreConnection, row: Any) -> Tenant:
         domains = (
             await conn.execute(
                 sa.select(t.tenant_domains.c.domain)
@@ -356,7 +339,7 @@ class EmbeddedCore(TicketStore):
     def _article(row: Any) -> Article:
         return from_row(Article, row, updated_at=aware(row.updated_at))
 
-    async def _next_revision(self, conn: AsyncConnection, tenant_id: int) -> int:
+    async def _next_revision(self, conn: CoreConnection, tenant_id: int) -> int:
         # The tenant row is the per-tenant lock, so revisions are handed out in commit order.
         await conn.execute(
             t.tenants.update()
@@ -370,7 +353,7 @@ class EmbeddedCore(TicketStore):
         ).scalar_one()
 
     async def _check_category(
-        self, conn: AsyncConnection, tenant_id: int, category_id: int | None
+        self, conn: CoreConnection, tenant_id: int, category_id: int | None
     ) -> None:
         if category_id is None:
             return

@@ -7,7 +7,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
+
+from portal.core.embedded.engine import CoreEngine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -20,7 +21,7 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+async def upgrade(engine: CoreEngine, revision: str = "head") -> None:
     """Bring the database at `engine` up to `revision`."""
 
     def _run(connection: Connection) -> None:

@@ -24,9 +24,16 @@ def _field_names(cls: type) -> frozenset[str]:
     return frozenset(f.name for f in fields(cls))
 
 
+@cache
+def _picks(cls: type, columns: tuple[str, ...]) -> tuple[tuple[int, str], ...]:
+    """Which positions of a row with these columns fill which fields of `cls`."""
+    names = _field_names(cls)
+    return tuple((i, name) for i, name in enumerate(columns) if name in names)
+
+
 def from_row(cls: type[T], row: Any, **overrides: Any) -> T:
     """A contract dataclass from a row: the columns whose names are the dataclass's fields."""
-    names = _field_names(cls)
-    values = {key: value for key, value in row._mapping.items() if key in names}
+    # Rows of one query share their column tuple, so the name matching is done once per query.
+    values = {name: row[i] for i, name in _picks(cls, row._fields)}
     values.update(overrides)
     return cls(**values)

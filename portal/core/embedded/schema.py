@@ -132,7 +132,17 @@ tickets = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("tenant_id", "number", name="uq_tickets_tenant_number"),
     UniqueConstraint("tenant_id", "idempotency_key", name="uq_tickets_tenant_idempotency"),
-    Index("ix_tickets_customer", "tenant_id", "customer_id"),
+    # Ticket lists page newest first; these cover a page and its count (migration 0003).
+    Index("ix_tickets_customer_list", "tenant_id", "customer_id", "updated_at", "id", "status"),
+    Index(
+        "ix_tickets_organization_list",
+        "tenant_id",
+        "organization_id",
+        "updated_at",
+        "id",
+        "status",
+    ),
+    Index("ix_tickets_tenant_list", "tenant_id", "updated_at", "id", "status"),
 )
 
 ticket_replies = Table(

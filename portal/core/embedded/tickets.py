@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from portal.core.contract import (
     CLOSED_STATUSES,
@@ -37,15 +37,70 @@ from portal.core.contract import (
     TicketPage,
 )
 from portal.core.embedded import schema as t
+from portal.core.embedded.engine import CoreConnection, CoreEngine
 from portal.core.embedded.rows import T, aware, from_row, utcnow
 
 RATING_CHANGE_WINDOW = timedelta(days=7)
 
 
+def _ticket_select() -> sa.Select:
+    """Tickets with their requester's email and name and their assignee's name."""
+    tk, cu, ag = t.tickets, t.customers, t.agents
+    return sa.select(
+        tk,
+        cu.c.email.label("requester_email"),
+        cu.c.name.label("requester_name"),
+        sa.func.coalesce(ag.c.name, "").label("assignee_name"),
+    ).select_from(
+        tk.join(cu, cu.c.id == tk.c.customer_id).outerjoin(ag, ag.c.id == tk.c.assignee_agent_id)
+    )
+
+
+_TICKET_SELECT = _ticket_select()
+
+_CUSTOMER_BY_ID = sa.select(t.customers).where(
+    t.customers.c.tenant_id == sa.bindparam("tenant_id"),
+    t.customers.c.id == sa.bindparam("customer_id"),
+)
+
+
+@cache
+def _ticket_list_statements(scope: str, state: str, search: bool) -> tuple[sa.Select, sa.Select]:
+    """(count, page) for one shape of ticket list, built once, with bound parameters.
+
+    Reusing the statement objects spares building and cache-keying them on every request.
+    """
+    c = t.tickets.c
+    where = [c.tenant_id == sa.bindparam("tenant_id")]
+    if scope == "customer":
+        where.append(c.customer_id == sa.bindparam("scope_id"))
+    elif scope == "organization":
+        where.append(c.organization_id == sa.bindparam("scope_id"))
+    if state == "open":
+        where.append(c.status.in_(OPEN_STATUSES))
+    elif state == "closed":
+        where.append(c.status.in_(CLOSED_STATUSES))
+    if search:
+        where.append(sa.func.lower(c.subject).like(sa.bindparam("pattern"), escape="\\"))
+    condition = sa.and_(*where)
+    order = (c.updated_at.desc(), c.id.desc())
+    count = sa.select(sa.func.count()).select_from(t.tickets).where(condition)
+    # The page's ids come from the list index alone; only those rows are then joined.
+    page_ids = (
+        sa.select(c.id)
+        .where(condition)
+        .order_by(*order)
+        .offset(sa.bindparam("offset", type_=sa.Integer))
+        .limit(sa.bindparam("limit", type_=sa.Integer))
+    )
+    page = _TICKET_SELECT.where(c.id.in_(page_ids.scalar_subquery())).order_by(*order)
+    return count, page
+
+
 class TicketStore:
     """Mixed into EmbeddedCore, which supplies the engine, the event bus and `_one`."""
 
-    engine: AsyncEngine
+    engine: CoreEngine
     _bus: Any
 
     if TYPE_CHECKING:
@@ -73,7 +128,7 @@ class TicketStore:
             return [Department(r.id, r.tenant_id, r.name) for r in await conn.execute(query)]
 
     async def _check_department(
-        self, conn: AsyncConnection, tenant_id: int, department_id: int | None
+        self, conn: CoreConnection, tenant_id: int, department_id: int | None
     ) -> None:
         if department_id is None:
             return
@@ -199,9 +254,13 @@ class TicketStore:
         return await self._one(t.customers, where, self._customer, "no such customer")
 
     async def get_customer(self, tenant_id: int, customer_id: int) -> Customer:
-        c = t.customers.c
-        where = (c.tenant_id == tenant_id) & (c.id == customer_id)
-        return await self._one(t.customers, where, self._customer, "no such customer")
+        # Every signed-in portal page reads its customer: one statement object, reused.
+        params = {"tenant_id": tenant_id, "customer_id": customer_id}
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(_CUSTOMER_BY_ID, params)).first()
+        if row is None:
+            raise NotFound("no such customer")
+        return self._customer(row)
 
     async def _customer_id(self, tenant_id: int, email: str, name: str) -> int:
         """The customer with this email, created if new (in its own short transaction)."""
@@ -282,20 +341,6 @@ class TicketStore:
 
     # ----------------------------------------------------------------- tickets
     @staticmethod
-    def _ticket_select() -> sa.Select:
-        tk, cu, ag = t.tickets, t.customers, t.agents
-        return sa.select(
-            tk,
-            cu.c.email.label("requester_email"),
-            cu.c.name.label("requester_name"),
-            sa.func.coalesce(ag.c.name, "").label("assignee_name"),
-        ).select_from(
-            tk.join(cu, cu.c.id == tk.c.customer_id).outerjoin(
-                ag, ag.c.id == tk.c.assignee_agent_id
-            )
-        )
-
-    @staticmethod
     def _ticket(row: Any) -> Ticket:
         return from_row(
             Ticket,
@@ -307,7 +352,7 @@ class TicketStore:
 
     async def _ticket_where(self, where: Any) -> Ticket | None:
         async with self.engine.connect() as conn:
-            row = (await conn.execute(self._ticket_select().where(where))).first()
+            row = (await conn.execute(_TICKET_SELECT.where(where))).first()
         return self._ticket(row) if row is not None else None
 
     async def _ticket_by_key(self, tenant_id: int, idempotency_key: str) -> Ticket | None:
@@ -334,39 +379,21 @@ class TicketStore:
         offset: int = 0,
         limit: int = 25,
     ) -> TicketPage:
-        c = t.tickets.c
-        where = [c.tenant_id == tenant_id]
-        if customer_id is not None:
-            where.append(c.customer_id == customer_id)
-        if organization_id is not None:
-            where.append(c.organization_id == organization_id)
-        if state == "open":
-            where.append(c.status.in_(OPEN_STATUSES))
-        elif state == "closed":
-            where.append(c.status.in_(CLOSED_STATUSES))
+        scope = "customer" if customer_id is not None else ""
+        scope = "organization" if organization_id is not None else scope
+        count, page = _ticket_list_statements(scope, state or "", bool(query))
+        params: dict[str, Any] = {
+            "tenant_id": tenant_id,
+            "scope_id": organization_id if organization_id is not None else customer_id,
+            "offset": offset,
+            "limit": limit,
+        }
         if query:
             escaped = query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            where.append(sa.func.lower(c.subject).like(f"%{escaped}%", escape="\\"))
-        condition = sa.and_(*where)
-        # The total rides along with each row (a window count), saving a round trip per page.
-        query = (
-            self._ticket_select()
-            .add_columns(sa.func.count().over().label("total_count"))
-            .where(condition)
-            .order_by(c.updated_at.desc(), c.id.desc())
-            .offset(offset)
-            .limit(limit)
-        )
+            params["pattern"] = f"%{escaped}%"
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-            if rows:
-                total = rows[0].total_count
-            else:  # past the last page (or nothing at all): count without rows
-                total = (
-                    await conn.execute(
-                        sa.select(sa.func.count()).select_from(t.tickets).where(condition)
-                    )
-                ).scalar_one()
+            total = (await conn.execute(count, params)).scalar_one()
+            rows = (await conn.execute(page, params)).all() if total > offset else []
         return TicketPage([self._ticket(row) for row in rows], total)
 
     async def create_ticket(
@@ -448,7 +475,7 @@ class TicketStore:
 
     @staticmethod
     async def _insert_attachments(
-        conn: AsyncConnection,
+        conn: CoreConnection,
         tenant_id: int,
         ticket_id: int,
         reply_id: int,
@@ -542,7 +569,7 @@ class TicketStore:
 
     async def _insert_reply(
         self,
-        conn: AsyncConnection,
+        conn: CoreConnection,
         tenant_id: int,
         status: str,
         ticket_id: int,
