@@ -28,6 +28,7 @@ EXPECTED_TABLES = {
     "form_fields",
     "kb_deflections",
     "used_tokens",
+    "canned_responses",
 }
 
 
@@ -47,7 +48,7 @@ async def test_migrations_from_empty_match_the_schema(database_url):
         await core.close()
     assert EXPECTED_TABLES <= tables
     assert diff == [], f"schema.py and the migrations disagree: {diff}"
-    assert version == "0003"
+    assert version == "0004"
 
 
 async def test_starting_twice_is_harmless(database_url):

@@ -23,6 +23,7 @@ from portal.core.contract import (
     Tenant,
 )
 from portal.core.embedded import schema as t
+from portal.core.embedded.chat import ChatStore
 from portal.core.embedded.engine import CoreConnection, make_engine
 from portal.core.embedded.migrate import upgrade
 from portal.core.embedded.rows import T, aware, from_row, utcnow
@@ -50,7 +51,7 @@ class EventBus:
             self._queues.discard(queue)
 
 
-class EmbeddedCore(TicketStore):
+class EmbeddedCore(TicketStore, ChatStore):
     """The default core, in this process, on the database at `database_url`."""
 
     def __init__(self, database_url: str, *, migrate: bool = True) -> None:

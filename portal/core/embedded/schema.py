@@ -174,14 +174,28 @@ conversations = Table(
     metadata,
     _id(),
     _tenant(),
-    Column("visitor_token_hash", String(64), nullable=False),
+    Column("visitor_id", String(64), nullable=False, default=""),
     Column("customer_id", Integer, ForeignKey("customers.id", ondelete="SET NULL")),
     Column("assignee_agent_id", Integer, ForeignKey("agents.id", ondelete="SET NULL")),
     Column("ticket_id", Integer, ForeignKey("tickets.id", ondelete="SET NULL")),
-    Column("status", String(20), nullable=False, default="open"),
+    Column("status", String(20), nullable=False, default="waiting"),
+    Column("visitor_name", String(200), nullable=False, default=""),
+    Column("visitor_email", String(320), nullable=False, default=""),
+    Column("subject", String(200), nullable=False, default=""),
+    Column("last_message_id", Integer, nullable=False, default=0),
+    Column("last_message_preview", String(120), nullable=False, default=""),
+    Column("visitor_read_id", Integer, nullable=False, default=0),
+    Column("agent_read_id", Integer, nullable=False, default=0),
+    # The highest message id in the ticket's transcript, fixed by the first attempt to make the
+    # ticket: later visitor messages become ticket replies, so none is lost or written twice.
+    Column("ticket_through_id", Integer),
+    Column("idempotency_key", String(200), nullable=False),
     _created(),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    Index("ix_conversations_visitor", "tenant_id", "visitor_token_hash"),
+    UniqueConstraint("tenant_id", "idempotency_key", name="uq_conversations_tenant_idempotency"),
+    Index("ix_conversations_visitor", "tenant_id", "visitor_id"),
+    Index("ix_conversations_customer", "tenant_id", "customer_id"),
+    Index("ix_conversations_updated", "tenant_id", "updated_at"),
 )
 
 chat_messages = Table(
@@ -196,10 +210,24 @@ chat_messages = Table(
     ),
     Column("author_type", String(20), nullable=False),
     Column("author_id", Integer),
+    Column("author_name", String(200), nullable=False, default=""),
     Column("body", Text, nullable=False),
+    Column("internal", Boolean, nullable=False, default=False),
     Column("client_id", String(100), nullable=False),
     _created(),
     UniqueConstraint("conversation_id", "client_id", name="uq_chat_messages_client_id"),
+    Index("ix_chat_messages_conversation", "conversation_id", "id"),
+)
+
+canned_responses = Table(
+    "canned_responses",
+    metadata,
+    _id(),
+    _tenant(),
+    Column("shortcut", String(100), nullable=False),
+    Column("body", Text, nullable=False),
+    _created(),
+    UniqueConstraint("tenant_id", "shortcut", name="uq_canned_responses_tenant_shortcut"),
 )
 
 attachments = Table(
@@ -215,6 +243,7 @@ attachments = Table(
     Column("size", Integer, nullable=False),
     Column("storage_key", String(300), nullable=False),
     _created(),
+    Index("ix_attachments_message", "message_id"),
 )
 
 kb_categories = Table(
