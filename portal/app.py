@@ -30,6 +30,10 @@ from portal.kb.routes import routes as kb_routes
 from portal.kb.search import SearchService
 from portal.kb.store import KnowledgeBase
 from portal.mail import Mailer
+from portal.messenger.hub import make_hub
+from portal.messenger.routes import routes as messenger_routes
+from portal.messenger.service import Messenger
+from portal.messenger.sockets import ConnectionLimits
 from portal.resources import STATIC_DIR
 from portal.security import SecurityHeadersMiddleware, Signer
 from portal.settings import Settings
@@ -70,6 +74,9 @@ async def _error_page(request: Request, exc: Exception) -> Response:
 
 async def unknown_host(scope: Scope, receive: Receive, send: Send) -> None:
     """The page for a Host that is no tenant's: a plain 404 that names no tenant."""
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1008, "reason": "unknown host"})
+        return
     request = Request(scope, receive)
     response = render(
         request,
@@ -110,7 +117,11 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
         resolver = TenantResolver(the_core, settings.base_domain)
         signer = Signer(settings.secret_key)
         mailer = Mailer(settings)
+        hub = make_hub(settings.redis_url)
+        await hub.start()
+        messenger = Messenger(the_core, hub, mailer, signer)
         tasks = [
+            asyncio.create_task(messenger.watch_unanswered(), name="chat-watch"),
             asyncio.create_task(search.follow_events(), name="search-follow"),
             asyncio.create_task(_follow_core_events(the_core, resolver, kb), name="cache-follow"),
             asyncio.create_task(kb.flush_views_forever(), name="view-flush"),
@@ -130,11 +141,15 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
                 "templates": make_templates(settings.data_path / "templates"),
                 "attachments": AttachmentStore(settings.data_path / "attachments"),
                 "mailer": mailer,
+                "hub": hub,
+                "messenger": messenger,
+                "socket_limits": ConnectionLimits(settings.ws_max_per_ip_count),
             }
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await hub.close()
             await kb.flush_views()
             search.close()
             if own_core:
@@ -147,6 +162,7 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
         *kb_routes,
         *forms_routes,
         *customer_routes,
+        *messenger_routes,  # before the /agent mount, which would take /agent/ws
         Mount("/admin", routes=admin_routes),
         Mount("/agent", routes=agent_routes),
     ]

@@ -32,13 +32,17 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from portal.app import create_app
+    from portal.messenger.protocol import PING_INTERVAL_S
 
     uvicorn.run(
         create_app(settings),
         host=args.host or settings.host,
         port=int(args.port or settings.port),
         proxy_headers=True,
-        ws_per_message_deflate=False,
+        # Pings keep idle chat sockets open through proxies that drop silent connections.
+        ws_ping_interval=PING_INTERVAL_S,
+        ws_ping_timeout=PING_INTERVAL_S,
+        ws_per_message_deflate=settings.ws_compression == "1",
     )
     return 0
 

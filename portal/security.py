@@ -21,6 +21,9 @@ SALTS = {
     "magic-link": "portal.magic-link",
     "form-token": "portal.form-token",
     "rating-link": "portal.rating-link",
+    "visitor": "portal.visitor",
+    "chat-upload": "portal.chat-upload",
+    "chat-file": "portal.chat-file",
 }
 
 

@@ -37,6 +37,12 @@ class Settings:
     redis_url: str = _setting(
         "", "Redis URL for pub/sub between processes; empty means one process."
     )
+    ws_max_per_ip: str = _setting(
+        "200", "Open chat websockets allowed per client address in one process."
+    )
+    ws_compression: str = _setting(
+        "0", "`1` to offer per-message deflate on websockets (about twice the memory a socket)."
+    )
     host: str = _setting("127.0.0.1", "Address `portal serve` listens on.")
     port: str = _setting("8000", "Port `portal serve` listens on.")
     smtp_host: str = _setting("", "SMTP server for mail to customers; empty logs mail instead.")
@@ -48,6 +54,10 @@ class Settings:
     public_scheme: str = _setting(
         "http", "Scheme of public URLs (canonical links, sitemap): `http` or `https`."
     )
+
+    @property
+    def ws_max_per_ip_count(self) -> int:
+        return int(self.ws_max_per_ip)
 
     @property
     def production(self) -> bool:
@@ -83,6 +93,10 @@ class Settings:
             raise SettingsError("PORTAL_ENV must be 'development' or 'production'.")
         if not self.smtp_port.isdigit():
             raise SettingsError(f"PORTAL_SMTP_PORT must be a number, not {self.smtp_port!r}.")
+        if not self.ws_max_per_ip.isdigit():
+            raise SettingsError(
+                f"PORTAL_WS_MAX_PER_IP must be a number, not {self.ws_max_per_ip!r}."
+            )
         if not self.port.isdigit():
             raise SettingsError(f"PORTAL_PORT must be a number, not {self.port!r}.")
         if self.public_scheme not in ("http", "https"):

@@ -35,6 +35,7 @@ from portal.admin.auth import (
     sign_out,
     throttle_key,
 )
+from portal.admin.chat import routes as chat_routes
 from portal.admin.forms import routes as form_builder_routes
 from portal.core.contract import Article, ArticleDraft, Category, Conflict, NotFound, Tenant
 from portal.core.slugs import slugify
@@ -681,4 +682,5 @@ routes = [
     Route("/articles/new", article_new, methods=["GET", "POST"], name="admin_article_new"),
     Route("/articles/{id:int}", article_edit, methods=["GET", "POST"], name="admin_article_edit"),
     *form_builder_routes,
+    *chat_routes,
 ]

@@ -32,6 +32,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from portal.admin.auth import admin_page, require_agent
+from portal.agent.chats import chats
 from portal.agent.labels import field_value, status_label
 from portal.core.contract import (
     TICKET_STATUSES,
@@ -343,6 +344,7 @@ async def attachment(request: Request) -> Response:
 routes: list[BaseRoute] = [
     Route("/", home, name="agent_home"),
     Route("/tickets", tickets, name="agent_tickets"),
+    Route("/chats", chats, name="agent_chats"),
     Route("/tickets/{id:int}", ticket, name="agent_ticket"),
     Route("/tickets/{id:int}/reply", ticket_reply, methods=["POST"], name="agent_ticket_reply"),
     Route("/tickets/{id:int}/status", ticket_status, methods=["POST"], name="agent_ticket_status"),

@@ -1,0 +1,167 @@
+"""Admin pages for the messenger: chat settings, business hours, allowed sites, canned replies."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from portal.admin.auth import admin_page, require_agent
+from portal.core.contract import Conflict, NotFound
+from portal.customer.session import ORIGIN_RE
+from portal.messenger.hours import DAYS, PRECHAT_MODES, ChatSettings, HoursError, parse_hours
+from portal.templating import gettext
+
+MAX_CANNED = 5_000
+SHORTCUT_RE = re.compile(r"[a-z0-9_-]{1,40}")
+
+
+def _text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _values(settings: dict[str, Any]) -> dict[str, Any]:
+    chat = ChatSettings.from_settings(settings)
+    hours = chat.business_hours or {}
+    days = hours.get("days") or {}
+    return {
+        "enabled": chat.enabled,
+        "prechat": chat.prechat,
+        "answer_timeout": str(chat.answer_timeout_s),
+        "timezone": hours.get("timezone", ""),
+        **{f"day_{d}": ", ".join(days.get(d, [])) for d in DAYS},
+        "origins": "\n".join(settings.get("embed_origins") or []),
+    }
+
+
+async def _page(
+    request: Request, values: dict[str, Any], errors: dict[str, str], status: int = 200
+):
+    core = request.state.core
+    tenant = request.state.tenant
+    return admin_page(
+        request,
+        "admin/chat.html",
+        {
+            "values": values,
+            "errors": errors,
+            "days": DAYS,
+            "prechat_modes": PRECHAT_MODES,
+            "canned": await core.list_canned_responses(tenant.id),
+            "done": request.query_params.get("done", ""),
+            "nav": "chat",
+        },
+        status_code=status,
+    )
+
+
+def _parse(form: FormData) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
+    """(values as typed, settings to store, errors by field)."""
+    values: dict[str, Any] = {k: _text(form, k) for k in ("prechat", "answer_timeout", "timezone")}
+    values["enabled"] = form.get("enabled") == "1"
+    values["origins"] = _text(form, "origins")
+    for day in DAYS:
+        values[f"day_{day}"] = _text(form, f"day_{day}")
+    errors: dict[str, str] = {}
+    if values["prechat"] not in PRECHAT_MODES:
+        errors["prechat"] = gettext("Choose one of the options.")
+    timeout = values["answer_timeout"]
+    if not timeout.isdigit() or not 10 <= int(timeout) <= 86_400:
+        errors["answer_timeout"] = gettext("A number of seconds from 10 to 86400.")
+    days = {
+        day: [span.strip() for span in values[f"day_{day}"].split(",") if span.strip()]
+        for day in DAYS
+    }
+    hours: dict[str, Any] | None = None
+    if any(days.values()):
+        hours = {
+            "timezone": values["timezone"] or "UTC",
+            "days": {d: s for d, s in days.items() if s},
+        }
+        try:
+            parse_hours(hours)
+        except HoursError as exc:
+            errors["hours"] = gettext("The business hours cannot be read: %(problem)s.") % {
+                "problem": str(exc)
+            }
+    origins = [o.rstrip("/").lower() for o in values["origins"].split() if o]
+    bad = [o for o in origins if not ORIGIN_RE.fullmatch(o)]
+    if bad:
+        errors["origins"] = gettext(
+            "Write each site as https://example.com (no path); not: %(sites)s"
+        ) % {"sites": ", ".join(bad[:3])}
+    settings = {
+        "chat_enabled": values["enabled"],
+        "chat_prechat": values["prechat"],
+        "chat_answer_timeout_s": int(timeout) if timeout.isdigit() else None,
+        "business_hours": hours,
+        "embed_origins": origins,
+    }
+    return values, settings, errors
+
+
+@require_agent("admin")
+async def chat_settings(request: Request) -> Response:
+    core = request.state.core
+    tenant = await core.get_tenant(request.state.tenant.slug)
+    if request.method != "POST":
+        return await _page(request, _values(tenant.settings), {})
+    values, settings, errors = _parse(await request.form())
+    if errors:
+        return await _page(request, values, errors, 400)
+    await core.update_tenant_settings(tenant.id, settings)
+    return _back(request, "settings")
+
+
+@require_agent("admin")
+async def canned_add(request: Request) -> Response:
+    form = await request.form()
+    shortcut, body = _text(form, "shortcut").lower(), _text(form, "body")
+    tenant = request.state.tenant
+    errors: dict[str, str] = {}
+    if not SHORTCUT_RE.fullmatch(shortcut):
+        errors["shortcut"] = gettext("Use 1 to 40 lower-case letters, digits, - or _.")
+    if not body or len(body) > MAX_CANNED:
+        errors["body"] = gettext("Write the reply (at most 5000 characters).")
+    if not errors:
+        try:
+            await request.state.core.save_canned_response(tenant.id, shortcut, body)
+            return _back(request, "canned")
+        except Conflict:
+            errors["shortcut"] = gettext("That shortcut is taken.")
+    core = request.state.core
+    fresh = await core.get_tenant(tenant.slug)
+    values = {**_values(fresh.settings), "shortcut": shortcut, "body": body}
+    return await _page(request, values, errors, 400)
+
+
+@require_agent("admin")
+async def canned_delete(request: Request) -> Response:
+    try:
+        await request.state.core.delete_canned_response(
+            request.state.tenant.id, request.path_params["id"]
+        )
+    except NotFound:
+        pass  # deleted already: the list shows the truth
+    return _back(request, "deleted")
+
+
+def _back(request: Request, done: str) -> RedirectResponse:
+    return RedirectResponse(request.url_for("admin_chat").path + f"?done={done}", status_code=303)
+
+
+routes = [
+    Route("/chat", chat_settings, methods=["GET", "POST"], name="admin_chat"),
+    Route("/chat/canned", canned_add, methods=["POST"], name="admin_canned_add"),
+    Route(
+        "/chat/canned/{id:int}/delete",
+        canned_delete,
+        methods=["POST"],
+        name="admin_canned_delete",
+    ),
+]

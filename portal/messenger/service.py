@@ -1,0 +1,344 @@
+"""The messenger's actions: store through the core first, then tell every process by the hub.
+
+Both sockets (visitor and agent) and the background watcher act through `Messenger`, so the
+rule "stored before fanned out" lives in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from portal.core.contract import (
+    AttachmentDraft,
+    ChatMessage,
+    Conflict,
+    Conversation,
+    HelpdeskCore,
+    NotFound,
+    Tenant,
+)
+from portal.mail import Mailer
+from portal.messenger.hours import ChatSettings, is_open
+from portal.messenger.hub import Hub
+from portal.security import Signer
+
+log = logging.getLogger(__name__)
+
+VISITOR_TOKEN_MAX_AGE = 365 * 24 * 3600
+UPLOAD_MAX_AGE = 24 * 3600
+FILE_LINK_MAX_AGE = 30 * 24 * 3600
+WATCH_INTERVAL_S = 5.0
+
+
+def conversation_channel(tenant_id: int, conversation_id: int) -> str:
+    return f"conv:{tenant_id}:{conversation_id}"
+
+
+def inbox_channel(tenant_id: int) -> str:
+    return f"inbox:{tenant_id}"
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+def message_json(message: ChatMessage, file_url: Callable[[int], str]) -> dict[str, Any]:
+    """A message as frames carry it; `file_url` makes each attachment's link."""
+    return {
+        "id": message.id,
+        "conversation_id": message.conversation_id,
+        "author_type": message.author_type,
+        "author_name": message.author_name,
+        "body": message.body,
+        "client_id": message.client_id.rpartition("/")[2],  # without its author's prefix
+        "created_at": _when(message.created_at),
+        "internal": message.internal,
+        "attachments": [
+            {
+                "id": a.id,
+                "filename": a.filename,
+                "size": a.size,
+                "url": file_url(a.id),
+            }
+            for a in message.attachments
+        ],
+    }
+
+
+def conversation_json(conversation: Conversation) -> dict[str, Any]:
+    c = conversation
+    return {
+        "id": c.id,
+        "status": c.status,
+        "created_at": _when(c.created_at),
+        "updated_at": _when(c.updated_at),
+        "assignee_agent_id": c.assignee_agent_id,
+        "assignee_name": c.assignee_name,
+        "ticket_id": c.ticket_id,
+        "visitor_name": c.visitor_name,
+        "visitor_email": c.visitor_email,
+        "has_email": bool(c.visitor_email),
+        "subject": c.subject,
+        "last_message_id": c.last_message_id,
+        "last_message_preview": c.last_message_preview,
+        "visitor_read_id": c.visitor_read_id,
+        "agent_read_id": c.agent_read_id,
+    }
+
+
+def visitor_json(conversation: Conversation) -> dict[str, Any]:
+    """What a visitor may know of their conversation: not the other side's bookkeeping."""
+    data = conversation_json(conversation)
+    data.pop("assignee_agent_id")
+    data.pop("visitor_email")
+    return data
+
+
+# ------------------------------------------------------------------ signed tokens
+def visitor_token(signer: Signer, tenant_id: int, visitor_id: str) -> str:
+    return signer.dumps("visitor", {"t": tenant_id, "v": visitor_id})
+
+
+def read_visitor_token(signer: Signer, tenant_id: int, token: Any) -> str | None:
+    """The visitor id in a token made for this tenant, or None."""
+    if not isinstance(token, str) or len(token) > 500:
+        return None
+    data = signer.loads("visitor", token, max_age=VISITOR_TOKEN_MAX_AGE)
+    if not isinstance(data, dict) or data.get("t") != tenant_id:
+        return None
+    visitor_id = data.get("v")
+    return visitor_id if isinstance(visitor_id, str) and visitor_id else None
+
+
+def upload_token(signer: Signer, tenant_id: int, owner: str, draft: AttachmentDraft) -> str:
+    """An id for a stored upload, good for a day, only to the one who uploaded it."""
+    return signer.dumps(
+        "chat-upload",
+        {
+            "t": tenant_id,
+            "o": owner,
+            "f": draft.filename,
+            "c": draft.content_type,
+            "s": draft.size,
+            "k": draft.storage_key,
+        },
+    )
+
+
+def read_upload_token(signer: Signer, tenant_id: int, owner: str, token: Any) -> AttachmentDraft:
+    data = (
+        signer.loads("chat-upload", token, max_age=UPLOAD_MAX_AGE)
+        if isinstance(token, str)
+        else None
+    )
+    if not isinstance(data, dict) or data.get("t") != tenant_id or data.get("o") != owner:
+        raise Conflict("That upload is unknown or expired; attach the file again.")
+    return AttachmentDraft(data["f"], data["c"], int(data["s"]), data["k"])
+
+
+def file_link(signer: Signer, attachment_id: int) -> str:
+    """A link to a chat file; whoever sees the conversation gets it, it works for 30 days."""
+    return f"/messenger/attachments/{attachment_id}?sig={signer.dumps('chat-file', attachment_id)}"
+
+
+def read_file_link(signer: Signer, attachment_id: int, sig: str) -> bool:
+    return signer.loads("chat-file", sig, max_age=FILE_LINK_MAX_AGE) == attachment_id
+
+
+# ------------------------------------------------------------------ the service
+class Messenger:
+    """Chat actions shared by visitor sockets, agent sockets and the unanswered-chat watcher."""
+
+    def __init__(self, core: HelpdeskCore, hub: Hub, mailer: Mailer, signer: Signer) -> None:
+        self.core = core
+        self.hub = hub
+        self.mailer = mailer
+        self.signer = signer
+        self._told: set[tuple[int, int]] = set()  # (tenant, conversation) told "no answer"
+
+    def message_json(self, message: ChatMessage) -> dict[str, Any]:
+        return message_json(message, lambda attachment_id: file_link(self.signer, attachment_id))
+
+    async def publish_message(self, tenant_id: int, message: ChatMessage) -> None:
+        frame = {"type": "message", "message": self.message_json(message)}
+        await self.hub.publish(conversation_channel(tenant_id, message.conversation_id), frame)
+
+    async def publish_conversation(self, conversation: Conversation) -> None:
+        """Tell the conversation's sockets and every agent's inbox that it changed."""
+        data = conversation_json(conversation)
+        channel = conversation_channel(conversation.tenant_id, conversation.id)
+        await self.hub.publish(channel, {"type": "conversation", "conversation": data})
+        await self.hub.publish(
+            inbox_channel(conversation.tenant_id), {"type": "inbox", "conversation": data}
+        )
+
+    async def post(
+        self,
+        tenant: Tenant,
+        conversation_id: int,
+        *,
+        author_type: str,
+        author_id: int | None,
+        author_name: str,
+        body: str,
+        client_id: str,
+        internal: bool = False,
+        attachments: tuple[AttachmentDraft, ...] = (),
+    ) -> ChatMessage:
+        """Store a message (a resend returns the stored one), then fan it out."""
+        message = await self.core.add_chat_message(
+            tenant.id,
+            conversation_id,
+            author_type=author_type,
+            author_id=author_id,
+            author_name=author_name,
+            body=body,
+            client_id=client_id,
+            internal=internal,
+            attachments=attachments,
+        )
+        await self.publish_message(tenant.id, message)
+        if not internal:
+            await self.publish_conversation(
+                await self.core.get_conversation(tenant.id, conversation_id)
+            )
+        return message
+
+    async def start(
+        self,
+        tenant: Tenant,
+        *,
+        visitor_id: str,
+        customer_id: int | None,
+        name: str,
+        email: str,
+        body: str,
+        client_id: str,
+    ) -> Conversation:
+        """Open a conversation (once per client id) with its first message, if any."""
+        conversation = await self.core.start_conversation(
+            tenant.id,
+            visitor_id=visitor_id,
+            customer_id=customer_id,
+            name=name,
+            email=email,
+            subject=body.splitlines()[0][:200] if body else "",
+            idempotency_key=f"{visitor_id}:{client_id}",
+        )
+        if body:
+            await self.post(
+                tenant,
+                conversation.id,
+                author_type="visitor",
+                author_id=conversation.customer_id,
+                author_name=name or conversation.visitor_name,
+                body=body,
+                client_id=f"v:{visitor_id}/{client_id}",
+            )
+            conversation = await self.core.get_conversation(tenant.id, conversation.id)
+        else:
+            await self.publish_conversation(conversation)
+        return conversation
+
+    # ------------------------------------------------------------ nobody there
+    async def unavailable_reason(self, tenant: Tenant) -> str | None:
+        """Why nobody can answer now ("outside_hours", "no_agents"), or None."""
+        chat = ChatSettings.for_tenant(tenant)
+        if not is_open(chat.business_hours):
+            return "outside_hours"
+        presence = await self.hub.presence(tenant.id)
+        if "online" not in presence.values():
+            return "no_agents"
+        return None
+
+    def unanswered(
+        self, tenant: Tenant, conversation: Conversation, now: datetime | None = None
+    ) -> bool:
+        """Waiting for an agent longer than the tenant's answer timeout."""
+        timeout = timedelta(seconds=ChatSettings.for_tenant(tenant).answer_timeout_s)
+        return conversation.status == "waiting" and (
+            (now or datetime.now(UTC)) - conversation.created_at > timeout
+        )
+
+    async def nobody_there(self, tenant: Tenant, conversation: Conversation, reason: str) -> None:
+        """Tell the visitor; with an email known, the conversation becomes a ticket now."""
+        ticket_number = None
+        if conversation.visitor_email:
+            ticket = await self.core.conversation_to_ticket(tenant.id, conversation.id)
+            ticket_number = ticket.number
+            conversation = await self.core.get_conversation(tenant.id, conversation.id)
+            await self.publish_conversation(conversation)
+        await self.hub.publish(
+            conversation_channel(tenant.id, conversation.id),
+            {
+                "type": "availability",
+                "conversation_id": conversation.id,
+                "state": "no_answer" if reason == "no_answer" else "offline",
+                "reason": reason,
+                "needs_email": not conversation.visitor_email,
+                "ticket": ticket_number,
+            },
+        )
+
+    async def check_availability(self, tenant: Tenant, conversation: Conversation) -> None:
+        """After a visitor wrote or left an email: if nobody can answer, say so (and ticket)."""
+        if conversation.status != "waiting":
+            return
+        reason = await self.unavailable_reason(tenant)
+        if reason is None and self.unanswered(tenant, conversation):
+            reason = "no_answer"
+        if reason is not None:
+            await self.nobody_there(tenant, conversation, reason)
+
+    async def watch_unanswered(self, interval: float = WATCH_INTERVAL_S) -> None:
+        """Forever: waiting conversations past the answer timeout are told so, and ticketed."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.sweep_unanswered()
+            except Exception:  # one bad round must not stop the watcher
+                log.exception("checking unanswered chats failed")
+
+    async def sweep_unanswered(self, now: datetime | None = None) -> None:
+        """One round of the watcher; `now` lets tests look into the future."""
+        for tenant in await self.core.list_tenants():
+            for conversation in await self.core.list_conversations(
+                tenant.id, status="waiting", limit=500
+            ):
+                key = (tenant.id, conversation.id)
+                if key in self._told or not self.unanswered(tenant, conversation, now):
+                    continue
+                self._told.add(key)
+                await self.nobody_there(tenant, conversation, "no_answer")
+
+    # ------------------------------------------------------------ transcript
+    async def send_transcript(self, tenant: Tenant, conversation: Conversation, to: str) -> bool:
+        messages = await self.core.chat_messages(tenant.id, conversation.id)
+        lines = [
+            f"[{m.created_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC] {m.author_name}: {m.body}"
+            + "".join(f" [{a.filename}]" for a in m.attachments)
+            for m in messages
+        ]
+        subject = f"{tenant.name}: {conversation.subject or 'Chat'}"[:200]
+        return await self.mailer.send(to, subject, "\n".join(lines) + "\n", sender_name=tenant.name)
+
+
+async def visible_conversation(
+    core: HelpdeskCore,
+    tenant_id: int,
+    conversation_id: int,
+    *,
+    visitor_id: str,
+    customer_id: int | None,
+) -> Conversation:
+    """The conversation if this visitor (or signed-in customer) owns it; NotFound otherwise."""
+    conversation = await core.get_conversation(tenant_id, conversation_id)
+    if conversation.visitor_id == visitor_id:
+        return conversation
+    if customer_id is not None and conversation.customer_id == customer_id:
+        return conversation
+    raise NotFound("no such conversation")
