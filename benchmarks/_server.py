@@ -21,14 +21,20 @@ def free_port() -> int:
 
 
 @contextmanager
-def served(data: Path, port: int, **env: str) -> Iterator[subprocess.Popen[bytes]]:
-    """`portal serve` on one uvicorn worker over `data`, until the block ends."""
+def served(
+    data: Path, port: int, *, log: Path | None = None, **env: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`portal serve` on one uvicorn worker over `data`, until the block ends.
+
+    The server's output is discarded, or appended to `log` when one is given.
+    """
     environ = {**os.environ, "PORTAL_DATA_DIR": str(data), "PORTAL_PORT": str(port), **env}
+    output = log.open("ab") if log is not None else subprocess.DEVNULL
     server = subprocess.Popen(
         [sys.executable, "-m", "portal.cli", "serve"],
         env=environ,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=output,
+        stderr=subprocess.STDOUT if log is not None else subprocess.DEVNULL,
     )
     try:
         for _ in range(300):
@@ -42,7 +48,13 @@ def served(data: Path, port: int, **env: str) -> Iterator[subprocess.Popen[bytes
         yield server
     finally:
         server.terminate()
-        server.wait(timeout=10)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        if log is not None:
+            output.close()  # type: ignore[union-attr]
 
 
 async def http_load(

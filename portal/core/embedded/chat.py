@@ -33,7 +33,7 @@ from portal.core.contract import (
 )
 from portal.core.embedded import schema as t
 from portal.core.embedded.engine import CoreConnection, CoreEngine
-from portal.core.embedded.rows import aware, from_row, utcnow
+from portal.core.embedded.rows import aware, from_row, insert_attachments, utcnow
 
 AUTHOR_TYPES = ("visitor", "agent", "system")
 READERS = ("visitor", "agent")
@@ -421,24 +421,7 @@ class ChatStore:
             )
         )
         message_id = result.inserted_primary_key[0]
-        if attachments:
-            await conn.execute(
-                t.attachments.insert(),
-                [
-                    dict(
-                        tenant_id=tenant_id,
-                        ticket_id=None,
-                        reply_id=None,
-                        message_id=message_id,
-                        filename=a.filename,
-                        content_type=a.content_type,
-                        size=a.size,
-                        storage_key=a.storage_key,
-                        created_at=now,
-                    )
-                    for a in attachments
-                ],
-            )
+        await insert_attachments(conn, tenant_id, attachments, message_id=message_id)
         changes: dict[str, Any] = {"updated_at": now}
         if not internal:
             changes["last_message_id"] = message_id

@@ -1,4 +1,4 @@
-"""Small helpers shared by the embedded core's stores: time and row conversion."""
+"""Small helpers shared by the embedded core's stores: time, row conversion, attachments."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ from dataclasses import fields
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, TypeVar
+
+from portal.core.contract import AttachmentDraft
+from portal.core.embedded import schema as t
 
 T = TypeVar("T")
 
@@ -37,3 +40,35 @@ def from_row(cls: type[T], row: Any, **overrides: Any) -> T:
     values = {name: row[i] for i, name in _picks(cls, row._fields)}
     values.update(overrides)
     return cls(**values)
+
+
+async def insert_attachments(
+    conn: Any,
+    tenant_id: int,
+    drafts: tuple[AttachmentDraft, ...],
+    *,
+    ticket_id: int | None = None,
+    reply_id: int | None = None,
+    message_id: int | None = None,
+) -> None:
+    """Record stored files as belonging to a ticket, a reply or a chat message."""
+    if not drafts:
+        return
+    now = utcnow()
+    await conn.execute(
+        t.attachments.insert(),
+        [
+            dict(
+                tenant_id=tenant_id,
+                ticket_id=ticket_id,
+                reply_id=reply_id,
+                message_id=message_id,
+                filename=a.filename,
+                content_type=a.content_type,
+                size=a.size,
+                storage_key=a.storage_key,
+                created_at=now,
+            )
+            for a in drafts
+        ],
+    )

@@ -38,7 +38,7 @@ from portal.core.contract import (
 )
 from portal.core.embedded import schema as t
 from portal.core.embedded.engine import CoreConnection, CoreEngine
-from portal.core.embedded.rows import T, aware, from_row, utcnow
+from portal.core.embedded.rows import T, aware, from_row, insert_attachments, utcnow
 
 RATING_CHANGE_WINDOW = timedelta(days=7)
 
@@ -469,37 +469,13 @@ class TicketStore:
                     created_at=now,
                 )
             )
-            await self._insert_attachments(
-                conn, tenant_id, ticket_id, reply.inserted_primary_key[0], draft.attachments
+            await insert_attachments(
+                conn,
+                tenant_id,
+                draft.attachments,
+                ticket_id=ticket_id,
+                reply_id=reply.inserted_primary_key[0],
             )
-
-    @staticmethod
-    async def _insert_attachments(
-        conn: CoreConnection,
-        tenant_id: int,
-        ticket_id: int,
-        reply_id: int,
-        drafts: tuple[AttachmentDraft, ...],
-    ) -> None:
-        if not drafts:
-            return
-        now = utcnow()
-        await conn.execute(
-            t.attachments.insert(),
-            [
-                dict(
-                    tenant_id=tenant_id,
-                    ticket_id=ticket_id,
-                    reply_id=reply_id,
-                    filename=a.filename,
-                    content_type=a.content_type,
-                    size=a.size,
-                    storage_key=a.storage_key,
-                    created_at=now,
-                )
-                for a in drafts
-            ],
-        )
 
     async def add_reply(
         self,
@@ -593,7 +569,9 @@ class TicketStore:
             )
         )
         reply_id = result.inserted_primary_key[0]
-        await self._insert_attachments(conn, tenant_id, ticket_id, reply_id, attachments)
+        await insert_attachments(
+            conn, tenant_id, attachments, ticket_id=ticket_id, reply_id=reply_id
+        )
         changes: dict[str, Any] = {"updated_at": now}
         # A customer writing on a resolved ticket opens it again, as help desks do.
         if author_type == "customer" and not internal and status in CLOSED_STATUSES:
