@@ -610,7 +610,36 @@
     return fit;
   }
 
+  /* Read receipts: when the newest message is on screen, tell the server once (throttled).
+     `current()` is the open conversation id (or 0), `ready()` whether it is caught up;
+     `state.lastReadSent` is the highest id told so far (the page resets it per conversation). */
+  function ReadReceipts(options) {
+    var self = this;
+    this.options = options;
+    this.timer = null;
+    var schedule = function () { self.schedule(); };
+    document.addEventListener("visibilitychange", schedule);
+    options.scroller.addEventListener("scroll", schedule, { passive: true });
+    window.addEventListener("focus", schedule);
+  }
+  ReadReceipts.prototype.schedule = function () {
+    var self = this;
+    var o = this.options;
+    if (this.timer) return;
+    this.timer = window.setTimeout(function () {
+      self.timer = null;
+      var conversation = o.current();
+      if (document.visibilityState !== "visible" || !conversation || !o.ready()) return;
+      if (!o.messages.nearBottom()) return;
+      var last = o.messages.maxId;
+      if (last > o.state.lastReadSent && o.send({ type: "read", conversation_id: conversation, id: last })) {
+        o.state.lastReadSent = last;
+      }
+    }, 400);
+  };
+
   window.PortalChat = {
+    ReadReceipts: ReadReceipts,
     store: store,
     readConfig: readConfig,
     translator: translator,

@@ -516,22 +516,15 @@
   });
 
   /* ---------------------------------------------------------------- read receipts */
-  var readTimer = null;
-  function scheduleRead() {
-    if (readTimer) return;
-    readTimer = window.setTimeout(function () {
-      readTimer = null;
-      if (document.visibilityState !== "visible" || !state.conversationId || !state.caughtUp) return;
-      if (!messages.nearBottom()) return;
-      var last = messages.maxId;
-      if (last > state.lastReadSent && conn.send({ type: "read", conversation_id: state.conversationId, id: last })) {
-        state.lastReadSent = last;
-      }
-    }, 400);
-  }
-  document.addEventListener("visibilitychange", scheduleRead);
-  scroller.addEventListener("scroll", scheduleRead, { passive: true });
-  window.addEventListener("focus", scheduleRead);
+  var receipts = new C.ReadReceipts({
+    scroller: scroller,
+    messages: messages,
+    send: function (frame) { return conn.send(frame); },  // conn is made further down
+    state: state,
+    current: function () { return state.conversationId; },
+    ready: function () { return state.caughtUp; }
+  });
+  function scheduleRead() { receipts.schedule(); }
 
   /* ---------------------------------------------------------------- frames */
   var handlers = {
