@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import logging
+import resource
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +14,8 @@ from pathlib import Path
 from portal.core.contract import Conflict, NotFound
 from portal.core.embedded.core import EmbeddedCore
 from portal.settings import Settings, SettingsError, settings_table
+
+log = logging.getLogger(__name__)
 
 
 def _core(settings: Settings) -> EmbeddedCore:
@@ -28,12 +32,26 @@ async def _with_core(settings: Settings, action):  # type: ignore[no-untyped-def
         await core.close()
 
 
+def _raise_open_files_limit() -> None:
+    """Each chat socket is an open file; systemd and shells often allow only 1,024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1_048_576)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    log.info("open files allowed: %d (each chat socket takes one)", soft)
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from portal.app import create_app
     from portal.messenger.protocol import PING_INTERVAL_S
 
+    _raise_open_files_limit()
     uvicorn.run(
         create_app(settings),
         host=args.host or settings.host,

@@ -32,7 +32,7 @@ class Hub(Protocol):
     async def start(self) -> None: ...
     async def close(self) -> None: ...
     async def publish(self, channel: str, message: dict[str, Any]) -> None: ...
-    def subscription(self) -> Subscription: ...
+    def subscription(self, queue_size: int | None = None) -> Subscription: ...
     async def set_presence(
         self, tenant_id: int, agent_id: int, status: str, ttl: float = 60
     ) -> None: ...
@@ -132,9 +132,11 @@ class _LocalHub:
         self._channels: dict[str, set[Subscription]] = {}
         self._subscriptions: set[Subscription] = set()
 
-    def subscription(self) -> Subscription:
-        """A new subscription (one per websocket); close it, or use it as a context manager."""
-        subscription = Subscription(self, self._queue_size)
+    def subscription(self, queue_size: int | None = None) -> Subscription:
+        """A new subscription (one per websocket); close it, or use it as a context manager.
+
+        `queue_size` overrides the hub's for sockets that follow many channels (agents)."""
+        subscription = Subscription(self, queue_size or self._queue_size)
         self._subscriptions.add(subscription)
         return subscription
 

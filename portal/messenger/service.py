@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +33,7 @@ VISITOR_TOKEN_MAX_AGE = 365 * 24 * 3600
 UPLOAD_MAX_AGE = 24 * 3600
 FILE_LINK_MAX_AGE = 30 * 24 * 3600
 WATCH_INTERVAL_S = 5.0
+PRESENCE_CACHE_S = 1.0
 
 
 def conversation_channel(tenant_id: int, conversation_id: int) -> str:
@@ -159,6 +161,8 @@ class Messenger:
         self.mailer = mailer
         self.signer = signer
         self._told: set[tuple[int, int]] = set()  # (tenant, conversation) told "no answer"
+        # Visitors' messages ask whether anyone is online; a second-old answer is good enough.
+        self._presence: dict[int, tuple[float, dict[int, str]]] = {}
 
     def message_json(self, message: ChatMessage) -> dict[str, Any]:
         return message_json(message, lambda attachment_id: file_link(self.signer, attachment_id))
@@ -188,8 +192,10 @@ class Messenger:
         client_id: str,
         internal: bool = False,
         attachments: tuple[AttachmentDraft, ...] = (),
-    ) -> ChatMessage:
-        """Store a message (a resend returns the stored one), then fan it out."""
+    ) -> tuple[ChatMessage, Conversation]:
+        """Store a message (a resend returns the stored one), then fan it out.
+
+        Returns the message and the conversation as it is after it."""
         message = await self.core.add_chat_message(
             tenant.id,
             conversation_id,
@@ -202,11 +208,14 @@ class Messenger:
             attachments=attachments,
         )
         await self.publish_message(tenant.id, message)
+        conversation = await self.core.get_conversation(tenant.id, conversation_id)
         if not internal:
-            await self.publish_conversation(
-                await self.core.get_conversation(tenant.id, conversation_id)
+            # Agents' inboxes show the latest message; the conversation's own sockets have it.
+            await self.hub.publish(
+                inbox_channel(tenant.id),
+                {"type": "inbox", "conversation": conversation_json(conversation)},
             )
-        return message
+        return message, conversation
 
     async def start(
         self,
@@ -230,7 +239,7 @@ class Messenger:
             idempotency_key=f"{visitor_id}:{client_id}",
         )
         if body:
-            await self.post(
+            _message, conversation = await self.post(
                 tenant,
                 conversation.id,
                 author_type="visitor",
@@ -239,7 +248,6 @@ class Messenger:
                 body=body,
                 client_id=f"v:{visitor_id}/{client_id}",
             )
-            conversation = await self.core.get_conversation(tenant.id, conversation.id)
         else:
             await self.publish_conversation(conversation)
         return conversation
@@ -250,10 +258,19 @@ class Messenger:
         chat = ChatSettings.for_tenant(tenant)
         if not is_open(chat.business_hours):
             return "outside_hours"
-        presence = await self.hub.presence(tenant.id)
-        if "online" not in presence.values():
+        if "online" not in (await self.presence(tenant.id)).values():
             return "no_agents"
         return None
+
+    async def presence(self, tenant_id: int) -> dict[int, str]:
+        """Agents' presence, read from the hub at most once a second per tenant."""
+        now = time.monotonic()
+        cached = self._presence.get(tenant_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        presence = await self.hub.presence(tenant_id)
+        self._presence[tenant_id] = (now + PRESENCE_CACHE_S, presence)
+        return presence
 
     def unanswered(
         self, tenant: Tenant, conversation: Conversation, now: datetime | None = None

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from portal.core.contract import Agent, Conflict, NotFound, Tenant
+from portal.core.contract import Agent, Conflict, Conversation, NotFound, Tenant
 from portal.messenger import protocol as p
 from portal.messenger.hub import RESUMED, Subscription
 from portal.messenger.service import (
@@ -74,6 +74,7 @@ class ChatSocket:
 
     role = ""
     allowed: frozenset[str] = frozenset()
+    queue_size: int | None = None  # the hub's default
 
     def __init__(self, websocket: WebSocket, messenger: Messenger, tenant: Tenant) -> None:
         self.ws = websocket
@@ -82,6 +83,9 @@ class ChatSocket:
         self.tenant = tenant
         self.sub: Subscription | None = None
         self.sent: dict[int, int] = {}  # conversation id -> highest message id sent
+        # Conversations this socket may use, as last read: ownership never changes, so the
+        # frames that come often (message, typing, read) need not read it again.
+        self.known: dict[int, Conversation] = {}
         self.lock = asyncio.Lock()
         self.rate = p.RateLimit()
         self.strikes = 0
@@ -89,7 +93,7 @@ class ChatSocket:
     # ------------------------------------------------------------ running
     async def run(self, first: dict[str, Any]) -> None:
         """Serve the socket after a good hello, until the client leaves."""
-        async with self.messenger.hub.subscription() as sub:
+        async with self.messenger.hub.subscription(self.queue_size) as sub:
             self.sub = sub
             await self.greet(first)
             pump = asyncio.create_task(self.pump(sub))
@@ -190,9 +194,10 @@ class ChatSocket:
         )
 
     async def resumed(self) -> None:
-        async with self.lock:
-            for conversation_id in list(self.sent):
+        for conversation_id in list(self.sent):
+            async with self.lock:
                 await self.catch_up(conversation_id)
+            await asyncio.sleep(0)  # an agent may follow hundreds: let other sockets have turns
 
     # ------------------------------------------------------------ frames both roles send
     async def handle(self, frame: dict[str, Any]) -> None:
@@ -214,7 +219,7 @@ class ChatSocket:
             await self.handle_role(kind, frame)
 
     async def typing(self, frame: dict[str, Any]) -> None:
-        conversation = await self.conversation(p.integer(frame, "conversation_id"))
+        conversation = await self.known_conversation(p.integer(frame, "conversation_id"))
         await self.messenger.hub.publish(
             conversation_channel(self.tenant.id, conversation.id),
             {
@@ -227,7 +232,7 @@ class ChatSocket:
         )
 
     async def read(self, frame: dict[str, Any]) -> None:
-        conversation = await self.conversation(p.integer(frame, "conversation_id"))
+        conversation = await self.known_conversation(p.integer(frame, "conversation_id"))
         updated = await self.core.mark_conversation_read(
             self.tenant.id, conversation.id, reader=self.role, message_id=p.integer(frame, "id")
         )
@@ -240,12 +245,12 @@ class ChatSocket:
     async def message(self, frame: dict[str, Any], *, internal: bool = False) -> None:
         client_id = p.client_id(frame)
         try:
-            conversation = await self.conversation(p.integer(frame, "conversation_id"))
+            conversation = await self.known_conversation(p.integer(frame, "conversation_id"))
             body = p.text(frame, "body", limit=p.MAX_BODY)
             attachments = self.attachments(frame)
             if not body and not attachments:
                 raise p.FrameError("invalid", "A message needs text or a file.")
-            message = await self.messenger.post(
+            message, conversation = await self.messenger.post(
                 self.tenant,
                 conversation.id,
                 author_type="agent" if self.role == "agent" else "visitor",
@@ -266,7 +271,8 @@ class ChatSocket:
                 "conversation_id": message.conversation_id,
             }
         )
-        await self.after_message(conversation.id)
+        self.known[conversation.id] = conversation
+        await self.after_message(conversation)
 
     def attachments(self, frame: dict[str, Any]) -> tuple[Any, ...]:
         ids = frame.get("attachments") or []
@@ -285,13 +291,21 @@ class ChatSocket:
         """Called when the socket ends."""
 
     async def conversation(self, conversation_id: int) -> Any:
+        """The conversation, read now, if this socket may use it; NotFound otherwise."""
         raise NotImplementedError
+
+    async def known_conversation(self, conversation_id: int) -> Conversation:
+        """The conversation as last read, if this socket may use it (read once)."""
+        found = self.known.get(conversation_id)
+        if found is None:
+            found = self.known[conversation_id] = await self.conversation(conversation_id)
+        return found
 
     async def handle_role(self, kind: str, frame: dict[str, Any]) -> None:
         raise p.FrameError("unknown_type", f"Unknown frame type {kind!r}.")
 
-    async def after_message(self, conversation_id: int) -> None:
-        """Called after a message was stored and acknowledged."""
+    async def after_message(self, conversation: Conversation) -> None:
+        """Called after a message was stored and acknowledged, with the conversation after it."""
 
     def display_name(self, conversation: Any) -> str:
         raise NotImplementedError
@@ -411,8 +425,7 @@ class VisitorSocket(ChatSocket):
         await self.follow(conversation.id, 0)
         await self.messenger.check_availability(self.tenant, conversation)
 
-    async def after_message(self, conversation_id: int) -> None:
-        conversation = await self.core.get_conversation(self.tenant.id, conversation_id)
+    async def after_message(self, conversation: Conversation) -> None:
         if conversation.ticket_id is None:
             await self.messenger.check_availability(self.tenant, conversation)
 
@@ -423,6 +436,7 @@ class VisitorSocket(ChatSocket):
         updated = await self.core.update_conversation_contact(
             self.tenant.id, conversation.id, name=name, email=email
         )
+        self.known[updated.id] = updated
         await self.messenger.publish_conversation(updated)
         await self.messenger.check_availability(self.tenant, updated)
 
@@ -441,6 +455,7 @@ class AgentSocket(ChatSocket):
 
     role = "agent"
     allowed = p.AGENT_TYPES
+    queue_size = 10_000  # an agent hears every conversation's inbox updates
     # agent id -> sockets open in this process, so presence ends with the last tab
     open_tabs: Counter[tuple[int, int]] = Counter()
 
@@ -561,13 +576,13 @@ class AgentSocket(ChatSocket):
             )
         await self.messenger.publish_conversation(updated)
 
-    async def after_message(self, conversation_id: int) -> None:
+    async def after_message(self, conversation: Conversation) -> None:
         # Answering an unassigned chat takes it, as in Intercom and Chatwoot.
-        conversation = await self.core.get_conversation(self.tenant.id, conversation_id)
         if conversation.assignee_agent_id is None:
             updated = await self.core.assign_conversation(
-                self.tenant.id, conversation_id, self.agent.id
+                self.tenant.id, conversation.id, self.agent.id
             )
+            self.known[conversation.id] = updated
             await self.messenger.publish_conversation(updated)
 
 

@@ -59,6 +59,44 @@ def _drafts(attachments: tuple[Attachment, ...]) -> tuple[AttachmentDraft, ...]:
     )
 
 
+def _conversation_select() -> sa.Select:
+    """Conversations with their assignee's name."""
+    cv, ag = t.conversations, t.agents
+    return sa.select(cv, sa.func.coalesce(ag.c.name, "").label("assignee_name")).select_from(
+        cv.outerjoin(ag, ag.c.id == cv.c.assignee_agent_id)
+    )
+
+
+# Every chat message runs these; built once with bound parameters, they skip SQLAlchemy's
+# statement building and cache-key work on each call (about 4x faster on SQLite).
+_CV = t.conversations.c
+# (Parameter names differ from column names: an UPDATE reserves those for its SET clause.)
+_MINE = (_CV.id == sa.bindparam("cv_id")) & (_CV.tenant_id == sa.bindparam("cv_tenant"))
+_GET_CONVERSATION = _conversation_select().where(_MINE)
+_LOCK_CONVERSATION = t.conversations.update().where(_MINE).values(updated_at=_CV.updated_at)
+_CONVERSATION_ROW = sa.select(t.conversations).where(_MINE)
+_MESSAGE_BY_CLIENT = sa.select(t.chat_messages).where(
+    (t.chat_messages.c.conversation_id == sa.bindparam("cv_id"))
+    & (t.chat_messages.c.client_id == sa.bindparam("by_client"))
+)
+_INSERT_MESSAGE = t.chat_messages.insert()
+_AFTER_PUBLIC_MESSAGE = (
+    t.conversations.update()
+    .where(_CV.id == sa.bindparam("cv_id"))
+    .values(
+        updated_at=sa.bindparam("now"),
+        last_message_id=sa.bindparam("message_id"),
+        last_message_preview=sa.bindparam("preview"),
+        status=sa.bindparam("new_status"),
+    )
+)
+_AFTER_NOTE = (
+    t.conversations.update()
+    .where(_CV.id == sa.bindparam("cv_id"))
+    .values(updated_at=sa.bindparam("now"))
+)
+
+
 class ChatStore:
     """Mixed into EmbeddedCore, which supplies the engine, the event bus and the ticket side."""
 
@@ -92,13 +130,6 @@ class ChatStore:
 
     # ----------------------------------------------------------- conversations
     @staticmethod
-    def _conversation_select() -> sa.Select:
-        cv, ag = t.conversations, t.agents
-        return sa.select(cv, sa.func.coalesce(ag.c.name, "").label("assignee_name")).select_from(
-            cv.outerjoin(ag, ag.c.id == cv.c.assignee_agent_id)
-        )
-
-    @staticmethod
     def _conversation(row: Any) -> Conversation:
         return from_row(
             Conversation, row, created_at=aware(row.created_at), updated_at=aware(row.updated_at)
@@ -106,7 +137,7 @@ class ChatStore:
 
     async def _conversation_where(self, where: Any) -> Conversation | None:
         async with self.engine.connect() as conn:
-            row = (await conn.execute(self._conversation_select().where(where))).first()
+            row = (await conn.execute(_conversation_select().where(where))).first()
         return self._conversation(row) if row is not None else None
 
     @staticmethod
@@ -118,19 +149,19 @@ class ChatStore:
         self, conn: CoreConnection, tenant_id: int, conversation_id: int
     ) -> Any:
         """The conversation's row, locked until `conn`'s transaction ends (see the module doc)."""
-        mine = self._mine(tenant_id, conversation_id)
-        result = await conn.execute(
-            t.conversations.update().where(mine).values(updated_at=t.conversations.c.updated_at)
-        )
+        params = {"cv_id": conversation_id, "cv_tenant": tenant_id}
+        result = await conn.execute(_LOCK_CONVERSATION, params)
         if result.rowcount == 0:
             raise NotFound("no such conversation")
-        return (await conn.execute(sa.select(t.conversations).where(mine))).one()
+        return (await conn.execute(_CONVERSATION_ROW, params)).one()
 
     async def get_conversation(self, tenant_id: int, conversation_id: int) -> Conversation:
-        found = await self._conversation_where(self._mine(tenant_id, conversation_id))
-        if found is None:
+        params = {"cv_id": conversation_id, "cv_tenant": tenant_id}
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(_GET_CONVERSATION, params)).first()
+        if row is None:
             raise NotFound("no such conversation")
-        return found
+        return self._conversation(row)
 
     async def start_conversation(
         self,
@@ -214,7 +245,7 @@ class ChatStore:
         if assignee_agent_id is not None:
             where.append(c.assignee_agent_id == assignee_agent_id)
         query = (
-            self._conversation_select()
+            _conversation_select()
             .where(*where)
             .order_by(c.updated_at.desc(), c.id.desc())
             .limit(limit)
@@ -310,8 +341,10 @@ class ChatStore:
 
     # ---------------------------------------------------------------- messages
     @staticmethod
-    async def _messages(conn: CoreConnection, query: sa.Select) -> list[ChatMessage]:
-        rows = (await conn.execute(query)).all()
+    async def _messages(
+        conn: CoreConnection, query: sa.Select, params: dict[str, Any] | None = None
+    ) -> list[ChatMessage]:
+        rows = (await conn.execute(query, params)).all()
         files: dict[int, list[Attachment]] = defaultdict(list)
         if rows:
             a = t.attachments.c
@@ -350,14 +383,16 @@ class ChatStore:
             raise Conflict("a message needs a client id of 1 to 100 characters")
         if not body.strip() and not attachments:
             raise Conflict("a message needs a text or a file")
-        m = t.chat_messages.c
-        by_client = (m.conversation_id == conversation_id) & (m.client_id == client_id)
+        by_client = {"cv_id": conversation_id, "by_client": client_id}
+        mine = {"cv_id": conversation_id, "cv_tenant": tenant_id}
         try:
             async with self.engine.begin() as conn:
                 conversation = await self._lock_conversation(conn, tenant_id, conversation_id)
-                existing = (await conn.execute(sa.select(m.id).where(by_client))).first()
-                if existing is None:
-                    await self._insert_message(
+                found = await self._messages(conn, _MESSAGE_BY_CLIENT, by_client)
+                if found:
+                    (message,) = found
+                else:
+                    message = await self._insert_message(
                         conn,
                         tenant_id,
                         conversation,
@@ -369,16 +404,11 @@ class ChatStore:
                         internal=internal,
                         attachments=attachments,
                     )
-                (message,) = await self._messages(conn, sa.select(t.chat_messages).where(by_client))
         except IntegrityError:
             # The lock makes this unlikely, but a duplicate client id must never become an error.
             async with self.engine.connect() as conn:
-                found = await self._messages(conn, sa.select(t.chat_messages).where(by_client))
-                conversation = (
-                    await conn.execute(
-                        sa.select(t.conversations).where(self._mine(tenant_id, conversation_id))
-                    )
-                ).first()
+                found = await self._messages(conn, _MESSAGE_BY_CLIENT, by_client)
+                conversation = (await conn.execute(_CONVERSATION_ROW, mine)).first()
             if not found:
                 raise
             (message,) = found
@@ -406,32 +436,44 @@ class ChatStore:
         client_id: str,
         internal: bool,
         attachments: tuple[AttachmentDraft, ...],
-    ) -> int:
+    ) -> ChatMessage:
         now = utcnow()
-        result = await conn.execute(
-            t.chat_messages.insert().values(
-                conversation_id=conversation.id,
-                author_type=author_type,
-                author_id=author_id,
-                author_name=author_name[:200],
-                body=body,
-                internal=internal,
-                client_id=client_id,
-                created_at=now,
-            )
+        values = dict(
+            conversation_id=conversation.id,
+            author_type=author_type,
+            author_id=author_id,
+            author_name=author_name[:200],
+            body=body,
+            internal=internal,
+            client_id=client_id,
+            created_at=now,
         )
+        result = await conn.execute(_INSERT_MESSAGE, values)
         message_id = result.inserted_primary_key[0]
         await insert_attachments(conn, tenant_id, attachments, message_id=message_id)
-        changes: dict[str, Any] = {"updated_at": now}
-        if not internal:
-            changes["last_message_id"] = message_id
-            changes["last_message_preview"] = _preview(body, attachments)
-        if author_type == "visitor" and conversation.status == "closed":
-            changes["status"] = "waiting"  # the visitor came back: someone should answer
-        await conn.execute(
-            t.conversations.update().where(t.conversations.c.id == conversation.id).values(changes)
-        )
-        return message_id
+        if internal:
+            await conn.execute(_AFTER_NOTE, {"cv_id": conversation.id, "now": now})
+        else:
+            # A visitor coming back to a closed conversation wants someone to answer.
+            reopen = author_type == "visitor" and conversation.status == "closed"
+            await conn.execute(
+                _AFTER_PUBLIC_MESSAGE,
+                {
+                    "cv_id": conversation.id,
+                    "now": now,
+                    "message_id": message_id,
+                    "preview": _preview(body, attachments),
+                    "new_status": "waiting" if reopen else conversation.status,
+                },
+            )
+        if attachments:  # their ids are needed for links: read them back
+            (message,) = await self._messages(
+                conn,
+                _MESSAGE_BY_CLIENT,
+                {"cv_id": conversation.id, "by_client": client_id},
+            )
+            return message
+        return ChatMessage(id=message_id, **values)
 
     async def chat_messages(
         self,

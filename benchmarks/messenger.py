@@ -1,0 +1,640 @@
+"""Messenger websockets on one uvicorn worker: idle connections held, visitor -> agent latency.
+
+The server is `python -m portal.cli serve` in a subprocess on the embedded SQLite core; the
+tenant (domain 127.0.0.1) and an agent are made through the core beforehand. Clients run in
+other processes (websockets' asyncio client, offering per-message deflate as browsers do).
+
+Idle connections, once with PORTAL_WS_COMPRESSION=0 and once with =1 (figures suffixed
+`_nocompression` / `_compression`): visitor sockets (a signed visitor token, `hello`, `ready`)
+are opened from several client processes up to 10,000 (2,000 with --quick), then every one is
+sent a `ping` frame. Prints
+  idle_connections_held            sockets that were open and answered `pong` at the end
+  idle_connect_rate                sockets opened (handshake + hello + ready) per second
+  server_rss_idle_mb               the server's VmRSS with them open
+  server_memory_per_connection_kb  (VmRSS with them open - VmRSS before) / held
+
+Latency (the server's default compression setting): 1,000 visitors each start a conversation;
+one agent socket, signed in through /admin/login, `watch`es them, paced under the 10 frames/s
+a socket may send (so with --quick it watches only the first 100); then the visitors send
+messages at an aggregate 500/s for 10 s (3 s with --quick), each body carrying its send time.
+Prints
+  message_latency_p50_ms / _p99_ms  visitor `send` -> the agent's `message` frame
+  messages_delivered                `message` frames the agent got (waiting up to 30 s after
+                                    the last send), of those sent to conversations it watched
+  ack_latency_p50_ms / _p99_ms      visitor `send` -> its `ack` (the message is stored)
+  inbox_latency_p50_ms / _p99_ms    visitor `send` -> the first `inbox` frame showing it
+                                    (every conversation: what the console's list sees)
+  achieved_send_rate                messages sent / the time from the first to the last
+  stored_rate                       `ack`s / the time from the first send to the last `ack`:
+                                    what the server keeps up with when it is offered more
+  server_cpu_busy                   the server's CPU time / wall time while sending
+Times are CLOCK_MONOTONIC read in the sending and the receiving process: on Linux it is one
+clock for the whole machine (unlike wall time it never steps), and the agent runs in a process
+of its own so that its reading is not delayed behind the visitors' frames.
+Run: .venv/bin/python benchmarks/messenger.py [--quick]   (-v for progress on stderr)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import html
+import json
+import multiprocessing as mp
+import os
+import random
+import re
+import resource
+import secrets
+import sys
+import tempfile
+import time
+from collections import Counter
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _server import free_port, served  # noqa: E402
+
+from portal.core.embedded.core import EmbeddedCore  # noqa: E402
+from portal.messenger.service import visitor_token  # noqa: E402
+from portal.security import Signer, hash_password  # noqa: E402
+
+AGENT_EMAIL = "bench.agent@example.com"
+AGENT_PASSWORD = "bench agent password"
+TOKEN_RE = re.compile(r'<input type="hidden" name="csrf_token" value="([^"]+)">')
+NOFILE = 65_536
+# A socket may send 20 frames at once, then 10 a second (portal.messenger.protocol.RateLimit);
+# the agent's watches stay under that so none is refused.
+WATCH_BURST = 15
+WATCH_RATE = 9.0
+# How long to wait for acknowledgements, then for the agent's frames, after the last send.
+DRAIN_S = 30.0
+
+
+def clock() -> float:
+    """CLOCK_MONOTONIC: system-wide on Linux, so comparable between processes."""
+    return time.clock_gettime(time.CLOCK_MONOTONIC)
+
+
+def raise_nofile() -> None:
+    """Allow NOFILE open files (as root, the hard limit too); the server inherits it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, NOFILE), max(hard, NOFILE)))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def open_files_limit(pid: int) -> int:
+    """The process's soft RLIMIT_NOFILE, from /proc/PID/limits."""
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            return int(line.split()[3])
+    raise RuntimeError("no open files limit")
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+VERBOSE = False
+_T0 = time.monotonic()
+
+
+def note(text: str) -> None:
+    """A progress line on stderr with -v."""
+    if VERBOSE:
+        print(f"# {time.monotonic() - _T0:6.1f} s  {text}", file=sys.stderr, flush=True)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))] if ordered else float("nan")
+
+
+async def seed(data: Path) -> int:
+    """A tenant on 127.0.0.1 and its agent; returns the tenant id."""
+    core = EmbeddedCore(f"sqlite+aiosqlite:///{data}/portal.db")
+    await core.start()
+    try:
+        tenant = await core.create_tenant("bench", "Bench", domains=("127.0.0.1",))
+        # Nobody answers the benchmark's chats: keep them "waiting" rather than "no answer".
+        await core.update_tenant_settings(tenant.id, {"chat_answer_timeout_s": 3600})
+        await core.create_agent(
+            tenant.id, AGENT_EMAIL, "Bench Agent", hash_password(AGENT_PASSWORD), "agent"
+        )
+        return tenant.id
+    finally:
+        await core.close()
+
+
+# ------------------------------------------------------------------ client processes
+def _run(main: Any, pipe: Connection, *args: Any) -> None:
+    raise_nofile()
+    try:
+        asyncio.run(main(pipe, *args))
+    except Exception as exc:  # tell the parent rather than leave it waiting
+        pipe.send(("failed", f"{type(exc).__name__}: {exc}"))
+        raise
+
+
+async def _command(pipe: Connection) -> Any:
+    return await asyncio.to_thread(pipe.recv)
+
+
+def _error_name(exc: BaseException) -> str:
+    """The exception's type, with the close code or the underlying cause when there is one."""
+    code = getattr(getattr(exc, "rcvd", None), "code", None)
+    cause = exc.__cause__
+    detail = f" {code}" if code else f" ({type(cause).__name__}: {cause})" if cause else ""
+    return f"{type(exc).__name__}{detail}"
+
+
+async def _visitor(port: int, token: str) -> Any:
+    from websockets.asyncio.client import connect
+
+    ws = await connect(f"ws://127.0.0.1:{port}/messenger/ws", ping_interval=None, open_timeout=60)
+    try:
+        await ws.send(json.dumps({"type": "hello", "token": token}))
+        frame = json.loads(await asyncio.wait_for(ws.recv(), 60))
+        if frame.get("type") != "ready":
+            raise RuntimeError(f"hello answered {frame.get('type')}")
+    except BaseException:
+        ws.transport.abort()
+        raise
+    return ws
+
+
+async def idle_client(
+    pipe: Connection, port: int, secret: str, tenant_id: int, index: int, count: int
+) -> None:
+    """On "warm" open, ping and drop a few sockets; on "open" open `count` visitor sockets;
+    on "check" ping each one; on "close" drop them. Each command is answered."""
+    signer = Signer(secret)
+    errors: Counter[str] = Counter()
+
+    async def open_many(count: int, prefix: str) -> list[Any]:
+        opened: list[Any] = []
+        numbers = iter(range(count))
+
+        async def opener() -> None:
+            for i in numbers:
+                token = visitor_token(signer, tenant_id, f"{prefix}-{index}-{i}")
+                try:
+                    opened.append(await _visitor(port, token))
+                except Exception as exc:
+                    errors[_error_name(exc)] += 1
+
+        await asyncio.gather(*(opener() for _ in range(25)))
+        return opened
+
+    async def check(ws: Any) -> bool:
+        try:
+            await ws.send('{"type":"ping"}')
+            while True:
+                frame = json.loads(await asyncio.wait_for(ws.recv(), 60))
+                if frame.get("type") == "pong":
+                    return True
+        except Exception as exc:
+            errors[_error_name(exc)] += 1
+            return False
+
+    opened: list[Any] = []
+    while (command := await _command(pipe)) != "close":
+        if command == "warm":
+            warm = await open_many(50, "warm")
+            await asyncio.gather(*(check(ws) for ws in warm))
+            for ws in warm:
+                await ws.close()
+            pipe.send(("warmed",))
+        elif command == "open":
+            started = clock()
+            opened = await open_many(count, "idle")
+            pipe.send(("opened", len(opened), clock() - started))
+        elif command == "check":
+            answered = sum(await asyncio.gather(*(check(ws) for ws in opened)))
+            pipe.send(("checked", answered, dict(errors)))
+    for ws in opened:
+        ws.transport.abort()
+
+
+async def visitor_client(
+    pipe: Connection, port: int, secret: str, tenant_id: int, index: int, count: int, procs: int
+) -> None:
+    """Start `count` conversations; on ("send", start, rate, seconds) send this process's share."""
+    signer = Signer(secret)
+    chats: list[tuple[Any, int]] = []
+    acks = 0
+    last_ack = 0.0
+    sent_at: dict[str, float] = {}
+    ack_ms: list[float] = []
+    errors: Counter[str] = Counter()
+
+    async def read(ws: Any) -> None:
+        nonlocal acks, last_ack
+        try:
+            async for raw in ws:
+                frame = json.loads(raw)
+                if frame["type"] == "ack":
+                    acks += 1
+                    last_ack = clock()
+                    if frame["client_id"] in sent_at:
+                        ack_ms.append((last_ack - sent_at.pop(frame["client_id"])) * 1000)
+                elif frame["type"] == "error":
+                    errors[frame.get("code", "?")] += 1
+        except Exception as exc:
+            errors[_error_name(exc)] += 1
+
+    async def start(i: int) -> None:
+        ws = await _visitor(port, visitor_token(signer, tenant_id, f"chat-{index}-{i}"))
+        await ws.send(json.dumps({"type": "start", "client_id": "s", "body": "Hello?"}))
+        while (frame := json.loads(await asyncio.wait_for(ws.recv(), 60)))["type"] != "started":
+            pass
+        chats.append((ws, frame["conversation"]["id"]))
+
+    await _command(pipe)  # "start", once the server runs and the agent is online
+    numbers = iter(range(count))
+
+    async def starter() -> None:
+        for i in numbers:
+            await start(i)
+
+    await asyncio.gather(*(starter() for _ in range(10)))
+    # Visit the conversations in a shuffled cycle, so that the agent's watched ones (all of
+    # them, or with --quick the first started) are written to evenly over the whole run.
+    random.Random(index).shuffle(chats)
+    readers = [asyncio.create_task(read(ws)) for ws, _ in chats]
+    pipe.send(("started", [cid for _, cid in chats]))
+    _, begin, rate, seconds = await _command(pipe)
+    total = int(rate * seconds)
+    sent: list[tuple[int, str]] = []
+    first = last = 0.0
+    for n in range(index, total, procs):  # this process's turns of the aggregate schedule
+        delay = begin + n / rate - clock()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        ws, cid = chats[(n // procs) % len(chats)]
+        tag = f"{index}:{n}"
+        now = sent_at[f"b{n}"] = clock()
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "message",
+                    "conversation_id": cid,
+                    "client_id": f"b{n}",
+                    "body": f"bench {now:.6f} {tag}",
+                }
+            )
+        )
+        first = first or now
+        last = now
+        sent.append((cid, tag))
+    deadline = clock() + DRAIN_S
+    while acks < len(sent) and clock() < deadline:
+        await asyncio.sleep(0.05)
+    pipe.send(("sent", sent, first, last, acks, last_ack, dict(errors), ack_ms))
+    await _command(pipe)
+    for task in readers:
+        task.cancel()
+    for ws, _ in chats:
+        ws.transport.abort()
+
+
+async def agent_client(pipe: Connection, port: int, watch_limit: int) -> None:
+    """Sign in, open /agent/ws, watch new conversations; report latencies on "stop"."""
+    import httpx
+    from websockets.asyncio.client import connect
+
+    await _command(pipe)  # "start", once the server runs
+    base = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=base) as client:
+        page = await client.get("/admin/login")
+        csrf = html.unescape(TOKEN_RE.findall(page.text)[0])
+        response = await client.post(
+            "/admin/login",
+            data={"csrf_token": csrf, "email": AGENT_EMAIL, "password": AGENT_PASSWORD},
+        )
+        if response.status_code != 303:
+            raise RuntimeError(f"login answered {response.status_code}")
+        cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+    ws = await connect(
+        f"ws://127.0.0.1:{port}/agent/ws",
+        origin=base,  # type: ignore[arg-type]
+        additional_headers={"Cookie": cookie},
+        ping_interval=None,
+        max_queue=None,
+    )
+    await ws.send('{"type":"hello"}')
+    if json.loads(await ws.recv())["type"] != "ready":
+        raise RuntimeError("the agent's hello was refused")
+
+    message_latency: dict[str, float] = {}
+    inbox_latency: dict[str, float] = {}
+    errors: Counter[str] = Counter()
+    to_watch: asyncio.Queue[int] = asyncio.Queue()
+    seen: set[int] = set()
+    caught_up: set[int] = set()
+    catch_ups = 0  # more than one per watch: the hub dropped this socket's queue (hub.resumed)
+
+    def bench(body: str, now: float, into: dict[str, float]) -> None:
+        if body.startswith("bench "):
+            _, stamp, tag = body.split(" ", 2)
+            into.setdefault(tag, now - float(stamp))
+
+    async def read() -> None:
+        nonlocal catch_ups
+        async for raw in ws:
+            now = clock()
+            frame = json.loads(raw)
+            kind = frame["type"]
+            if kind == "message":
+                bench(frame["message"]["body"], now, message_latency)
+            elif kind == "inbox":
+                conversation = frame["conversation"]
+                bench(conversation["last_message_preview"], now, inbox_latency)
+                if conversation["id"] not in seen:
+                    seen.add(conversation["id"])
+                    to_watch.put_nowait(conversation["id"])
+            elif kind == "caught_up":
+                caught_up.add(frame["conversation_id"])
+                catch_ups += 1
+            elif kind == "error":
+                errors[frame.get("code", "?")] += 1
+
+    async def watch() -> None:
+        # The server's token bucket, mirrored with less room, so that no watch is refused.
+        tokens, stamp = float(WATCH_BURST), clock()
+        for _ in range(watch_limit):
+            cid = await to_watch.get()
+            now = clock()
+            tokens = min(WATCH_BURST, tokens + (now - stamp) * WATCH_RATE)
+            stamp = now
+            if tokens < 1:
+                await asyncio.sleep((1 - tokens) / WATCH_RATE)
+                tokens, stamp = 1.0, clock()
+            tokens -= 1
+            await ws.send(json.dumps({"type": "watch", "conversation_id": cid, "last_id": 0}))
+
+    reader = asyncio.create_task(read())
+    watcher = asyncio.create_task(watch())
+    pipe.send(("ready",))
+    while await _command(pipe) != "stop":
+        pipe.send(("status", sorted(caught_up), len(message_latency), dict(errors)))
+    watcher.cancel()
+    errors["repeated catch-ups"] = catch_ups - len(caught_up)
+    pipe.send(("report", sorted(caught_up), message_latency, inbox_latency, dict(errors)))
+    reader.cancel()
+    ws.transport.abort()
+
+
+# ------------------------------------------------------------------ the parent
+class Clients:
+    """Client processes, each with a pipe; the server must stay up while waiting on them."""
+
+    def __init__(self, log: Path) -> None:
+        self.server: Any = None  # the `portal serve` Popen, once it runs
+        self.log = log
+        self.ctx = mp.get_context("spawn")
+        self.procs: list[tuple[Any, Connection]] = []
+
+    def spawn(self, main: Any, *args: Any) -> Connection:
+        mine, theirs = self.ctx.Pipe()
+        proc = self.ctx.Process(target=_run, args=(main, theirs, *args), daemon=True)
+        proc.start()
+        self.procs.append((proc, mine))
+        return mine
+
+    def recv(self, pipe: Connection, timeout: float = 300) -> Any:
+        deadline = time.monotonic() + timeout
+        while not pipe.poll(0.2):
+            if self.server is not None and self.server.poll() is not None:
+                self.fail(f"the server exited with {self.server.returncode}")
+            if time.monotonic() > deadline:
+                self.fail("a client process did not answer in time")
+        reply = pipe.recv()
+        if reply[0] == "failed":
+            self.fail(f"a client process failed: {reply[1]}")
+        return reply
+
+    def fail(self, why: str) -> None:
+        tail = self.log.read_text(errors="replace").splitlines()[-30:] if self.log.exists() else []
+        raise SystemExit(f"{why}; the server's log ends:\n" + "\n".join(tail))
+
+    def close(self) -> None:
+        """Tell every client process to drop its sockets and end; then wait for them."""
+        for proc, pipe in self.procs:
+            if proc.is_alive():
+                try:
+                    pipe.send("close")
+                except OSError:
+                    pass
+        for proc, _ in self.procs:
+            proc.join(timeout=20)
+            if proc.is_alive():
+                proc.kill()
+        self.procs.clear()
+
+
+def idle_connections(
+    data: Path, secret: str, tenant_id: int, target: int, procs: int, compression: bool
+) -> None:
+    suffix = "_compression" if compression else "_nocompression"
+    port = free_port()
+    log = data / f"server-idle{suffix}.log"
+    env = {
+        "PORTAL_SECRET_KEY": secret,
+        "PORTAL_WS_MAX_PER_IP": "50000",
+        "PORTAL_WS_COMPRESSION": "1" if compression else "0",
+    }
+    clients = Clients(log)
+    try:
+        # The client processes start (import) while the server does.
+        shares = [target // procs + (i < target % procs) for i in range(procs)]
+        pipes = [
+            clients.spawn(idle_client, port, secret, tenant_id, i, share)
+            for i, share in enumerate(shares)
+        ]
+        with served(data, port, log=log, **env) as server:
+            clients.server = server
+            limit = open_files_limit(server.pid)
+            if target > limit - 100:
+                # Past it uvloop (libuv) accepts and at once closes new connections, unlogged.
+                print(f"# the server may open only {limit} files (RLIMIT_NOFILE)", file=sys.stderr)
+            pipes[0].send("warm")  # the first sockets load what every later one uses
+            clients.recv(pipes[0])
+            time.sleep(0.5)
+            before = rss_kb(server.pid)
+            note(f"idle{suffix}: server up, {before // 1024} MB; opening {target} sockets")
+            for pipe in pipes:
+                pipe.send("open")
+            replies = [clients.recv(pipe) for pipe in pipes]
+            opened = sum(r[1] for r in replies)
+            seconds = max(r[2] for r in replies)
+            note(f"idle{suffix}: {opened} open in {seconds:.1f} s; pinging each")
+            time.sleep(1)
+            for pipe in pipes:
+                pipe.send("check")
+            checked = [clients.recv(pipe) for pipe in pipes]
+            held = sum(r[1] for r in checked)
+            after = rss_kb(server.pid)
+            note(f"idle{suffix}: {held} answered; server CPU {cpu_seconds(server.pid):.1f} s")
+            errors: Counter[str] = Counter()
+            for reply in checked:
+                errors.update(reply[2])
+            clients.close()
+    finally:
+        clients.close()
+    print(f"idle_connections_held{suffix}: {held} conns")
+    print(f"idle_connect_rate{suffix}: {opened / seconds:.0f} conns/s")
+    print(f"server_rss_idle_mb{suffix}: {after / 1024:.0f} MB")
+    print(f"server_memory_per_connection_kb{suffix}: {(after - before) / max(held, 1):.1f} KB")
+    sys.stdout.flush()
+    if errors or held < target:
+        print(f"# {target - held} of {target} not held: {dict(errors)}", file=sys.stderr)
+
+
+def latency(
+    data: Path,
+    secret: str,
+    tenant_id: int,
+    conversations: int,
+    watch: int,
+    procs: int,
+    rate: float,
+    seconds: float,
+) -> None:
+    port = free_port()
+    log = data / "server-latency.log"
+    env = {"PORTAL_SECRET_KEY": secret, "PORTAL_WS_MAX_PER_IP": "50000"}
+    clients = Clients(log)
+    try:
+        agent = clients.spawn(agent_client, port, watch)
+        shares = [conversations // procs + (i < conversations % procs) for i in range(procs)]
+        pipes = [
+            clients.spawn(visitor_client, port, secret, tenant_id, i, share, procs)
+            for i, share in enumerate(shares)
+        ]
+        with served(data, port, log=log, **env) as server:
+            clients.server = server
+            agent.send("start")
+            clients.recv(agent)
+            note("latency: agent signed in; visitors starting conversations")
+            for pipe in pipes:
+                pipe.send("start")
+            for pipe in pipes:
+                clients.recv(pipe)
+            note("latency: conversations started; agent watching")
+            deadline = time.monotonic() + watch / WATCH_RATE + 60
+            while True:  # until the agent has every watched conversation caught up
+                agent.send("status")
+                _, watched_ids, _, agent_errors = clients.recv(agent)
+                watched = len(watched_ids)
+                if watched >= watch or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            note(f"latency: {watched} watched, errors {agent_errors}; sending")
+            cpu = cpu_seconds(server.pid)
+            begin = clock() + 0.5
+            for pipe in pipes:
+                pipe.send(("send", begin, rate, seconds))
+            sent_replies = [clients.recv(pipe, seconds + DRAIN_S + 60) for pipe in pipes]
+            busy = (cpu_seconds(server.pid) - cpu) / (clock() - begin)
+            note("latency: sent and acknowledged; waiting for the agent")
+            watched_set = set(watched_ids)
+            expected = sum(cid in watched_set for r in sent_replies for cid, _ in r[1])
+            deadline = time.monotonic() + DRAIN_S
+            count, progress = -1, time.monotonic()
+            while time.monotonic() < deadline:  # until every message came, or none for 5 s
+                agent.send("status")
+                received = clients.recv(agent)[2]
+                if received >= expected or time.monotonic() - progress > 5:
+                    break
+                if received > count:
+                    count, progress = received, time.monotonic()
+                time.sleep(0.2)
+            agent.send("stop")
+            _, watched_ids, message_latency, inbox_latency, agent_errors = clients.recv(agent)
+            clients.close()
+    finally:
+        clients.close()
+    watched_set = set(watched_ids)
+    sent = [item for reply in sent_replies for item in reply[1]]
+    to_watched = [tag for cid, tag in sent if cid in watched_set]
+    delivered = [message_latency[tag] * 1000 for tag in to_watched if tag in message_latency]
+    inbox = [inbox_latency[tag] * 1000 for _, tag in sent if tag in inbox_latency]
+    first = min(r[2] for r in sent_replies)
+    last = max(r[3] for r in sent_replies)
+    acks = sum(r[4] for r in sent_replies)
+    last_ack = max(r[5] for r in sent_replies)
+    errors: Counter[str] = Counter(agent_errors)
+    for reply in sent_replies:
+        errors.update(reply[6])
+    print(f"message_latency_p50_ms: {percentile(delivered, 50):.1f} ms")
+    print(f"message_latency_p99_ms: {percentile(delivered, 99):.1f} ms")
+    print(f"messages_delivered: {len(delivered)} of {len(to_watched)}")
+    ack_ms = [ms for reply in sent_replies for ms in reply[7]]
+    print(f"ack_latency_p50_ms: {percentile(ack_ms, 50):.1f} ms")
+    print(f"ack_latency_p99_ms: {percentile(ack_ms, 99):.1f} ms")
+    print(f"inbox_latency_p50_ms: {percentile(inbox, 50):.1f} ms")
+    print(f"inbox_latency_p99_ms: {percentile(inbox, 99):.1f} ms")
+    print(f"achieved_send_rate: {len(sent) / max(last - first, 1e-9):.0f} msg/s")
+    print(f"stored_rate: {acks / max(last_ack - first, 1e-9):.0f} msg/s")
+    print(f"server_cpu_busy: {busy * 100:.0f} %")
+    sys.stdout.flush()
+    print(
+        f"# {len(watched_set)} of {conversations} conversations watched, {acks} of {len(sent)} "
+        f"messages acknowledged, {len(inbox)} inbox frames, errors: {dict(errors)}",
+        file=sys.stderr,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="shorter runs, under a minute")
+    parser.add_argument("--connections", type=int, help="idle sockets to open")
+    parser.add_argument("--clients", type=int, default=4, help="client processes")
+    parser.add_argument("--rate", type=float, default=500, help="messages/s, all visitors")
+    parser.add_argument("--seconds", type=float, help="how long the visitors send")
+    parser.add_argument("--only", choices=["idle", "latency"], help="run one of the two parts")
+    parser.add_argument("--data", help="keep the database and server logs in this new folder")
+    parser.add_argument("-v", "--verbose", action="store_true", help="progress on stderr")
+    args = parser.parse_args()
+    global VERBOSE
+    VERBOSE = args.verbose
+    raise_nofile()
+    target = args.connections or (2_000 if args.quick else 10_000)
+    secret = secrets.token_urlsafe(48)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(args.data or tmp)
+        data.mkdir(parents=True, exist_ok=True)
+        tenant_id = asyncio.run(seed(data))
+        for compression in (False, True) if args.only != "latency" else ():
+            idle_connections(data, secret, tenant_id, target, args.clients, compression)
+        if args.only == "idle":
+            return
+        latency(
+            data,
+            secret,
+            tenant_id,
+            conversations=1_000,
+            watch=100 if args.quick else 1_000,
+            procs=2,
+            rate=args.rate,
+            seconds=args.seconds or (3 if args.quick else 10),
+        )
+
+
+if __name__ == "__main__":
+    main()
