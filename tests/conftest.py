@@ -44,40 +44,82 @@ def _reachable(host: str, port: int) -> bool:
         return False
 
 
-@asynccontextmanager
-async def postgres_database() -> AsyncIterator[str]:
-    """A new, empty PostgreSQL database for one test (dropped afterwards); its async URL."""
-    if not _reachable("127.0.0.1", 5432):
-        service_missing("PostgreSQL is not reachable on 127.0.0.1:5432")
+_PG_TEMPLATE = f"portal_template_{uuid.uuid4().hex[:12]}"
+_pg_template_ready = False
+
+
+async def _pg_admin(sql: str) -> None:
     import asyncpg
 
-    name = f"portal_test_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(PG_ADMIN_DSN)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.execute(sql)
     finally:
         await admin.close()
-    try:
-        yield (
-            PG_ADMIN_DSN.replace("postgresql://", "postgresql+asyncpg://").rsplit("/", 1)[0]
-            + "/"
-            + name
-        )
-    finally:
-        admin = await asyncpg.connect(PG_ADMIN_DSN)
+
+
+def _pg_url(name: str) -> str:
+    base = PG_ADMIN_DSN.replace("postgresql://", "postgresql+asyncpg://").rsplit("/", 1)[0]
+    return f"{base}/{name}"
+
+
+async def _migrated_template() -> str:
+    """A database migrated once per test session; copying it beats migrating for each test."""
+    global _pg_template_ready
+    if not _pg_template_ready:
+        await _pg_admin(f'CREATE DATABASE "{_PG_TEMPLATE}"')
+        core = EmbeddedCore(_pg_url(_PG_TEMPLATE))
+        await core.start()
+        await core.close()
+        _pg_template_ready = True
+    return _PG_TEMPLATE
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_pg_template() -> Iterator[None]:
+    yield
+    if _pg_template_ready:
+        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{_PG_TEMPLATE}" WITH (FORCE)'))
+
+
+@asynccontextmanager
+async def postgres_database(*, empty: bool = False) -> AsyncIterator[str]:
+    """A new PostgreSQL database for one test (dropped afterwards): migrated, or `empty`."""
+    if not _reachable("127.0.0.1", 5432):
+        service_missing("PostgreSQL is not reachable on 127.0.0.1:5432")
+    name = f"portal_test_{uuid.uuid4().hex[:12]}"
+    template = "" if empty else f' TEMPLATE "{await _migrated_template()}"'
+    for attempt in range(50):
         try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+            await _pg_admin(f'CREATE DATABASE "{name}"{template}')
+            break
+        except Exception as exc:  # the template's last connection may still be closing
+            if "being accessed by other users" not in str(exc) or attempt == 49:
+                raise
+            await asyncio.sleep(0.05)
+    try:
+        yield _pg_url(name)
+    finally:
+        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """A fresh, empty database: SQLite in tmp_path, or a new PostgreSQL database."""
+    """A fresh database: SQLite in tmp_path, or a new PostgreSQL database already migrated."""
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path}/core.db"
         return
     async with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, empty database (no migrations applied), on SQLite or PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/core.db"
+        return
+    async with postgres_database(empty=True) as url:
         yield url
 
 

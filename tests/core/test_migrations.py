@@ -32,8 +32,8 @@ EXPECTED_TABLES = {
 }
 
 
-async def test_migrations_from_empty_match_the_schema(database_url):
-    core = EmbeddedCore(database_url)
+async def test_migrations_from_empty_match_the_schema(empty_database_url):
+    core = EmbeddedCore(empty_database_url)
     await core.start()
     try:
         async with core.engine.connect() as conn:
