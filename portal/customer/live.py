@@ -26,7 +26,8 @@ from starlette.responses import Response, StreamingResponse
 
 from portal.core.contract import CLOSED_STATUSES, Event, HelpdeskCore, Reply, Ticket
 from portal.customer.session import not_found, require_customer
-from portal.customer.tickets import status_label, visible_ticket
+from portal.customer.tickets import visible_ticket
+from portal.labels import status_label
 from portal.templating import page_language, use_language
 
 HEARTBEAT_SECONDS = 15.0

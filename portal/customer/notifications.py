@@ -13,7 +13,7 @@ import logging
 
 from portal.core.contract import Event, HelpdeskCore, NotFound, Tenant, Ticket
 from portal.customer import links
-from portal.customer.tickets import status_label
+from portal.labels import status_label
 from portal.mail import Mailer
 from portal.security import Signer
 from portal.settings import Settings

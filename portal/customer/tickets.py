@@ -30,9 +30,9 @@ from portal.core.contract import (
     Ticket,
 )
 from portal.customer.session import not_found, page, require_customer
-from portal.labels import priority_label
-from portal.templating import N_, ngettext
+from portal.labels import priority_label, status_label
 from portal.templating import gettext as _
+from portal.templating import ngettext
 
 PAGE_SIZE = 25
 MAX_BODY = 20_000
@@ -41,21 +41,6 @@ KEY_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
 # ------------------------------------------------------------------ labels
-# Marked for extraction only; translated one at a time when shown.
-STATUS_MESSAGES = {
-    "open": N_("Open"),
-    "pending": N_("Waiting for you"),
-    "resolved": N_("Resolved"),
-    "closed": N_("Closed"),
-}
-
-
-def status_label(value: str) -> str:
-    """The status in the page's language; an unknown one is shown as it is."""
-    message = STATUS_MESSAGES.get(value)
-    return _(message) if message else value
-
-
 LABELS = {"status_label": status_label, "priority_label": priority_label}
 
 

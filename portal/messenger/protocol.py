@@ -83,37 +83,9 @@ MAX_STRIKES = 10
 HELLO_TIMEOUT_S = 10.0
 PING_INTERVAL_S = 25.0
 
-VISITOR_TYPES = frozenset(
-    {
-        "hello",
-        "resume",
-        "message",
-        "typing",
-        "read",
-        "ping",
-        "start",
-        "contact",
-        "transcript",
-        "list",
-    }
-)
-AGENT_TYPES = frozenset(
-    {
-        "hello",
-        "resume",
-        "message",
-        "typing",
-        "read",
-        "ping",
-        "watch",
-        "unwatch",
-        "accept",
-        "assign",
-        "close",
-        "note",
-        "presence",
-    }
-)
+BOTH_TYPES = frozenset({"hello", "resume", "message", "typing", "read", "ping"})
+VISITOR_TYPES = BOTH_TYPES | {"start", "contact", "transcript", "list"}
+AGENT_TYPES = BOTH_TYPES | {"watch", "unwatch", "accept", "assign", "close", "note", "presence"}
 
 CLOSE_BAD_FRAMES = 4400
 CLOSE_UNAUTHORIZED = 4401

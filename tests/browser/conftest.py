@@ -2,10 +2,11 @@
 
 import os
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 
-from tests.conftest import service_missing
+from tests.conftest import service_missing, start_server, stop_server
 
 CHROMIUM = os.environ.get("PORTAL_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
@@ -30,3 +31,19 @@ async def browser() -> AsyncIterator[object]:
         the_browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield the_browser
         await the_browser.close()
+
+
+@pytest.fixture(params=["sqlite"])
+def database_url(request, tmp_path):
+    """Browser tests show pages; the core's SQL is the same on either database."""
+    return f"sqlite+aiosqlite:///{tmp_path}/core.db"
+
+
+@asynccontextmanager
+async def serving(app: object) -> AsyncIterator[str]:
+    """Serve `app` with uvicorn while the block runs; yields its base URL."""
+    server, task, url = await start_server(app)
+    try:
+        yield url
+    finally:
+        await stop_server(server, task)

@@ -7,13 +7,10 @@ console, and a reload of the visitor's page shows the whole history in order and
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 import pytest
 
 from portal.security import hash_password
-from tests.conftest import start_server, stop_server
+from tests.browser.conftest import serving
 
 pytestmark = pytest.mark.browser
 
@@ -23,20 +20,6 @@ ANSWER = "Thanks Alice, Sam Support here. I am looking at it now."
 NOTE = "VIP customer, check the courier first"
 THANKS = "Thank you! <b>not bold</b>"
 AFTER_RELOAD = "One more thing: the box number is 7."
-
-
-@pytest.fixture(params=["sqlite"])
-def database_url(request, tmp_path):
-    return f"sqlite+aiosqlite:///{tmp_path}/core.db"
-
-
-@asynccontextmanager
-async def serving(app: object) -> AsyncIterator[str]:
-    server, task, url = await start_server(app)
-    try:
-        yield url
-    finally:
-        await stop_server(server, task)
 
 
 async def bodies(page, selector: str) -> list[str]:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import pytest
 from starlette.applications import Starlette
@@ -14,7 +12,7 @@ from starlette.routing import Route
 
 from portal.core.contract import Field, FormDraft, TicketDraft
 from portal.security import hash_password
-from tests.conftest import start_server, stop_server
+from tests.browser.conftest import serving
 from tests.customer.conftest import code_in, link_path, mail_text, wait_mail
 
 pytestmark = pytest.mark.browser
@@ -25,20 +23,6 @@ PNG = (
     b"\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa7\x35\x81\x84"
     b"\x00\x00\x00\x00IEND\xaeB`\x82"
 )
-
-
-@pytest.fixture(params=["sqlite"])
-def database_url(request, tmp_path):
-    return f"sqlite+aiosqlite:///{tmp_path}/core.db"
-
-
-@asynccontextmanager
-async def serving(app: object) -> AsyncIterator[str]:
-    server, task, url = await start_server(app)
-    try:
-        yield url
-    finally:
-        await stop_server(server, task)
 
 
 def company_site(portal_url: str) -> Starlette:

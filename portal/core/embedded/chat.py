@@ -33,7 +33,13 @@ from portal.core.contract import (
 )
 from portal.core.embedded import schema as t
 from portal.core.embedded.engine import CoreConnection, CoreEngine
-from portal.core.embedded.rows import aware, from_row, insert_attachments, utcnow
+from portal.core.embedded.rows import (
+    aware,
+    from_row,
+    insert_attachments,
+    require_in_tenant,
+    utcnow,
+)
 
 AUTHOR_TYPES = ("visitor", "agent", "system")
 READERS = ("visitor", "agent")
@@ -258,13 +264,7 @@ class ChatStore:
     ) -> Conversation:
         """An agent takes the conversation (status "open"); None hands it back ("waiting")."""
         async with self.engine.begin() as conn:
-            if agent_id is not None:
-                a = t.agents.c
-                found = await conn.execute(
-                    sa.select(a.id).where(a.id == agent_id).where(a.tenant_id == tenant_id)
-                )
-                if found.first() is None:
-                    raise NotFound("no such agent")
+            await require_in_tenant(conn, t.agents, tenant_id, agent_id, "no such agent")
             result = await conn.execute(
                 t.conversations.update()
                 .where(self._mine(tenant_id, conversation_id))

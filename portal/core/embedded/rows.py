@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any, TypeVar
 
-from portal.core.contract import AttachmentDraft
+import sqlalchemy as sa
+
+from portal.core.contract import AttachmentDraft, NotFound
 from portal.core.embedded import schema as t
 
 T = TypeVar("T")
@@ -72,3 +74,17 @@ async def insert_attachments(
             for a in drafts
         ],
     )
+
+
+async def require_in_tenant(
+    conn: Any, table: Any, tenant_id: int, row_id: int | None, what: str
+) -> None:
+    """NotFound(`what`) unless `row_id` is None or a row of `table` in this tenant."""
+    if row_id is None:
+        return
+    c = table.c
+    found = await conn.execute(
+        sa.select(c.id).where(c.id == row_id).where(c.tenant_id == tenant_id)
+    )
+    if found.first() is None:
+        raise NotFound(what)

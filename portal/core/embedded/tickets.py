@@ -38,7 +38,14 @@ from portal.core.contract import (
 )
 from portal.core.embedded import schema as t
 from portal.core.embedded.engine import CoreConnection, CoreEngine
-from portal.core.embedded.rows import T, aware, from_row, insert_attachments, utcnow
+from portal.core.embedded.rows import (
+    T,
+    aware,
+    from_row,
+    insert_attachments,
+    require_in_tenant,
+    utcnow,
+)
 
 RATING_CHANGE_WINDOW = timedelta(days=7)
 
@@ -127,18 +134,6 @@ class TicketStore:
         async with self.engine.connect() as conn:
             return [Department(r.id, r.tenant_id, r.name) for r in await conn.execute(query)]
 
-    async def _check_department(
-        self, conn: CoreConnection, tenant_id: int, department_id: int | None
-    ) -> None:
-        if department_id is None:
-            return
-        d = t.departments.c
-        found = await conn.execute(
-            sa.select(d.id).where(d.id == department_id).where(d.tenant_id == tenant_id)
-        )
-        if found.first() is None:
-            raise NotFound("no such department")
-
     # ------------------------------------------------------------------- forms
     @staticmethod
     def _field_row(form_id: int, position: int, f: Field) -> dict[str, Any]:
@@ -177,7 +172,9 @@ class TicketStore:
         if len(keys) != len(set(keys)):
             raise Conflict("two fields of the form have the same key")
         async with self.engine.begin() as conn:
-            await self._check_department(conn, tenant_id, draft.department_id)
+            await require_in_tenant(
+                conn, t.departments, tenant_id, draft.department_id, "no such department"
+            )
             values = dict(title=draft.title, department_id=draft.department_id, kind=draft.kind)
             if form_id is None:
                 result = await conn.execute(
@@ -302,13 +299,9 @@ class TicketStore:
         self, tenant_id: int, customer_id: int, organization_id: int | None
     ) -> Customer:
         async with self.engine.begin() as conn:
-            if organization_id is not None:
-                o = t.organizations.c
-                found = await conn.execute(
-                    sa.select(o.id).where(o.id == organization_id).where(o.tenant_id == tenant_id)
-                )
-                if found.first() is None:
-                    raise NotFound("no such organization")
+            await require_in_tenant(
+                conn, t.organizations, tenant_id, organization_id, "no such organization"
+            )
             await conn.execute(
                 t.customers.update()
                 .where(t.customers.c.id == customer_id)
@@ -426,7 +419,9 @@ class TicketStore:
             tenant_id, draft.requester_email, draft.requester_name
         )
         async with self.engine.begin() as conn:
-            await self._check_department(conn, tenant_id, draft.department_id)
+            await require_in_tenant(
+                conn, t.departments, tenant_id, draft.department_id, "no such department"
+            )
             organization_id = (
                 await conn.execute(
                     sa.select(t.customers.c.organization_id).where(t.customers.c.id == customer_id)
@@ -649,13 +644,7 @@ class TicketStore:
     async def assign_ticket(self, tenant_id: int, ticket_id: int, agent_id: int | None) -> Ticket:
         await self.get_ticket(tenant_id, ticket_id)
         async with self.engine.begin() as conn:
-            if agent_id is not None:
-                a = t.agents.c
-                found = await conn.execute(
-                    sa.select(a.id).where(a.id == agent_id).where(a.tenant_id == tenant_id)
-                )
-                if found.first() is None:
-                    raise NotFound("no such agent")
+            await require_in_tenant(conn, t.agents, tenant_id, agent_id, "no such agent")
             await conn.execute(
                 t.tickets.update()
                 .where(t.tickets.c.id == ticket_id)
