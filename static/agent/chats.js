@@ -167,43 +167,21 @@
   /* ---------------------------------------------------------------- the open conversation */
   function render(message, node) {
     var agent = message.author_type === "agent";
-    var system = message.author_type === "system";
-    node.className = "chat-msg " + (system ? "chat-msg-system" : agent ? "chat-msg-mine" : "chat-msg-theirs") +
-      (message.internal ? " chat-msg-internal" : "");
     var conversation = state.conversations[message.conversation_id] || {};
-    var name = message.author_name || (agent ? t("agent") : conversation.visitor_name || t("visitor"));
-    if (!agent && !system) node.appendChild(C.avatar(name));
-    var bubble = C.el("div", "chat-bubble");
-    var meta = C.el("p", "chat-meta");
-    meta.appendChild(C.el("span", "chat-author", name));
-    if (message.internal) meta.appendChild(C.el("span", "chat-note-label", t("note")));
-    if (message.created_at) {
-      meta.appendChild(document.createTextNode(" "));
-      var time = C.el("time", "chat-time", C.formatTime(message.created_at, lang));
-      time.setAttribute("datetime", message.created_at);
-      meta.appendChild(time);
-    }
-    bubble.appendChild(meta);
-    if (message.body) bubble.appendChild(C.el("div", "chat-body", message.body));
-    if (message.attachments && message.attachments.length) bubble.appendChild(C.fileList(message.attachments, lang));
-    node.appendChild(bubble);
-    if (agent) node.appendChild(C.el("p", "chat-msg-state"));
+    C.renderMessage(node, message, {
+      mine: agent,
+      name: message.author_name || (agent ? t("agent") : conversation.visitor_name || t("visitor")),
+      label: message.internal ? t("note") : "",
+      extraClass: message.internal ? " chat-msg-internal" : "",
+      lang: lang
+    });
   }
 
   var messages = new C.MessageList(logNode, { render: render, scroller: scroller, lang: lang });
   var typing = new C.TypingShower($("chats-typing"));
 
   function setMessageState(node, text, retryId) {
-    var holder = node && node.querySelector(".chat-msg-state");
-    if (!holder) return;
-    holder.textContent = text || "";
-    if (retryId) {
-      var retry = C.el("button", "link-button", t("retry"));
-      retry.type = "button";
-      retry.addEventListener("click", function () { resend(retryId); });
-      holder.appendChild(document.createTextNode(" "));
-      holder.appendChild(retry);
-    }
+    C.setMessageState(node, text, retryId && t("retry"), function () { resend(retryId); });
   }
 
   function renderPending(item) {
@@ -227,20 +205,7 @@
 
   // "Seen" under the latest public agent message the visitor has read.
   function showSeen() {
-    var old = logNode.querySelectorAll(".chat-msg-mine.is-seen");
-    for (var i = 0; i < old.length; i++) {
-      old[i].classList.remove("is-seen");
-      setMessageState(old[i], "");
-    }
-    if (!state.visitorReadId) return;
-    var mine = logNode.querySelectorAll(".chat-msg-mine[data-id]:not(.chat-msg-internal)");
-    for (var j = mine.length - 1; j >= 0; j--) {
-      if (Number(mine[j].getAttribute("data-id")) <= state.visitorReadId) {
-        mine[j].classList.add("is-seen");
-        setMessageState(mine[j], t("seen"));
-        return;
-      }
-    }
+    C.markSeen(logNode, ".chat-msg-mine[data-id]:not(.chat-msg-internal)", state.visitorReadId, t("seen"));
   }
 
   function agentName(id) {

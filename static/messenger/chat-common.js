@@ -610,6 +610,62 @@
     return fit;
   }
 
+  /* One message: avatar (the other side's), author, time, text, files, and a state line under
+     one's own messages. `o`: {mine, name, lang, hideAuthor, label, extraClass}. */
+  function renderMessage(node, message, o) {
+    var system = message.author_type === "system";
+    node.className = "chat-msg " + (system ? "chat-msg-system" : o.mine ? "chat-msg-mine" : "chat-msg-theirs") +
+      (o.extraClass || "");
+    if (!o.mine && !system) node.appendChild(avatar(o.name));
+    var bubble = el("div", "chat-bubble");
+    var meta = el("p", "chat-meta");
+    meta.appendChild(el("span", "chat-author" + (o.hideAuthor ? " visually-hidden" : ""), o.name));
+    if (o.label) meta.appendChild(el("span", "chat-note-label", o.label));
+    if (message.created_at) {
+      meta.appendChild(document.createTextNode(" "));
+      var time = el("time", "chat-time", formatTime(message.created_at, o.lang));
+      time.setAttribute("datetime", message.created_at);
+      meta.appendChild(time);
+    }
+    bubble.appendChild(meta);
+    if (message.body) bubble.appendChild(el("div", "chat-body", message.body));
+    if (message.attachments && message.attachments.length) bubble.appendChild(fileList(message.attachments, o.lang));
+    node.appendChild(bubble);
+    if (o.mine) node.appendChild(el("p", "chat-msg-state"));
+  }
+
+  /* The line under one's own message: "Sending…", "Seen", or "Not sent." with a retry button. */
+  function setMessageState(node, text, retryLabel, onRetry) {
+    var holder = node && node.querySelector(".chat-msg-state");
+    if (!holder) return;
+    holder.textContent = text || "";
+    if (retryLabel) {
+      var retry = el("button", "link-button", retryLabel);
+      retry.type = "button";
+      retry.addEventListener("click", onRetry);
+      holder.appendChild(document.createTextNode(" "));
+      holder.appendChild(retry);
+    }
+  }
+
+  /* "Seen" under the newest of one's own messages (`selector`) that the other side has read. */
+  function markSeen(logNode, selector, readId, seenText) {
+    var old = logNode.querySelectorAll(".chat-msg-mine.is-seen");
+    for (var i = 0; i < old.length; i++) {
+      old[i].classList.remove("is-seen");
+      setMessageState(old[i], "");
+    }
+    if (!readId) return;
+    var mine = logNode.querySelectorAll(selector);
+    for (var j = mine.length - 1; j >= 0; j--) {
+      if (Number(mine[j].getAttribute("data-id")) <= readId) {
+        mine[j].classList.add("is-seen");
+        setMessageState(mine[j], seenText);
+        return;
+      }
+    }
+  }
+
   /* Read receipts: when the newest message is on screen, tell the server once (throttled).
      `current()` is the open conversation id (or 0), `ready()` whether it is caught up;
      `state.lastReadSent` is the highest id told so far (the page resets it per conversation). */
@@ -640,6 +696,9 @@
 
   window.PortalChat = {
     ReadReceipts: ReadReceipts,
+    renderMessage: renderMessage,
+    setMessageState: setMessageState,
+    markSeen: markSeen,
     store: store,
     readConfig: readConfig,
     translator: translator,

@@ -115,43 +115,18 @@
   /* ---------------------------------------------------------------- rendering messages */
   function render(message, node) {
     var mine = message.author_type === "visitor";
-    var system = message.author_type === "system";
-    node.className = "chat-msg " + (system ? "chat-msg-system" : mine ? "chat-msg-mine" : "chat-msg-theirs");
-    var name = mine ? t("you") : message.author_name || t("agent");
-    if (!mine && !system) node.appendChild(C.avatar(name));
-    var bubble = C.el("div", "chat-bubble");
-    var meta = C.el("p", "chat-meta");
-    var author = C.el("span", "chat-author" + (mine ? " visually-hidden" : ""), name);
-    meta.appendChild(author);
-    if (message.created_at) {
-      meta.appendChild(document.createTextNode(" "));
-      var time = C.el("time", "chat-time", C.formatTime(message.created_at, lang));
-      time.setAttribute("datetime", message.created_at);
-      meta.appendChild(time);
-    }
-    bubble.appendChild(meta);
-    if (message.body) bubble.appendChild(C.el("div", "chat-body", message.body));
-    if (message.attachments && message.attachments.length) {
-      bubble.appendChild(C.fileList(message.attachments, lang));
-    }
-    node.appendChild(bubble);
-    if (mine) node.appendChild(C.el("p", "chat-msg-state"));
+    C.renderMessage(node, message, {
+      mine: mine,
+      name: mine ? t("you") : message.author_name || t("agent"),
+      hideAuthor: mine,
+      lang: lang
+    });
   }
 
   var messages = new C.MessageList(logNode, { render: render, scroller: scroller, lang: lang });
 
   function setMessageState(node, text, retryId) {
-    if (!node) return;
-    var holder = node.querySelector(".chat-msg-state");
-    if (!holder) return;
-    holder.textContent = text || "";
-    if (retryId) {
-      var retry = C.el("button", "link-button", t("retry"));
-      retry.type = "button";
-      retry.addEventListener("click", function () { resend(retryId); });
-      holder.appendChild(document.createTextNode(" "));
-      holder.appendChild(retry);
-    }
+    C.setMessageState(node, text, retryId && t("retry"), function () { resend(retryId); });
   }
 
   function renderPending(item) {
@@ -175,20 +150,7 @@
 
   // "Seen" under the visitor's latest message the agent has read.
   function showSeen() {
-    var old = logNode.querySelectorAll(".chat-msg-mine.is-seen");
-    for (var i = 0; i < old.length; i++) {
-      old[i].classList.remove("is-seen");
-      setMessageState(old[i], "");
-    }
-    if (!state.agentReadId) return;
-    var mine = logNode.querySelectorAll(".chat-msg-mine[data-id]");
-    for (var j = mine.length - 1; j >= 0; j--) {
-      if (Number(mine[j].getAttribute("data-id")) <= state.agentReadId) {
-        mine[j].classList.add("is-seen");
-        setMessageState(mine[j], t("seen"));
-        return;
-      }
-    }
+    C.markSeen(logNode, ".chat-msg-mine[data-id]", state.agentReadId, t("seen"));
   }
 
   /* ---------------------------------------------------------------- the header */
