@@ -55,7 +55,8 @@ Server -> client
 
 Error codes (the socket stays open unless said otherwise)
   bad_json, bad_frame, unknown_type, too_large, rate_limited, not_allowed, not_found,
-  invalid (a field's value), server_error.
+  invalid (a field's value), server_error (ours: nothing was stored; send the same frame again
+  later, and it does not count towards closing the socket).
 Close codes: 4400 too many bad frames, 4401 no valid hello in time or a bad token,
   4403 Origin not allowed, 4408 idle beyond the limit, 4429 too many connections.
 
@@ -101,6 +102,8 @@ class FrameError(ValueError):
         self.code = code
         self.message = message
         self.client_id = client_id
+        # The client's fault counts towards closing its socket; a failure of ours does not.
+        self.strike = code != "server_error"
 
     def frame(self) -> dict[str, Any]:
         data: dict[str, Any] = {"type": "error", "code": self.code, "message": self.message}

@@ -125,12 +125,15 @@ class ChatSocket:
                 await self.refuse(p.FrameError("not_found", "No such conversation."))
             except Conflict as exc:
                 await self.refuse(p.FrameError("invalid", str(exc)))
+            except Exception:  # our fault, not the client's: say so, keep the socket
+                log.exception("chat frame failed")
+                await self.refuse(_server_error())
             if self.strikes >= p.MAX_STRIKES:
                 await self.ws.close(p.CLOSE_BAD_FRAMES, "too many bad frames")
                 return
 
     async def refuse(self, error: p.FrameError) -> None:
-        self.strikes += 1
+        self.strikes += error.strike
         await self.send(error.frame())
 
     async def send(self, frame: dict[str, Any]) -> None:
@@ -141,12 +144,15 @@ class ChatSocket:
     async def pump(self, sub: Subscription) -> None:
         """Forward hub messages; after a hub outage, catch up every conversation from the core."""
         async for frame in sub:
-            if frame.get("type") == RESUMED:
-                await self.resumed()
-                continue
-            async with self.lock:
-                if self.wants(frame):
-                    await self.send(frame)
+            try:
+                if frame.get("type") == RESUMED:
+                    await self.resumed()
+                    continue
+                async with self.lock:
+                    if self.wants(frame):
+                        await self.send(frame)
+            except Exception:  # e.g. the core briefly away during a catch-up: keep forwarding
+                log.exception("forwarding to a chat socket failed")
 
     def wants(self, frame: dict[str, Any]) -> bool:
         """Whether a hub frame goes to this client; records message ids as sent."""
@@ -263,6 +269,9 @@ class ChatSocket:
             )
         except (p.FrameError, NotFound, Conflict) as exc:
             raise _for_client(exc, client_id) from exc
+        except Exception as exc:  # the client keeps the message and sends it again later
+            log.exception("storing a chat message failed")
+            raise _for_client(_server_error(), client_id) from exc
         await self.send(
             {
                 "type": "ack",
@@ -584,6 +593,10 @@ class AgentSocket(ChatSocket):
             )
             self.known[conversation.id] = updated
             await self.messenger.publish_conversation(updated)
+
+
+def _server_error() -> p.FrameError:
+    return p.FrameError("server_error", "Something went wrong on our side; try again soon.")
 
 
 def _for_client(exc: Exception, client_id: str) -> p.FrameError:

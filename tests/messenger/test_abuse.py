@@ -114,3 +114,22 @@ async def test_an_unknown_host_gets_no_socket(chat: Chat):
 
     with pytest.raises(InvalidStatus):
         await open_ws(chat.server.url, "/messenger/ws", host="nobody.portal.test")
+
+
+async def test_a_failure_on_our_side_is_an_error_frame_and_the_socket_lives_on(chat: Chat):
+    import sqlalchemy as sa
+
+    visitor, _ = await chat.visitor()
+    conversation_id = await chat.start(visitor, "hello")
+    async with chat.server.core.engine.begin() as conn:  # the database loses a table
+        await conn.execute(sa.text("ALTER TABLE chat_messages RENAME TO chat_messages_gone"))
+    await visitor.send("message", conversation_id=conversation_id, client_id="x1", body="lost?")
+    error = await visitor.expect("error")
+    assert error["code"] == "server_error" and error["client_id"] == "x1"
+    await visitor.send("ping")
+    await visitor.expect("pong")
+
+    async with chat.server.core.engine.begin() as conn:  # it is back: so is the chat
+        await conn.execute(sa.text("ALTER TABLE chat_messages_gone RENAME TO chat_messages"))
+    await visitor.send("message", conversation_id=conversation_id, client_id="x1", body="lost?")
+    assert (await visitor.expect("ack", client_id="x1"))["id"] > 0
