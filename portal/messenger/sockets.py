@@ -19,6 +19,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from portal.core.contract import Agent, Conflict, Conversation, NotFound, Tenant
 from portal.messenger import protocol as p
+from portal.messenger.hours import ChatSettings
 from portal.messenger.hub import RESUMED, Subscription
 from portal.messenger.service import (
     Messenger,
@@ -410,6 +411,8 @@ class VisitorSocket(ChatSocket):
 
     async def start(self, frame: dict[str, Any]) -> None:
         client_id = p.client_id(frame)
+        if not ChatSettings.for_tenant(self.tenant).enabled:
+            raise p.FrameError("not_allowed", "Chat is switched off here.", client_id)
         try:
             name = p.text(frame, "name", limit=p.MAX_NAME)
             email = _email(p.text(frame, "email", limit=p.MAX_NAME))

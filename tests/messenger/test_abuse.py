@@ -133,3 +133,12 @@ async def test_a_failure_on_our_side_is_an_error_frame_and_the_socket_lives_on(c
         await conn.execute(sa.text("ALTER TABLE chat_messages_gone RENAME TO chat_messages"))
     await visitor.send("message", conversation_id=conversation_id, client_id="x1", body="lost?")
     assert (await visitor.expect("ack", client_id="x1"))["id"] > 0
+
+
+async def test_no_new_chats_when_the_tenant_switched_chat_off(chat: Chat):
+    await chat.server.core.update_tenant_settings(chat.tenant.id, {"chat_enabled": False})
+    visitor, _ = await chat.visitor()
+    await visitor.send("start", client_id="s1", body="hello?")
+    error = await visitor.expect("error")
+    assert error["code"] == "not_allowed" and error["client_id"] == "s1"
+    assert await chat.server.core.list_conversations(chat.tenant.id) == []
