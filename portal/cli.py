@@ -61,6 +61,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         ws_ping_interval=PING_INTERVAL_S,
         ws_ping_timeout=PING_INTERVAL_S,
         ws_per_message_deflate=settings.ws_compression == "1",
+        # Open event streams and chat sockets must not hold a restart up: clients reconnect.
+        timeout_graceful_shutdown=10,
     )
     return 0
 
