@@ -15,6 +15,10 @@ log = logging.getLogger(__name__)
 DEMO_SLUG = "demo"
 DEMO_ADMIN_EMAIL = "admin@demo.test"
 DEMO_ADMIN_PASSWORD = "demo-admin"
+DEMO_CANNED = (
+    ("hello", "Hi {{customer.name}}, this is {{agent.name}}. How can I help?"),
+    ("bye", "Thanks for chatting with us, {{customer.name}}. Have a good day!"),
+)
 
 
 async def load_demo(core: HelpdeskCore, settings: Settings) -> None:
@@ -29,6 +33,8 @@ async def load_demo(core: HelpdeskCore, settings: Settings) -> None:
     await core.create_agent(
         tenant.id, DEMO_ADMIN_EMAIL, "Demo Admin", hash_password(DEMO_ADMIN_PASSWORD), "admin"
     )
+    for shortcut, body in DEMO_CANNED:
+        await core.save_canned_response(tenant.id, shortcut, body)
     report = await import_folder(core, tenant.id, DEMO_ARTICLES_DIR)
     for problem in report.errors:
         log.error("demo article: %s", problem)
@@ -36,5 +42,7 @@ async def load_demo(core: HelpdeskCore, settings: Settings) -> None:
         f"demo tenant created with {report.created} articles.\n"
         f"  help center: http://127.0.0.1:{settings.port}/kb/\n"
         f"  admin:       http://127.0.0.1:{settings.port}/admin/ "
-        f"({DEMO_ADMIN_EMAIL} / {DEMO_ADMIN_PASSWORD})"
+        f"({DEMO_ADMIN_EMAIL} / {DEMO_ADMIN_PASSWORD})\n"
+        f"  live chat:   http://127.0.0.1:{settings.port}/messenger "
+        f"(answer it at /agent/chats)"
     )
