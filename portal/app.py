@@ -21,10 +21,11 @@ from starlette.types import Receive, Scope, Send
 from portal.admin.routes import routes as admin_routes
 from portal.agent.routes import routes as agent_routes
 from portal.attachments import AttachmentStore
-from portal.core.contract import HelpdeskCore
+from portal.core.contract import EVENTS_RESUMED, HelpdeskCore
 from portal.core.embedded.core import EmbeddedCore
 from portal.customer.notifications import notify_customers
 from portal.customer.routes import routes as customer_routes
+from portal.events import EventFeed
 from portal.forms.routes import routes as forms_routes
 from portal.kb.routes import routes as kb_routes
 from portal.kb.search import SearchService
@@ -87,15 +88,16 @@ async def unknown_host(scope: Scope, receive: Receive, send: Send) -> None:
     await response(scope, receive, send)
 
 
-async def _follow_core_events(
-    core: HelpdeskCore, resolver: TenantResolver, kb: KnowledgeBase
-) -> None:
-    """Drop cached tenants and article pages when the core says they changed."""
-    async for event in core.events():
+async def _follow_core_events(feed: EventFeed, resolver: TenantResolver, kb: KnowledgeBase) -> None:
+    """Drop cached tenants and article pages when the core (in any process) says they changed."""
+    async for event in feed.events():
         if event.type == "tenant.changed":
             resolver.forget()
         elif event.type in ("article.changed", "category.changed"):
             kb.invalidate(event.tenant_id)
+        elif event.type == EVENTS_RESUMED:  # changes may have gone unheard: forget them all
+            resolver.forget()
+            kb.invalidate_all()
 
 
 def create_app(settings: Settings | None = None, core: HelpdeskCore | None = None) -> Starlette:
@@ -120,10 +122,12 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
         hub = make_hub(settings.redis_url)
         await hub.start()
         messenger = Messenger(the_core, hub, mailer, signer)
+        feed = EventFeed(the_core, hub)
         tasks = [
+            asyncio.create_task(feed.run(), name="event-relay"),
             asyncio.create_task(messenger.watch_unanswered(), name="chat-watch"),
-            asyncio.create_task(search.follow_events(), name="search-follow"),
-            asyncio.create_task(_follow_core_events(the_core, resolver, kb), name="cache-follow"),
+            asyncio.create_task(search.follow_events(feed.events()), name="search-follow"),
+            asyncio.create_task(_follow_core_events(feed, resolver, kb), name="cache-follow"),
             asyncio.create_task(kb.flush_views_forever(), name="view-flush"),
             asyncio.create_task(
                 notify_customers(the_core, mailer, signer, settings),
@@ -143,6 +147,7 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
                 "mailer": mailer,
                 "hub": hub,
                 "messenger": messenger,
+                "events": feed,
                 "socket_limits": ConnectionLimits(settings.ws_max_per_ip_count),
             }
         finally:

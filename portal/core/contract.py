@@ -344,6 +344,11 @@ class CannedResponse:
     body: str  # may hold placeholders like {{customer.name}}
 
 
+# Not from a core: the front says so when events of other processes may have gone unheard
+# (after a hub outage), so that caches are dropped and indexes catch up.
+EVENTS_RESUMED = "events.resumed"
+
+
 @dataclass(frozen=True)
 class Event:
     """Something that happened in the core that the front must react to."""

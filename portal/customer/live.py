@@ -1,4 +1,4 @@
-"""Live updates of one ticket as server-sent events, from `core.events()`.
+"""Live updates of one ticket as server-sent events, from the core events of every process.
 
 `GET /portal/tickets/{id}/events?after=<reply id>` answers `text/event-stream`:
 
@@ -24,7 +24,14 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from portal.core.contract import CLOSED_STATUSES, Event, HelpdeskCore, Reply, Ticket
+from portal.core.contract import (
+    CLOSED_STATUSES,
+    EVENTS_RESUMED,
+    Event,
+    HelpdeskCore,
+    Reply,
+    Ticket,
+)
 from portal.customer.session import not_found, require_customer
 from portal.customer.tickets import visible_ticket
 from portal.labels import status_label
@@ -71,13 +78,17 @@ def _after(request: Request) -> int:
 
 
 async def _stream(
-    core: HelpdeskCore, ticket: Ticket, after: int, language: str
+    core: HelpdeskCore,
+    events: AsyncIterator[Event],
+    ticket: Ticket,
+    after: int,
+    language: str,
 ) -> AsyncIterator[str]:
     queue: asyncio.Queue[Event] = asyncio.Queue()
 
     async def pump() -> None:
-        async for event in core.events():
-            if (
+        async for event in events:
+            if event.type == EVENTS_RESUMED or (
                 event.tenant_id == ticket.tenant_id
                 and event.type in EVENT_TYPES
                 and event.data.get("ticket_id") == ticket.id
@@ -115,6 +126,11 @@ async def _stream(
                 continue
             if event.type == "ticket.status_changed":
                 yield sse("status", status_data(str(event.data.get("status")), language))
+            elif event.type == EVENTS_RESUMED:  # something may have gone unheard: look
+                current = await core.get_ticket(ticket.tenant_id, ticket.id)
+                yield sse("status", status_data(current.status, language))
+                for chunk in await new_replies():
+                    yield chunk
             elif not event.data.get("internal"):
                 for chunk in await new_replies():
                     yield chunk
@@ -129,7 +145,13 @@ async def ticket_events(request: Request) -> Response:
     if ticket is None:
         return not_found(request)
     return StreamingResponse(
-        _stream(request.state.core, ticket, _after(request), page_language(request)),
+        _stream(
+            request.state.core,
+            request.state.events.events(),
+            ticket,
+            _after(request),
+            page_language(request),
+        ),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

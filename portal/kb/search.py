@@ -12,7 +12,7 @@ import re
 import threading
 from array import array
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from operator import itemgetter
@@ -40,7 +40,7 @@ from whoosh.searching import Searcher
 from whoosh.util.numeric import byte_to_length
 from whoosh.writing import CLEAR
 
-from portal.core.contract import Article, HelpdeskCore
+from portal.core.contract import EVENTS_RESUMED, Article, Event, HelpdeskCore
 from portal.i18n import normalize_language
 from portal.kb.analysis import CJK_CHARS, analysis_language, analyzer_for
 
@@ -757,17 +757,24 @@ class SearchService:
         """Search one tenant's published articles."""
         return self.index_for(tenant_id).search(query, language=language, limit=limit)
 
-    async def follow_events(self) -> None:
-        """Catch up a tenant's index whenever the core reports an article change (run as a task)."""
-        events = self.core.events()
+    async def follow_events(self, events: AsyncIterator[Event] | None = None) -> None:
+        """Catch up a tenant's index whenever an article changes (run as a task).
+
+        `events` defaults to the core's own; the app passes the events of every process."""
+        events = events if events is not None else self.core.events()
         try:
             async for event in events:
-                if event.type != "article.changed":
+                if event.type == "article.changed":
+                    tenants = [event.tenant_id]
+                elif event.type == EVENTS_RESUMED:  # changes may have gone unheard
+                    tenants = list(self._indexes)
+                else:
                     continue
-                try:
-                    await self.catch_up(event.tenant_id)
-                except Exception:
-                    logger.exception("search catch-up failed for tenant %s", event.tenant_id)
+                for tenant_id in tenants:
+                    try:
+                        await self.catch_up(tenant_id)
+                    except Exception:
+                        logger.exception("search catch-up failed for tenant %s", tenant_id)
         finally:
             aclose = getattr(events, "aclose", None)
             if aclose is not None:

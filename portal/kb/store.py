@@ -78,6 +78,9 @@ class KnowledgeBase:
         for key in [k for k in self._pages if k[0] == tenant_id]:
             del self._pages[key]
 
+    def invalidate_all(self) -> None:
+        self._pages.clear()
+
     def count_view(self, tenant_id: int, article_id: int) -> None:
         self._views.setdefault(tenant_id, Counter())[article_id] += 1
 

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from portal.core.embedded.core import EmbeddedCore
@@ -162,3 +163,44 @@ async def _until_bodies(ws, conversation_id: int, bodies: list[str], timeout: fl
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"expected {bodies}, got {got}")
         await asyncio.sleep(0.05)
+
+
+async def test_an_agent_reply_on_one_process_reaches_the_customers_live_page_on_another(
+    cluster: Cluster,
+):
+    from portal.core.contract import TicketDraft
+    from portal.customer.session import SESSION_COOKIE, session_token
+    from portal.security import Signer
+    from tests.agent.test_console import ticket_form
+
+    chat = cluster.chat
+    core = chat.server.core
+    ticket = await core.create_ticket(
+        chat.tenant.id, TicketDraft("Printer on fire", "Help!", "kim@example.com"), "t-1"
+    )
+    customer = await core.find_customer(chat.tenant.id, "kim@example.com")
+    cookie = f"{SESSION_COOKIE}={session_token(Signer(SECRET), customer, 'sid-1')}"
+    agent_cookie = await chat.agent_cookie()
+
+    host = {"host": f"acme.{BASE_DOMAIN}"}
+    async with (
+        httpx.AsyncClient(base_url=cluster.a, headers={**host, "cookie": cookie}) as on_a,
+        httpx.AsyncClient(base_url=cluster.b, headers={**host, "cookie": agent_cookie}) as on_b,
+        on_a.stream("GET", f"/portal/tickets/{ticket.id}/events", timeout=15) as stream,
+    ):
+        assert stream.status_code == 200
+        lines = stream.aiter_lines()
+        async for line in lines:
+            if line == ": connected":
+                break
+        # B's core tells only B; the event relay over Redis tells A.
+        csrf, key = await ticket_form(on_b, ticket)
+        posted = await on_b.post(
+            f"/agent/tickets/{ticket.id}/reply",
+            data={"csrf_token": csrf, "idempotency_key": key, "body": "On it!", "action": "reply"},
+        )
+        assert posted.status_code == 303, posted.text
+        async with asyncio.timeout(10):
+            async for line in lines:
+                if line.startswith("data:") and "On it!" in line:
+                    break

@@ -1,0 +1,76 @@
+"""Core events from every process: this process's own, and the other processes' by the hub.
+
+The embedded core tells only its own process that an agent replied or an article changed. With
+several processes, a customer's live ticket page, the knowledge base's page cache and the search
+index of process A must also hear of a write made through process B. `EventFeed` relays each
+process's core events to the hub and hands every subscriber the events of all processes.
+
+After a hub outage, events sent meanwhile are lost to the other processes; subscribers then get
+`Event(EVENTS_RESUMED, 0)` and look at the core again (drop caches, catch up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any
+
+from portal.core.contract import EVENTS_RESUMED, Event, HelpdeskCore
+from portal.messenger.hub import RESUMED, Hub
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "core-events"
+
+
+class EventFeed:
+    """One per process: `events()` yields the core events of every process."""
+
+    def __init__(self, core: HelpdeskCore, hub: Hub) -> None:
+        self.core = core
+        self.hub = hub
+        self.origin = secrets.token_hex(8)  # to skip our own events when they come back
+        self._queues: set[asyncio.Queue[Event]] = set()
+
+    def _fan_out(self, event: Event) -> None:
+        for queue in self._queues:
+            queue.put_nowait(event)
+
+    async def events(self) -> AsyncIterator[Event]:
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._queues.add(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._queues.discard(queue)
+
+    async def run(self) -> None:
+        """Relay this process's events out and the others' in, until cancelled."""
+        async with self.hub.subscription() as sub:
+            await sub.add(CHANNEL)
+            inbound = asyncio.create_task(self._receive(sub))
+            try:
+                async for event in self.core.events():
+                    self._fan_out(event)
+                    await self.hub.publish(CHANNEL, self._frame(event))
+            finally:
+                inbound.cancel()
+                await asyncio.gather(inbound, return_exceptions=True)
+
+    def _frame(self, event: Event) -> dict[str, Any]:
+        return {
+            "origin": self.origin,
+            "type": event.type,
+            "tenant_id": event.tenant_id,
+            "data": event.data,
+        }
+
+    async def _receive(self, sub: Any) -> None:
+        async for frame in sub:
+            if frame.get("type") == RESUMED:
+                self._fan_out(Event(EVENTS_RESUMED, 0))
+            elif frame.get("origin") != self.origin:
+                self._fan_out(Event(frame["type"], frame["tenant_id"], frame.get("data") or {}))

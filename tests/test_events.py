@@ -1,0 +1,65 @@
+"""The event feed: core events of every process, and a word when some may have gone unheard."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from portal.core.contract import EVENTS_RESUMED, ArticleDraft
+from portal.core.embedded.core import EmbeddedCore
+from portal.events import EventFeed
+from portal.messenger.hub import RedisHub
+from tests.conftest import service_missing
+from tests.messenger.redis_server import RedisServer, redis_server_available
+
+
+@pytest.fixture
+def redis(tmp_path):
+    if not redis_server_available():
+        service_missing("redis-server is not installed")
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+async def _next(events, timeout: float = 10.0):
+    return await asyncio.wait_for(anext(events), timeout)
+
+
+async def test_events_of_one_process_reach_the_other_once_and_an_outage_is_announced(
+    tmp_path, redis
+):
+    core_a = EmbeddedCore(f"sqlite+aiosqlite:///{tmp_path}/a.db")
+    core_b = EmbeddedCore(f"sqlite+aiosqlite:///{tmp_path}/b.db")
+    hub_a, hub_b = RedisHub(redis.url), RedisHub(redis.url)
+    for part in (core_a, core_b, hub_a, hub_b):
+        await part.start()
+    feed_a, feed_b = EventFeed(core_a, hub_a), EventFeed(core_b, hub_b)
+    relays = [asyncio.create_task(feed_a.run()), asyncio.create_task(feed_b.run())]
+    heard_by_a, heard_by_b = feed_a.events(), feed_b.events()
+    try:
+        first_a, first_b = (
+            asyncio.create_task(_next(heard_by_a)),
+            asyncio.create_task(_next(heard_by_b)),
+        )
+        await asyncio.sleep(0.3)  # both relays subscribed
+        tenant = await core_b.create_tenant("acme", "Acme")
+        await core_b.save_article(tenant.id, ArticleDraft("en", "hi", "Hi", "Hello"))
+        assert (await first_b).type == "article.changed"  # its own, once
+        assert (await first_a).type == "article.changed"  # and the other process's
+        assert (await first_a).tenant_id == tenant.id
+
+        redis.restart()
+        assert (await _next(heard_by_a)).type == EVENTS_RESUMED
+        # B's next event is the outage too: its own article event did not come back twice.
+        assert (await _next(heard_by_b)).type == EVENTS_RESUMED
+    finally:
+        for relay in relays:
+            relay.cancel()
+        await asyncio.gather(*relays, return_exceptions=True)
+        await heard_by_a.aclose()
+        await heard_by_b.aclose()
+        for part in (hub_a, hub_b, core_a, core_b):
+            await part.close()
