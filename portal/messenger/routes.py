@@ -31,9 +31,11 @@ from portal.messenger import protocol as p
 from portal.messenger.hours import ChatSettings
 from portal.messenger.service import (
     Messenger,
+    agent_owner,
     read_file_link,
     read_visitor_token,
     upload_token,
+    visitor_owner,
     visitor_token,
 )
 from portal.messenger.sockets import AgentSocket, ChatSocket, VisitorSocket, origin_allowed
@@ -100,14 +102,14 @@ async def upload(request: Request) -> Response:
     signer = request.state.signer
     visitor_id = read_visitor_token(signer, tenant.id, _bearer(request))
     if visitor_id is not None:
-        owner = f"v:{visitor_id}"
+        owner = visitor_owner(visitor_id)
     else:
         agent = await current_agent(request)
         if agent is None:
             return _json_error("Sign in or start a chat first.", 401)
         if not origin_ok(request):  # the agent comes by cookie: only our own pages may post
             return _json_error("Uploads must come from this site's pages.", 403)
-        owner = f"a:{agent.id}"
+        owner = agent_owner(agent.id)
     if int(request.headers.get("content-length") or 0) > MAX_UPLOAD_REQUEST:
         return _json_error("That file is too large.", 413)
     try:

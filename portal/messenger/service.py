@@ -36,6 +36,15 @@ WATCH_INTERVAL_S = 5.0
 PRESENCE_CACHE_S = 1.0
 
 
+def visitor_owner(visitor_id: str) -> str:
+    """Who a visitor is to the store: their messages' client ids and their uploads carry it."""
+    return f"v:{visitor_id}"
+
+
+def agent_owner(agent_id: int) -> str:
+    return f"a:{agent_id}"
+
+
 def conversation_channel(tenant_id: int, conversation_id: int) -> str:
     return f"conv:{tenant_id}:{conversation_id}"
 
@@ -246,7 +255,7 @@ class Messenger:
                 author_id=conversation.customer_id,
                 author_name=name or conversation.visitor_name,
                 body=body,
-                client_id=f"v:{visitor_id}/{client_id}",
+                client_id=f"{visitor_owner(visitor_id)}/{client_id}",
             )
         else:
             await self.publish_conversation(conversation)

@@ -23,12 +23,14 @@ from portal.messenger.hours import ChatSettings
 from portal.messenger.hub import RESUMED, Subscription
 from portal.messenger.service import (
     Messenger,
+    agent_owner,
     conversation_channel,
     conversation_json,
     inbox_channel,
     read_upload_token,
     visible_conversation,
     visitor_json,
+    visitor_owner,
 )
 
 log = logging.getLogger(__name__)
@@ -341,7 +343,7 @@ class VisitorSocket(ChatSocket):
         super().__init__(websocket, messenger, tenant)
         self.visitor_id = visitor_id
         self.customer_id = customer_id
-        self.owner = f"v:{visitor_id}"
+        self.owner = visitor_owner(visitor_id)
 
     def wants(self, frame: dict[str, Any]) -> bool:
         kind = frame.get("type")
@@ -476,7 +478,7 @@ class AgentSocket(ChatSocket):
     ) -> None:
         super().__init__(websocket, messenger, tenant)
         self.agent = agent
-        self.owner = f"a:{agent.id}"
+        self.owner = agent_owner(agent.id)
         self.status = "online"
         self.heartbeat: asyncio.Task[None] | None = None
 
