@@ -17,6 +17,7 @@ import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
+from portal.core.bus import EventBus
 from portal.core.contract import EVENTS_RESUMED, Event, HelpdeskCore
 from portal.messenger.hub import RESUMED, Hub
 
@@ -32,20 +33,10 @@ class EventFeed:
         self.core = core
         self.hub = hub
         self.origin = secrets.token_hex(8)  # to skip our own events when they come back
-        self._queues: set[asyncio.Queue[Event]] = set()
+        self._bus = EventBus()
 
-    def _fan_out(self, event: Event) -> None:
-        for queue in self._queues:
-            queue.put_nowait(event)
-
-    async def events(self) -> AsyncIterator[Event]:
-        queue: asyncio.Queue[Event] = asyncio.Queue()
-        self._queues.add(queue)
-        try:
-            while True:
-                yield await queue.get()
-        finally:
-            self._queues.discard(queue)
+    def events(self) -> AsyncIterator[Event]:
+        return self._bus.subscribe()
 
     async def run(self) -> None:
         """Relay this process's events out and the others' in, until cancelled."""
@@ -54,7 +45,7 @@ class EventFeed:
             inbound = asyncio.create_task(self._receive(sub))
             try:
                 async for event in self.core.events():
-                    self._fan_out(event)
+                    self._bus.publish(event)
                     await self.hub.publish(CHANNEL, self._frame(event))
             finally:
                 inbound.cancel()
@@ -71,6 +62,6 @@ class EventFeed:
     async def _receive(self, sub: Any) -> None:
         async for frame in sub:
             if frame.get("type") == RESUMED:
-                self._fan_out(Event(EVENTS_RESUMED, 0))
+                self._bus.publish(Event(EVENTS_RESUMED, 0))
             elif frame.get("origin") != self.origin:
-                self._fan_out(Event(frame["type"], frame["tenant_id"], frame.get("data") or {}))
+                self._bus.publish(Event(frame["type"], frame["tenant_id"], frame.get("data") or {}))

@@ -98,3 +98,16 @@ class TenancyMiddleware:
             return
         scope["state"]["tenant"] = tenant
         await self.app(scope, receive, send)
+
+
+# A site as browsers send it in Origin: scheme, host and maybe a port, nothing more.
+ORIGIN_RE = re.compile(r"https?://[a-z0-9.-]+(:[0-9]{1,5})?")
+
+
+def embed_origins(tenant: Tenant | None) -> list[str]:
+    """The sites (`https://host[:port]`) a tenant lets embed its pages and open chat sockets."""
+    allowed = tenant.settings.get("embed_origins", []) if tenant is not None else []
+    if isinstance(allowed, str):
+        allowed = allowed.split()
+    origins = (o.rstrip("/").lower() for o in allowed if isinstance(o, str))
+    return [o for o in origins if ORIGIN_RE.fullmatch(o)]

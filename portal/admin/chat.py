@@ -12,9 +12,9 @@ from starlette.routing import Route
 
 from portal.admin.auth import admin_page, require_agent
 from portal.core.contract import Conflict, NotFound
-from portal.customer.session import ORIGIN_RE
 from portal.messenger.hours import DAYS, PRECHAT_MODES, ChatSettings, HoursError, parse_hours
 from portal.templating import gettext
+from portal.tenancy import ORIGIN_RE
 
 MAX_CANNED = 5_000
 SHORTCUT_RE = re.compile(r"[a-z0-9_-]{1,40}")

@@ -29,7 +29,6 @@ CSRF
 from __future__ import annotations
 
 import functools
-import re
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -42,6 +41,7 @@ from portal.core.contract import Customer, NotFound
 from portal.security import CSP, Signer, csrf_ok, csrf_token, signed_session
 from portal.templating import gettext as _
 from portal.templating import page_language, render, use_language
+from portal.tenancy import embed_origins
 
 SESSION_COOKIE = "portal_customer"
 SESSION_PATH = "/portal"
@@ -49,7 +49,6 @@ SESSION_MAX_AGE = 14 * 24 * 3600
 SIGN_IN_PATH = "/portal/sign-in"
 DEFAULT_NEXT = "/portal/tickets"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-ORIGIN_RE = re.compile(r"https?://[a-z0-9.-]+(:[0-9]{1,5})?")
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -185,12 +184,7 @@ def origin_ok(request: Request) -> bool:
 
 # ------------------------------------------------------------------ pages
 def frame_ancestors(request: Request) -> str:
-    tenant = getattr(request.state, "tenant", None)
-    allowed = tenant.settings.get("embed_origins", []) if tenant is not None else []
-    if isinstance(allowed, str):
-        allowed = allowed.split()
-    origins = [o.rstrip("/").lower() for o in allowed if isinstance(o, str)]
-    return " ".join(["'self'", *[o for o in origins if ORIGIN_RE.fullmatch(o)]])
+    return " ".join(["'self'", *embed_origins(getattr(request.state, "tenant", None))])
 
 
 def secure_headers(request: Request, response: Response, *, private: bool = True) -> Response:

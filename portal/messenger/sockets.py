@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from portal.core.contract import Agent, Conflict, Conversation, NotFound, Tenant
+from portal.forms.validation import clean_email
 from portal.messenger import protocol as p
 from portal.messenger.hours import ChatSettings
 from portal.messenger.hub import RESUMED, Subscription
@@ -32,6 +33,7 @@ from portal.messenger.service import (
     visitor_json,
     visitor_owner,
 )
+from portal.tenancy import embed_origins
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +49,7 @@ def origin_allowed(websocket: WebSocket, tenant: Tenant, *, required: bool) -> b
     origin = origin.rstrip("/").lower()
     if urlsplit(origin).netloc == websocket.headers.get("host", "").lower():
         return True
-    allowed = tenant.settings.get("embed_origins", [])
-    if isinstance(allowed, str):
-        allowed = allowed.split()
-    return origin in {o.rstrip("/").lower() for o in allowed if isinstance(o, str)}
+    return origin in embed_origins(tenant)
 
 
 class ConnectionLimits:
@@ -628,6 +627,10 @@ def _visitor_view(frame: dict[str, Any]) -> dict[str, Any]:
 
 
 def _email(value: str) -> str:
-    if value and ("@" not in value or " " in value or value.startswith("@")):
+    """The address as the forms accept it, or "" for none; FrameError when it is not one."""
+    if not value:
+        return ""
+    cleaned = clean_email(value)
+    if cleaned is None:
         raise p.FrameError("invalid", "That does not look like an email address.")
-    return value.lower()
+    return cleaned

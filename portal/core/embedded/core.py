@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from portal.core.bus import EventBus
 from portal.core.contract import (
     Agent,
     Article,
@@ -29,26 +29,6 @@ from portal.core.embedded.migrate import upgrade
 from portal.core.embedded.rows import T, aware, from_row, utcnow
 from portal.core.embedded.tickets import TicketStore
 from portal.core.slugs import slugify
-
-
-class EventBus:
-    """In-process fan-out of core events to every `events()` subscriber."""
-
-    def __init__(self) -> None:
-        self._queues: set[asyncio.Queue[Event]] = set()
-
-    def publish(self, event: Event) -> None:
-        for queue in self._queues:
-            queue.put_nowait(event)
-
-    async def subscribe(self) -> AsyncIterator[Event]:
-        queue: asyncio.Queue[Event] = asyncio.Queue()
-        self._queues.add(queue)
-        try:
-            while True:
-                yield await queue.get()
-        finally:
-            self._queues.discard(queue)
 
 
 class EmbeddedCore(TicketStore, ChatStore):
