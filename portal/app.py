@@ -21,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 from portal.admin.routes import routes as admin_routes
 from portal.agent.routes import routes as agent_routes
 from portal.attachments import AttachmentStore
+from portal.bodylimit import BodyLimitMiddleware
 from portal.core.contract import EVENTS_RESUMED, HelpdeskCore
 from portal.core.embedded.core import EmbeddedCore
 from portal.customer.notifications import notify_customers
@@ -172,9 +173,10 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
         Mount("/agent", routes=agent_routes),
     ]
     middleware = [
-        Middleware(SecurityHeadersMiddleware),
+        Middleware(SecurityHeadersMiddleware, hsts=settings.production),
         Middleware(GZipMiddleware, minimum_size=1024),
         Middleware(TenancyMiddleware, not_found_app=unknown_host),
+        Middleware(BodyLimitMiddleware),  # inside tenancy: caps follow the tenant's limits
     ]
     app = Starlette(
         routes=routes,

@@ -49,21 +49,16 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from portal.app import create_app
-    from portal.messenger.protocol import PING_INTERVAL_S
+    from portal.serving import server_config
 
     _raise_open_files_limit()
-    uvicorn.run(
+    config = server_config(
         create_app(settings),
-        host=args.host or settings.host,
-        port=int(args.port or settings.port),
-        proxy_headers=True,
-        # Pings keep idle chat sockets open through proxies that drop silent connections.
-        ws_ping_interval=PING_INTERVAL_S,
-        ws_ping_timeout=PING_INTERVAL_S,
-        ws_per_message_deflate=settings.ws_compression == "1",
-        # Open event streams and chat sockets must not hold a restart up: clients reconnect.
-        timeout_graceful_shutdown=10,
+        settings,
+        host=args.host or None,
+        port=int(args.port) if args.port else None,
     )
+    uvicorn.Server(config).run()
     return 0
 
 

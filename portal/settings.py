@@ -52,7 +52,14 @@ class Settings:
     smtp_starttls: str = _setting("0", "`1` to upgrade the SMTP connection with STARTTLS.")
     mail_from: str = _setting("help@localhost", "Sender address of mail to customers.")
     public_scheme: str = _setting(
-        "http", "Scheme of public URLs (canonical links, sitemap): `http` or `https`."
+        "http",
+        "Scheme of public URLs (canonical links, sitemap, mailed links): `http` or `https`; "
+        "`https` in production.",
+    )
+    trusted_proxies: str = _setting(
+        "127.0.0.1",
+        "Addresses of the reverse proxies whose `X-Forwarded-For`/`-Proto` are believed "
+        "(comma-separated, `*` for any); per-address limits count the address they name.",
     )
 
     @property
@@ -113,6 +120,12 @@ class Settings:
             raise SettingsError(
                 "PORTAL_BASE_DOMAIN must be set in production to the domain tenants are served "
                 "under, e.g. `help.example.com`."
+            )
+        if self.public_scheme != "https":
+            raise SettingsError(
+                "PORTAL_PUBLIC_SCHEME must be `https` in production: sign-in links and session "
+                "cookies must never travel over plain http. Serve behind a TLS proxy (see "
+                "embed-examples/Caddyfile) and set PORTAL_PUBLIC_SCHEME=https."
             )
 
 

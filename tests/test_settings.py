@@ -49,6 +49,15 @@ def test_every_setting_comes_from_its_environment_variable():
             "PORTAL_SECRET_KEY",
         ),
         ({"PORTAL_ENV": "production", "PORTAL_SECRET_KEY": "x" * 40}, "PORTAL_BASE_DOMAIN"),
+        (
+            {
+                "PORTAL_ENV": "production",
+                "PORTAL_SECRET_KEY": "x" * 40,
+                "PORTAL_BASE_DOMAIN": "help.example.com",
+                "PORTAL_PUBLIC_SCHEME": "http",
+            },
+            "PORTAL_PUBLIC_SCHEME",
+        ),
         ({"PORTAL_ENV": "staging"}, "PORTAL_ENV"),
         ({"PORTAL_PORT": "eighty"}, "PORTAL_PORT"),
     ],
@@ -64,6 +73,7 @@ def test_production_accepts_safe_settings():
             "PORTAL_ENV": "production",
             "PORTAL_SECRET_KEY": "k" * 48,
             "PORTAL_BASE_DOMAIN": "help.example.com",
+            "PORTAL_PUBLIC_SCHEME": "https",
         }
     )
     assert settings.production and settings.secret_key != DEV_SECRET

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from typing import Any
 
@@ -11,7 +10,9 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
+from portal import jsonsafe
 from portal.attachments import AttachmentStore, Limits
+from portal.bodylimit import files_cap
 from portal.core.contract import Conflict, Form, HelpdeskCore, Tenant, Ticket, TicketDraft
 from portal.forms.validation import Submission, Upload
 
@@ -28,11 +29,6 @@ class BodyError(Exception):
         self.status = status
 
 
-def body_limit(limits: Limits) -> int:
-    """The largest request body a submission may have: every file at the limit, plus text."""
-    return limits.max_count * limits.max_bytes + 2 * 1024 * 1024
-
-
 def check_length(request: Request, maximum: int) -> None:
     raw = request.headers.get("content-length")
     if raw is not None and (not raw.isdigit() or int(raw) > maximum):
@@ -43,7 +39,7 @@ async def read_form(
     request: Request, form: Form, limits: Limits
 ) -> tuple[dict[str, list[str]], list[Upload]]:
     """Text values (name -> list of values) and uploads of a urlencoded or multipart body."""
-    check_length(request, body_limit(limits))
+    check_length(request, files_cap(limits))
     file_inputs = 1 + sum(1 for f in form.fields if f.type == "file")
     try:
         data: FormData = await request.form(
@@ -88,8 +84,8 @@ async def read_json(request: Request) -> dict[str, list[str]]:
     if len(body) > MAX_JSON_BYTES:
         raise BodyError(413)
     try:
-        payload = json.loads(body or b"{}")
-    except ValueError as exc:
+        payload = jsonsafe.loads(body or b"{}")
+    except jsonsafe.JSONError as exc:
         raise BodyError(400) from exc
     if not isinstance(payload, dict):
         raise BodyError(400)

@@ -66,12 +66,14 @@ themselves) so that proxies keep idle connections open.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from portal import jsonsafe
+
 MAX_FRAME_BYTES = 16_384
+MAX_FRAME_DEPTH = 8  # the deepest frame (a message with attachment ids) nests 2 levels
 MAX_BODY = 5_000
 MAX_CLIENT_ID = 64  # stored behind the author's id, within the core's 100
 MAX_NAME = 200
@@ -117,9 +119,11 @@ def parse(text: str, allowed: frozenset[str]) -> dict[str, Any]:
     if len(text.encode()) > MAX_FRAME_BYTES:
         raise FrameError("too_large", f"Frames may be at most {MAX_FRAME_BYTES} bytes.")
     try:
-        frame = json.loads(text)
-    except ValueError:
-        raise FrameError("bad_json", "A frame must be a JSON object.") from None
+        frame = jsonsafe.loads(text, max_depth=MAX_FRAME_DEPTH)
+    except jsonsafe.JSONError:
+        raise FrameError(
+            "bad_json", "A frame must be a JSON object, nested at most a few levels."
+        ) from None
     if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
         raise FrameError("bad_frame", 'A frame must be a JSON object with a "type".')
     if frame["type"] not in allowed:
