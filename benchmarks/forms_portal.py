@@ -17,6 +17,7 @@ import secrets
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -27,6 +28,7 @@ from portal.core.contract import TicketDraft  # noqa: E402
 from portal.core.embedded.core import EmbeddedCore  # noqa: E402
 from portal.customer.session import SESSION_COOKIE, session_token  # noqa: E402
 from portal.security import Signer  # noqa: E402
+from portal.sessions import session_id  # noqa: E402
 
 SECRET = secrets.token_urlsafe(48)
 CUSTOMER = "busy.customer@example.com"
@@ -47,7 +49,10 @@ async def seed_tickets(data: Path, count: int) -> str:
             if i % 3 == 0:
                 await core.set_ticket_status(tenant.id, ticket.id, "resolved")
         customer = await core.find_customer(tenant.id, CUSTOMER)
-        return session_token(Signer(SECRET), customer, secrets.token_urlsafe(18))
+        token = secrets.token_urlsafe(32)
+        expires = datetime.now(UTC) + timedelta(days=1)
+        await core.create_session(tenant.id, "customer", customer.id, session_id(token), expires)
+        return session_token(Signer(SECRET), customer, token)
     finally:
         await core.close()
 

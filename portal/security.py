@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
+import os
 import secrets
-from typing import Any
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+R = TypeVar("R")
 
 # One salt per purpose, so a token made for one purpose never works for another.
 SALTS = {
@@ -73,6 +80,58 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(computed, base64.b64decode(digest))
 
 
+class HashingBusy(Exception):
+    """Every password-hashing slot and queue place is taken: answer 503 at once, do not wait."""
+
+
+class PasswordHashing:
+    """scrypt off the event loop, at most `workers` at a time and `queue` more waiting.
+
+    scrypt is CPU- and memory-bound on purpose, so a burst of sign-in attempts must not take the
+    shared thread pool (that would stall every other blocking call of the service) nor line up
+    without bound: the `workers` threads are our own, and an attempt that finds all of them busy
+    and `queue` attempts already waiting is refused with `HashingBusy` at once. Threads, not an
+    asyncio semaphore, keep one instance usable from any event loop of the process.
+    """
+
+    def __init__(self, workers: int, queue: int) -> None:
+        self.workers = workers
+        self.capacity = workers + queue
+        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="password-hash")
+        self._lock = threading.Lock()
+        self._taken = 0
+
+    def _release(self, _future: Future[Any]) -> None:
+        with self._lock:
+            self._taken -= 1
+
+    async def run(self, fn: Callable[..., R], *args: Any) -> R:
+        """`fn(*args)` in a hashing thread, or HashingBusy when the queue is full."""
+        with self._lock:
+            if self._taken >= self.capacity:
+                raise HashingBusy
+            self._taken += 1
+        future = self._executor.submit(fn, *args)
+        # Released when the work ends (or is dropped unstarted), not when the caller stops
+        # waiting: a client that hangs up must not free a slot whose scrypt still runs.
+        future.add_done_callback(self._release)
+        return await asyncio.wrap_future(future)
+
+
+# One scrypt per core at a time (the machine's other work still gets a share), eight waiting.
+password_hashing = PasswordHashing(workers=max(1, min(2, os.cpu_count() or 1)), queue=8)
+
+
+async def verify_password_bounded(password: str, stored: str) -> bool:
+    """`verify_password` through `password_hashing`; raises HashingBusy when it is full."""
+    return await password_hashing.run(verify_password, password, stored)
+
+
+async def hash_password_bounded(password: str) -> str:
+    """`hash_password` through `password_hashing`; raises HashingBusy when it is full."""
+    return await password_hashing.run(hash_password, password)
+
+
 def csrf_token(signer: Signer, session_id: str) -> str:
     """A token bound to one session; a form must echo it back."""
     return signer.dumps("csrf", session_id)
@@ -91,11 +150,20 @@ CSP = (
 )
 
 
-class SecurityHeadersMiddleware:
-    """Adds CSP, nosniff and a referrer policy to every HTTP response that lacks them."""
+# Two years, subdomains included: every tenant host is a subdomain of the base domain.
+HSTS = "max-age=63072000; includeSubDomains"
 
-    def __init__(self, app: ASGIApp) -> None:
+
+class SecurityHeadersMiddleware:
+    """Adds CSP, nosniff and a referrer policy to every HTTP response that lacks them.
+
+    With `hsts` (production, where every link is https), also Strict-Transport-Security, so a
+    browser that once reached the service never again sends a cookie over plain http.
+    """
+
+    def __init__(self, app: ASGIApp, hsts: bool = False) -> None:
         self.app = app
+        self.hsts = hsts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -108,6 +176,8 @@ class SecurityHeadersMiddleware:
                 headers.setdefault("Content-Security-Policy", CSP)
                 headers.setdefault("X-Content-Type-Options", "nosniff")
                 headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+                if self.hsts:
+                    headers.setdefault("Strict-Transport-Security", HSTS)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

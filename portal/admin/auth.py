@@ -1,18 +1,23 @@
-"""The agent session: a signed cookie, sign in/out, role checks, CSRF and a login throttle.
+"""The agent session: a server-side session, sign in/out, role checks, CSRF and login limits.
 
 Session
-    `portal_agent` holds `signer.dumps("agent-session", {"agent_id", "tenant_id", "sid"})`. It is
-    HttpOnly, SameSite=Lax, Secure in production, host-only (no Domain attribute) and expires
-    after 12 hours; the signature is checked with the same maximum age. The cookie names its
-    tenant and is refused on any other tenant's host, and the agent is read from the core on every
-    request, so a deleted agent or a changed role takes effect at once. A fresh random `sid` is
-    made at every sign-in; it is what CSRF tokens are bound to.
+    `portal_agent` holds `signer.dumps("agent-session", {"agent_id", "tenant_id", "sid"})`, where
+    `sid` is a random token (256 bits) made at every sign-in. The core keeps a session row named
+    by the token's SHA-256 (`portal.sessions`), never the token itself. A request is signed in
+    only when the signature is good (checked first, so a forged cookie costs no database read),
+    the cookie names this request's tenant, and the row exists, is unexpired and belongs to the
+    same agent: one primary-key read. Signing out deletes the row, so a copy of the cookie stops
+    working at once in every process; "sign out everywhere" deletes every row of the agent. The
+    cookie is HttpOnly, SameSite=Lax, Secure in production, host-only (no Domain attribute) and
+    lasts 12 hours, as does the row. The agent is read from the core on every request too, so a
+    deleted agent or a changed role takes effect at once.
 
 CSRF
-    Every POST form carries `csrf_token` = `csrf_token(signer, sid)`; `require_agent` checks it
-    (with `csrf_ok`) before the endpoint runs, and a missing or forged token is a 403 page that
-    asks to reload the page. In addition, a POST whose `Origin` header names another host is
-    refused (browsers send it on cross-site form posts; it is only checked when present).
+    Every POST form carries `csrf_token` = `csrf_token(signer, session id)` (the stored id, not
+    the cookie's token, so a page's HTML never holds what the cookie holds); `require_agent`
+    checks it (with `csrf_ok`) before the endpoint runs, and a missing or forged token is a 403
+    page that asks to reload the page. In addition, a POST whose `Origin` header names another
+    host is refused (browsers send it on cross-site form posts; it is only checked when present).
 
 Login CSRF
     The login form has no session yet, so it uses a pre-session token: a random nonce in the
@@ -23,10 +28,22 @@ Login CSRF
     token works the same for every client and every other admin form. The Origin check above is
     applied to the login POST too, which also covers a nonce cookie planted from elsewhere.
 
-Throttle
-    After 5 failed logins for one email on one tenant within 15 minutes, further attempts get a
-    429 until the oldest failure is 15 minutes old, whether the email exists or not (so the
-    throttle reveals nothing either). Counts live in memory, per app instance and per process.
+Login limits (`LoginGuard`, in memory, per app instance and process)
+    Checked in this order, all before any password hash, each refusal a 429 with Retry-After:
+    - per client address: 20 attempts in 15 minutes, whatever the emails and tenants (password
+      spraying); an attempt that signs in (or was never checked) is taken back, so only
+      failures use the allowance up;
+    - per account and address: 5 failures free, then each attempt must wait 1 s after the last
+      failure, doubling with every further failure (2 s, 4 s, ...) up to 5 minutes; forgotten
+      after 15 quiet minutes. Failures from one address never slow another address, so nobody
+      can lock an admin out by guessing wrong on purpose;
+    - per account, from all addresses: after 100 failures in 15 minutes (a distributed attack)
+      one attempt a second gets through, a short delay rather than a lock.
+    An attempt counts as failed when it is let through, so parallel guesses cannot slip past;
+    a correct password clears the account's backoff for that address. Unknown emails are
+    counted the same way and cost one scrypt like a wrong password, so nothing tells them apart.
+    Password checks run through `portal.security.password_hashing`: two scrypt at a time in
+    their own threads, eight waiting; beyond that the answer is 503 with Retry-After at once.
 """
 
 from __future__ import annotations
@@ -37,13 +54,16 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from portal import sessions
 from portal.core.contract import Agent, NotFound
+from portal.ratelimit import RateLimiter
 from portal.security import Signer, csrf_ok, csrf_token, signed_session
 from portal.templating import page_language, render, use_language
 
@@ -82,8 +102,12 @@ def session_data(request: Request) -> dict[str, Any] | None:
 
 
 async def _session(request: Request) -> tuple[Agent, str] | None:
+    """(agent, session id) when the cookie names a live session of this tenant, else None."""
     data = session_data(request)
     if data is None:
+        return None
+    sid = await sessions.check(request, data["sid"], sessions.AGENT, data["agent_id"])
+    if sid is None:
         return None
     try:
         agent = await request.state.core.get_agent(request.state.tenant.id, data["agent_id"])
@@ -91,7 +115,7 @@ async def _session(request: Request) -> tuple[Agent, str] | None:
         return None
     if agent.tenant_id != request.state.tenant.id:
         return None
-    return agent, data["sid"]
+    return agent, sid
 
 
 async def current_agent(request: Request) -> Agent | None:
@@ -100,15 +124,15 @@ async def current_agent(request: Request) -> Agent | None:
     return session[0] if session else None
 
 
-def sign_in(response: Response, request: Request, agent: Agent) -> str:
-    """Set the session cookie for `agent` on `response`; returns the new session id."""
-    sid = secrets.token_urlsafe(18)
-    token = _signer(request).dumps(
-        "agent-session", {"agent_id": agent.id, "tenant_id": agent.tenant_id, "sid": sid}
+async def sign_in(response: Response, request: Request, agent: Agent) -> str:
+    """Start a session for `agent` and set its cookie on `response`; returns the session id."""
+    token, sid = await sessions.start(request, sessions.AGENT, agent.id, SESSION_MAX_AGE)
+    cookie = _signer(request).dumps(
+        "agent-session", {"agent_id": agent.id, "tenant_id": agent.tenant_id, "sid": token}
     )
     response.set_cookie(
         SESSION_COOKIE,
-        token,
+        cookie,
         max_age=SESSION_MAX_AGE,
         path="/",
         secure=_secure(request),
@@ -119,7 +143,14 @@ def sign_in(response: Response, request: Request, agent: Agent) -> str:
     return sid
 
 
+def cookie_session_id(request: Request) -> str | None:
+    """The session id the (validly signed) cookie names, whether or not it is still live."""
+    data = session_data(request)
+    return sessions.session_id(data["sid"]) if data else None
+
+
 def sign_out(response: Response) -> None:
+    """Drop the cookie; the caller ends the session itself (`sessions.end` or `end_all`)."""
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
 
 
@@ -250,59 +281,117 @@ def require_agent(role: str = "admin") -> Callable[[Endpoint], Endpoint]:
     return decorator
 
 
-# ------------------------------------------------------------------ login throttle
-class LoginThrottle:
-    """Failed logins per key in a sliding window; `retry_after` > 0 means refuse the attempt."""
+# ------------------------------------------------------------------ login limits
+ADDRESS_LIMIT = 20  # attempts per client address ...
+ADDRESS_WINDOW = 15 * 60  # ... in this many seconds
+FREE_FAILURES = 5  # failures per account and address before the backoff starts
+FIRST_DELAY = 1.0  # seconds after the last failure, doubled with every further failure
+MAX_DELAY = 5 * 60.0
+FORGET_AFTER = 15 * 60.0  # seconds without a failure after which an account's count restarts
+ACCOUNT_FAILURES = 100  # failures of one account from all addresses within FORGET_AFTER ...
+ACCOUNT_SPACING = 1.0  # ... after which one attempt per this many seconds gets through
 
-    def __init__(
-        self, limit: int = 5, window: float = 15 * 60, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.limit = limit
-        self.window = window
+Account = tuple[int, str]  # (tenant id, email lowercased)
+
+
+@dataclass
+class _Failures:
+    count: int = 0
+    last: float = 0.0
+
+
+class LoginGuard:
+    """Decides, before any password is hashed, whether a login attempt may go on.
+
+    `address_wait`, then `admit`: each answers 0 (go on) or the seconds to wait. An admitted
+    attempt counts as a failure until `succeeded` (or `not_checked`). See the module docstring.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self._failures: dict[tuple[int, str], deque[float]] = {}
+        self.per_address = RateLimiter(ADDRESS_LIMIT, ADDRESS_WINDOW)
+        self._pairs: dict[tuple[Account, str], _Failures] = {}
+        # The latest failure times of each account; full and recent means "under attack".
+        self._accounts: dict[Account, deque[float]] = {}
+        self._account_next: dict[Account, float] = {}
 
-    def _recent(self, key: tuple[int, str]) -> deque[float]:
+    def address_wait(self, address: str) -> float:
+        """Count an attempt from `address`: 0 when it may go on, else the seconds to wait."""
+        return self.per_address.hit(address, self.clock())
+
+    def admit(self, account: Account, address: str) -> float:
+        """0 when an attempt on `account` may check its password (it then counts as failed)."""
         now = self.clock()
-        failures = self._failures.get(key, deque())
-        while failures and failures[0] <= now - self.window:
-            failures.popleft()
-        if not failures:
-            self._failures.pop(key, None)
-        return failures
+        pair = self._pairs.get((account, address))
+        if pair is not None and now - pair.last > FORGET_AFTER:
+            pair = None
+        if pair is not None and pair.count >= FREE_FAILURES:
+            # (The exponent is capped well past MAX_DELAY so a long siege cannot overflow it.)
+            doublings = min(pair.count - FREE_FAILURES, 30)
+            delay = min(FIRST_DELAY * 2**doublings, MAX_DELAY)
+            if now < pair.last + delay:
+                return pair.last + delay - now
+        recent = self._accounts.get(account)
+        if recent is not None and len(recent) == recent.maxlen and recent[0] > now - FORGET_AFTER:
+            next_slot = self._account_next.get(account, now)
+            if now < next_slot:
+                return next_slot - now
+            self._account_next[account] = now + ACCOUNT_SPACING
+        self._failed(account, address, pair, now)
+        return 0.0
 
-    def retry_after(self, key: tuple[int, str]) -> float:
-        failures = self._recent(key)
-        if len(failures) < self.limit:
-            return 0.0
-        return max(failures[0] + self.window - self.clock(), 1.0)
-
-    def failed(self, key: tuple[int, str]) -> None:
-        if len(self._failures) > 10_000:
+    def _failed(self, account: Account, address: str, pair: _Failures | None, now: float) -> None:
+        if len(self._pairs) > 10_000 or len(self._accounts) > 10_000:
             self.prune()
-        failures = self._recent(key)
-        failures.append(self.clock())
-        self._failures[key] = failures
+        if pair is None:
+            pair = self._pairs[(account, address)] = _Failures()
+        pair.count += 1
+        pair.last = now
+        recent = self._accounts.get(account)
+        if recent is None:
+            recent = self._accounts[account] = deque(maxlen=ACCOUNT_FAILURES)
+        recent.append(now)
 
-    def succeeded(self, key: tuple[int, str]) -> None:
-        self._failures.pop(key, None)
+    def _undo(self, account: Account, address: str) -> None:
+        pair = self._pairs.get((account, address))
+        if pair is not None and pair.count > 0:
+            pair.count -= 1
+        recent = self._accounts.get(account)
+        if recent:
+            recent.pop()
+
+    def succeeded(self, account: Account, address: str) -> None:
+        """The password was right: this address starts afresh for this account, and the attempt
+        does not count against the address (a team behind one address signs in every morning)."""
+        self._undo(account, address)
+        self._pairs.pop((account, address), None)
+        self.per_address.refund(address)
+
+    def not_checked(self, account: Account, address: str) -> None:
+        """The attempt was admitted but its password never checked (hashing was busy)."""
+        self._undo(account, address)
+        self.per_address.refund(address)
 
     def prune(self) -> None:
-        for key in list(self._failures):
-            self._recent(key)
+        cutoff = self.clock() - FORGET_AFTER
+        for key in [k for k, v in self._pairs.items() if v.last <= cutoff]:
+            del self._pairs[key]
+        for account in [k for k, v in self._accounts.items() if not v or v[-1] <= cutoff]:
+            del self._accounts[account]
+            self._account_next.pop(account, None)
 
 
-_throttles: weakref.WeakKeyDictionary[Any, LoginThrottle] = weakref.WeakKeyDictionary()
+_guards: weakref.WeakKeyDictionary[Any, LoginGuard] = weakref.WeakKeyDictionary()
 
 
-def login_throttle(request: Request) -> LoginThrottle:
-    """The throttle of this app instance (so separate apps, e.g. in tests, do not share counts)."""
+def login_guard(request: Request) -> LoginGuard:
+    """The guard of this app instance (so separate apps, e.g. in tests, do not share counts)."""
     app = request.app
-    throttle = _throttles.get(app)
-    if throttle is None:
-        throttle = _throttles[app] = LoginThrottle()
-    return throttle
+    guard = _guards.get(app)
+    if guard is None:
+        guard = _guards[app] = LoginGuard()
+    return guard
 
 
-def throttle_key(request: Request, email: str) -> tuple[int, str]:
+def login_account(request: Request, email: str) -> Account:
     return request.state.tenant.id, email.strip().lower()

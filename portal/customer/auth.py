@@ -6,8 +6,9 @@ neither the content nor the timing of the answer says whether the address is kno
 addresses get no mail.
 
 Opening a link only shows a confirm button: mail scanners that fetch every link in a mail would
-otherwise spend it before the person clicks. The POST of that button spends the token id and sets
-the session cookie.
+otherwise spend it before the person clicks. The POST of that button spends the token id, marks
+the customer's address as verified and starts a server-side session (see `session.py`). Signing
+out ends that session; "sign out everywhere" ends every session of the customer.
 
 Rate limits (per app instance and process): 30 sign-in requests per IP address and 5 per email
 address (per tenant) in 15 minutes, then a 429 page that says when to try again; 5 code attempts
@@ -17,7 +18,6 @@ per sign-in request.
 from __future__ import annotations
 
 import math
-import re
 import weakref
 from typing import Any
 
@@ -25,6 +25,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from portal import sessions
 from portal.core.contract import HelpdeskCore, NotFound, Tenant
 from portal.customer import links
 from portal.customer.session import (
@@ -42,6 +43,7 @@ from portal.customer.session import (
     sign_in,
     sign_out,
 )
+from portal.forms.validation import clean_email
 from portal.mail import Mailer
 from portal.ratelimit import RateLimiter
 from portal.settings import Settings
@@ -50,7 +52,6 @@ from portal.templating import ngettext, page_language, use_language
 
 PENDING_COOKIE = "portal_signin"
 PENDING_PATH = "/portal/sign-in"
-EMAIL_RE = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
 WINDOW = 15 * 60
 IP_LIMIT = 30
 EMAIL_LIMIT = 5
@@ -129,7 +130,7 @@ async def _request_link(request: Request) -> Response:
     email = str(form.get("email", "")).strip()
     next_path = str(form.get("next", ""))
     embed = embedded(request, form)
-    if len(email) > 320 or not EMAIL_RE.fullmatch(email):
+    if clean_email(email) is None:  # the same check as forms and chat
         return _sign_in_form(
             request,
             email=email,
@@ -264,8 +265,10 @@ async def _finish_sign_in(request: Request, link: links.MagicLink, embed: bool) 
         customer = await request.state.core.find_customer(request.state.tenant.id, link.email)
     except NotFound:
         return _link_problem(request)
+    # Following the link (or typing its code) proves the customer reads mail at this address.
+    await request.state.core.verify_customer_email(customer.tenant_id, customer.id)
     response = RedirectResponse(safe_next(link.next or DEFAULT_NEXT), status_code=303)
-    sign_in(response, request, customer, embed=embed)
+    await sign_in(response, request, customer, embed=embed)
     delete_cookie(response, request, PENDING_COOKIE, PENDING_PATH)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -305,10 +308,22 @@ async def sign_in_code(request: Request) -> Response:
     return await _finish_sign_in(request, link, embed)
 
 
-@require_customer
-async def sign_out_endpoint(request: Request) -> Response:
+async def _signed_out(request: Request) -> Response:
     form = await request.form()
     query = "?signed_out=1" + ("&embed=1" if embedded(request, form) else "")
     response = RedirectResponse(f"/portal/sign-in{query}", status_code=303)
     sign_out(response, request)
     return response
+
+
+@require_customer
+async def sign_out_endpoint(request: Request) -> Response:
+    await sessions.end(request, request.state.sid)
+    return await _signed_out(request)
+
+
+@require_customer
+async def sign_out_everywhere(request: Request) -> Response:
+    """End every session of this customer, this one included (copied cookies die too)."""
+    await sessions.end_all(request, sessions.CUSTOMER, request.state.customer.id)
+    return await _signed_out(request)

@@ -26,6 +26,12 @@ routes: list[BaseRoute] = [
         name="customer_magic_link",
     ),
     Route("/portal/sign-out", auth.sign_out_endpoint, methods=["POST"], name="customer_sign_out"),
+    Route(
+        "/portal/sign-out-everywhere",
+        auth.sign_out_everywhere,
+        methods=["POST"],
+        name="customer_sign_out_everywhere",
+    ),
     Route("/portal/tickets", tickets.ticket_list, name="customer_tickets"),
     Route("/portal/tickets/{id:int}", tickets.ticket_detail, name="customer_ticket"),
     Route(

@@ -1,11 +1,18 @@
 """The customer session: a signed cookie, the embedded (iframe) case, CSRF and page helpers.
 
 Session
-    `portal_customer` holds `signer.dumps("customer-session", {"c", "t", "sid"})`: the customer
-    id, the tenant id and a random session id that CSRF tokens are bound to. It is HttpOnly,
-    host-only, scoped to `/portal`, lives 14 days (the signature is checked with the same maximum
-    age) and is refused on any other tenant's host. The customer is read from the core on every
-    request, so a changed organization takes effect at once.
+    `portal_customer` holds `signer.dumps("customer-session", {"c", "t", "s"})`: the customer
+    id, the tenant id and a random token (256 bits) made at every sign-in. The core keeps a
+    session row named by the token's SHA-256 (`portal.sessions`), never the token itself; a
+    request is signed in only when the signature is good (checked first, so a forged cookie
+    costs no database read), the cookie names this request's tenant and the row exists, is
+    unexpired and belongs to the same customer: one primary-key read. Signing out deletes the
+    row, so a copied cookie stops working at once in every process, and "sign out everywhere"
+    deletes every row of the customer. The cookie is HttpOnly, host-only, scoped to `/portal`,
+    lives 14 days, as does the row, and is refused on any other tenant's host. The customer is
+    read from the core on every request, so a changed organization takes effect at once.
+    `session_data` checks only the signature: it is for callers that merely recognise a visitor
+    (the messenger), never for deciding what a signed-in customer may see or do.
 
 SameSite
     Directly on our host the cookie is `SameSite=Lax` (Secure in production). Inside an iframe on
@@ -21,15 +28,15 @@ Framing
     `https://www.example.com`-style origins).
 
 CSRF
-    POST forms of a signed-in customer carry `csrf_token(signer, sid)`; in addition, a POST whose
-    `Origin` names another host is refused, which also covers the forms without a session (sign-in,
-    the confirm button of a magic link, the rating link).
+    POST forms of a signed-in customer carry `csrf_token(signer, session id)` (the stored id,
+    not the cookie's token, so a page's HTML never holds what the cookie holds); in addition, a
+    POST whose `Origin` names another host is refused, which also covers the forms without a
+    session (sign-in, the confirm button of a magic link, the rating link).
 """
 
 from __future__ import annotations
 
 import functools
-import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -37,6 +44,7 @@ from urllib.parse import urlencode, urlsplit
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from portal import sessions
 from portal.core.contract import Customer, NotFound
 from portal.security import CSP, Signer, csrf_ok, csrf_token, signed_session
 from portal.templating import gettext as _
@@ -102,12 +110,13 @@ def delete_cookie(response: Response, request: Request, name: str, path: str) ->
 
 
 # ------------------------------------------------------------------ session
-def session_token(signer: Signer, customer: Customer, sid: str) -> str:
-    return signer.dumps("customer-session", {"c": customer.id, "t": customer.tenant_id, "s": sid})
+def session_token(signer: Signer, customer: Customer, token: str) -> str:
+    """The cookie's value: the customer, the tenant and the session's random token, signed."""
+    return signer.dumps("customer-session", {"c": customer.id, "t": customer.tenant_id, "s": token})
 
 
 def session_data(request: Request) -> dict[str, Any] | None:
-    """The signed session payload if it is valid, unexpired and for this request's tenant."""
+    """The signed payload if valid, unexpired and for this tenant; says nothing of sign-out."""
     return signed_session(
         request,
         SESSION_COOKIE,
@@ -120,25 +129,28 @@ def session_data(request: Request) -> dict[str, Any] | None:
 
 
 async def current_session(request: Request) -> tuple[Customer, str] | None:
-    """(customer, session id) of this request, or None."""
+    """(customer, session id) when the cookie names a live session of this tenant, or None."""
     data = session_data(request)
     if data is None:
+        return None
+    sid = await sessions.check(request, data["s"], sessions.CUSTOMER, data["c"])
+    if sid is None:
         return None
     try:
         customer = await request.state.core.get_customer(request.state.tenant.id, data["c"])
     except NotFound:
         return None
-    return customer, data["s"]
+    return customer, sid
 
 
-def sign_in(response: Response, request: Request, customer: Customer, *, embed: bool) -> str:
-    """Set the session cookie for `customer`; returns the new session id."""
-    sid = secrets.token_urlsafe(18)
+async def sign_in(response: Response, request: Request, customer: Customer, *, embed: bool) -> str:
+    """Start a session for `customer` and set its cookie; returns the session id."""
+    token, sid = await sessions.start(request, sessions.CUSTOMER, customer.id, SESSION_MAX_AGE)
     set_cookie(
         response,
         request,
         SESSION_COOKIE,
-        session_token(signer(request), customer, sid),
+        session_token(signer(request), customer, token),
         max_age=SESSION_MAX_AGE,
         path=SESSION_PATH,
         embed=embed,
@@ -147,6 +159,7 @@ def sign_in(response: Response, request: Request, customer: Customer, *, embed: 
 
 
 def sign_out(response: Response, request: Request) -> None:
+    """Drop the cookie; the caller ends the session itself (`sessions.end` or `end_all`)."""
     delete_cookie(response, request, SESSION_COOKIE, SESSION_PATH)
 
 

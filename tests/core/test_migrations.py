@@ -29,6 +29,7 @@ EXPECTED_TABLES = {
     "kb_deflections",
     "used_tokens",
     "canned_responses",
+    "sessions",
 }
 
 
@@ -48,7 +49,7 @@ async def test_migrations_from_empty_match_the_schema(empty_database_url):
         await core.close()
     assert EXPECTED_TABLES <= tables
     assert diff == [], f"schema.py and the migrations disagree: {diff}"
-    assert version == "0004"
+    assert version == "0005"
 
 
 async def test_starting_twice_is_harmless(database_url):

@@ -169,9 +169,8 @@ async def test_an_agent_reply_on_one_process_reaches_the_customers_live_page_on_
     cluster: Cluster,
 ):
     from portal.core.contract import TicketDraft
-    from portal.customer.session import SESSION_COOKIE, session_token
-    from portal.security import Signer
     from tests.agent.test_console import ticket_form
+    from tests.conftest import customer_cookie
 
     chat = cluster.chat
     core = chat.server.core
@@ -179,7 +178,7 @@ async def test_an_agent_reply_on_one_process_reaches_the_customers_live_page_on_
         chat.tenant.id, TicketDraft("Printer on fire", "Help!", "kim@example.com"), "t-1"
     )
     customer = await core.find_customer(chat.tenant.id, "kim@example.com")
-    cookie = f"{SESSION_COOKIE}={session_token(Signer(SECRET), customer, 'sid-1')}"
+    cookie = await customer_cookie(core, SECRET, customer)
     agent_cookie = await chat.agent_cookie()
 
     host = {"host": f"acme.{BASE_DOMAIN}"}

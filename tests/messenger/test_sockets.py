@@ -230,11 +230,10 @@ def _secret(chat: Chat) -> str:
 
 
 async def test_a_signed_in_customer_continues_on_another_device(chat: Chat):
-    from portal.customer.session import SESSION_COOKIE, session_token
-    from portal.security import Signer
+    from tests.conftest import customer_cookie
 
     customer = await chat.server.core.ensure_customer(chat.tenant.id, "kim@example.com", "Kim")
-    cookie = f"{SESSION_COOKIE}={session_token(Signer(_secret(chat)), customer, 'sid-1')}"
+    cookie = await customer_cookie(chat.server.core, _secret(chat), customer)
     laptop, ready = await chat.visitor(cookie=cookie)
     assert ready["signed_in"] is True
     conversation_id = await chat.start(laptop, "started on the laptop")

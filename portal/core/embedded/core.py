@@ -27,11 +27,12 @@ from portal.core.embedded.chat import ChatStore
 from portal.core.embedded.engine import CoreConnection, make_engine
 from portal.core.embedded.migrate import upgrade
 from portal.core.embedded.rows import T, aware, from_row, utcnow
+from portal.core.embedded.sessions import SessionStore
 from portal.core.embedded.tickets import TicketStore
 from portal.core.slugs import slugify
 
 
-class EmbeddedCore(TicketStore, ChatStore):
+class EmbeddedCore(TicketStore, ChatStore, SessionStore):
     """The default core, in this process, on the database at `database_url`."""
 
     def __init__(self, database_url: str, *, migrate: bool = True) -> None:

@@ -98,6 +98,9 @@ customers = Table(
     Column("organization_id", Integer, ForeignKey("organizations.id", ondelete="SET NULL")),
     Column("email", String(320), nullable=False),
     Column("name", String(200), nullable=False, default=""),
+    # Set when the customer first proved the address (a magic link they followed); until then
+    # an agent sees the address marked as unverified.
+    Column("email_verified_at", DateTime(timezone=True)),
     _created(),
     UniqueConstraint("tenant_id", "email", name="uq_customers_tenant_email"),
 )
@@ -181,6 +184,8 @@ conversations = Table(
     Column("status", String(20), nullable=False, default="waiting"),
     Column("visitor_name", String(200), nullable=False, default=""),
     Column("visitor_email", String(320), nullable=False, default=""),
+    # True only when a signed-in customer's own, proved address came with the conversation.
+    Column("visitor_email_verified", Boolean, nullable=False, default=False),
     Column("subject", String(200), nullable=False, default=""),
     Column("last_message_id", Integer, nullable=False, default=0),
     Column("last_message_preview", String(120), nullable=False, default=""),
@@ -353,4 +358,19 @@ used_tokens = Table(
     # Single-use signed tokens (magic links): the id of each one spent, until it would expire.
     Column("token_id", String(64), primary_key=True),
     Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    # Sign-in sessions of agents and customers. The cookie holds a random token; only its
+    # SHA-256 is stored, so a copy of this table signs nobody in. Deleting a row ends a session
+    # at once, in every process.
+    Column("id", String(64), primary_key=True),
+    _tenant(),
+    Column("kind", String(10), nullable=False),  # "agent" | "customer"
+    Column("subject_id", Integer, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    _created(),
+    Index("ix_sessions_subject", "tenant_id", "kind", "subject_id"),
 )

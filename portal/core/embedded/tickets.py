@@ -240,7 +240,8 @@ class TicketStore:
     # ------------------------------------------------- customers and organizations
     @staticmethod
     def _customer(row: Any) -> Customer:
-        return from_row(Customer, row)
+        verified = row.email_verified_at
+        return from_row(Customer, row, email_verified_at=verified and aware(verified))
 
     async def ensure_customer(self, tenant_id: int, email: str, name: str = "") -> Customer:
         return await self.get_customer(tenant_id, await self._customer_id(tenant_id, email, name))
