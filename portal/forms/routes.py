@@ -16,7 +16,8 @@ API (CORS `*`, no cookies)
     (or an `Idempotency-Key` header): 201 with the ticket, 422 with per-field `errors`, 403 for a
     missing, forged, expired or other form's token; `GET /api/forms/{id}/suggestions?q=` up to five
     articles for the subject typed so far; `POST /api/forms/{id}/deflections` (`form_token`,
-    `article_id`, `query`) records that a suggestion was opened during the token's visit: 204.
+    `article_id`, `query`) records that a suggestion was opened during the token's visit: 204
+    (429 with Retry-After past DEFLECTIONS_PER_ADDRESS or DEFLECTIONS_PER_TENANT).
 
 Both submission paths: a honeypot (filled: pretend success, create nothing), per-IP and
 per-tenant rate limits (429 with Retry-After), and an idempotency key (one ticket per key, the
@@ -26,7 +27,6 @@ the deflection summary counts only suggestions that were opened without a ticket
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -64,8 +64,18 @@ from portal.forms.validation import (
     validate,
 )
 from portal.i18n import LANGUAGES, normalize_language
+from portal.jsonsafe import JSONError
+from portal.jsonsafe import loads as json_loads
+from portal.ratelimit import (
+    DEFLECTIONS_PER_ADDRESS,
+    DEFLECTIONS_PER_TENANT,
+    client_ip,
+    limits_of,
+    too_many,
+    wait_message,
+)
 from portal.security import CSP
-from portal.templating import gettext, ngettext, page_language, render, use_language
+from portal.templating import gettext, page_language, render, use_language
 
 MAX_DB_ID = 2**31 - 1
 EMBED_CSP = CSP.replace("frame-ancestors 'self'", "frame-ancestors *")
@@ -135,14 +145,6 @@ def _page_headers(embed: bool) -> dict[str, str]:
 def _absolute(request: Request, path: str) -> str:
     scheme = request.state.settings.public_scheme
     return f"{scheme}://{request.headers.get('host', request.url.netloc)}{path}"
-
-
-def _wait_message(seconds: int) -> str:
-    return ngettext(
-        "Too many requests were sent from here. Wait %(num)d second, then try again.",
-        "Too many requests were sent from here. Wait %(num)d seconds, then try again.",
-        seconds,
-    ) % {"num": seconds}
 
 
 def _busy_message() -> str:
@@ -232,7 +234,7 @@ def _limited_page(request: Request, lang: str, embed: bool, wait: float) -> Resp
     return render(
         request,
         "forms/limited.html",
-        {"message": _wait_message(seconds), "embed": embed},
+        {"message": wait_message(seconds), "embed": embed},
         status_code=429,
         language=lang,
         headers=headers,
@@ -467,7 +469,7 @@ async def api_submit(request: Request) -> Response:
         if wait:
             seconds = max(1, math.ceil(wait))
             return _json(
-                {"error": _wait_message(seconds), "retry_after": seconds},
+                {"error": wait_message(seconds), "retry_after": seconds},
                 429,
                 {"Retry-After": str(seconds)},
             )
@@ -575,8 +577,8 @@ async def _payload(request: Request) -> dict[str, Any] | None:
     if len(body) > 10_000:
         return None
     try:
-        payload = json.loads(body or b"{}")
-    except ValueError:
+        payload = json_loads(body or b"{}")
+    except JSONError:
         return None
     return payload if isinstance(payload, dict) else None
 
@@ -602,6 +604,10 @@ async def api_deflections(request: Request) -> Response:
             article_id = int(raw_id)
         if article_id is None or not 0 < article_id <= MAX_DB_ID:
             return _json({"error": "article_id must be an article's id."}, 422)
+        checks = (DEFLECTIONS_PER_ADDRESS, client_ip(request)), (DEFLECTIONS_PER_TENANT, "")
+        refused = limits_of(request).check(tenant, *checks)
+        if refused:
+            return too_many(request, refused, language=_language(request), headers=CORS)
         query = payload.get("query")
         query = " ".join(query.split())[:MAX_QUERY] if isinstance(query, str) else ""
         try:

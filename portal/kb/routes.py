@@ -1,4 +1,9 @@
-"""Knowledge base pages, the type-ahead search API, feedback and the sitemap."""
+"""Knowledge base pages, the type-ahead search API, feedback and the sitemap.
+
+Anonymous writes are rate limited (`portal.ratelimit`): searches with no results are recorded at
+most MISSED_SEARCHES_PER_ADDRESS an hour (the search still answers), one "was this helpful?"
+vote per address and article counts a day, and more than FEEDBACK_PER_ADDRESS votes get a 429.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,16 @@ from starlette.routing import Route
 from portal.core.contract import Article, Category, Feedback, NotFound, Tenant
 from portal.i18n import LANGUAGES, normalize_language
 from portal.kb.search import SearchHit
+from portal.ratelimit import (
+    FEEDBACK_PER_ADDRESS,
+    FEEDBACK_PER_TENANT,
+    MISSED_SEARCHES_PER_ADDRESS,
+    MISSED_SEARCHES_PER_TENANT,
+    VOTES_PER_ARTICLE,
+    client_ip,
+    limits_of,
+    too_many,
+)
 from portal.templating import page_language, render
 from portal.urls import absolute, path_for
 
@@ -163,15 +178,22 @@ async def kb_feedback(request: Request, lang: str) -> Response:
         return JSONResponse(
             {"error": "Send helpful=yes or helpful=no with the form's key."}, status_code=400
         )
+    wants_json = "application/json" in request.headers.get("accept", "")
+    limits, ip = limits_of(request), client_ip(request)
+    refused = limits.check(tenant, (FEEDBACK_PER_ADDRESS, ip), (FEEDBACK_PER_TENANT, ""))
+    if refused:
+        return too_many(request, refused, page=not wants_json, language=lang)
     try:
         article = (await request.state.kb.article_page(tenant.id, lang, slug)).article
     except NotFound as exc:
         raise HTTPException(404, "There is no such article in this help center.") from exc
-    comment = str(form.get("comment") or "")[:2000]
-    await request.state.core.record_feedback(
-        tenant.id, Feedback(article.id, helpful == "yes", comment), idempotency_key=key
-    )
-    if "application/json" in request.headers.get("accept", ""):
+    # One vote per address and article counts; a repeat is thanked as usual, not counted.
+    if limits.check(tenant, (VOTES_PER_ARTICLE, f"{ip}:{article.id}")) is None:
+        comment = str(form.get("comment") or "")[:2000]
+        await request.state.core.record_feedback(
+            tenant.id, Feedback(article.id, helpful == "yes", comment), idempotency_key=key
+        )
+    if wants_json:
         return JSONResponse({"ok": True})
     url = path_for(request, "kb_article", lang=lang, slug=slug) + "?feedback=thanks#feedback"
     return RedirectResponse(url, status_code=303)
@@ -179,6 +201,15 @@ async def kb_feedback(request: Request, lang: str) -> Response:
 
 def _search(request: Request, query: str, lang: str | None, limit: int) -> list[SearchHit]:
     return request.state.search.search(_tenant(request).id, query, language=lang, limit=limit)
+
+
+async def _record_missed_search(request: Request, query: str, lang: str) -> None:
+    """Record a search that found nothing, unless this address (or everyone) recorded plenty:
+    strangers' text must not flood the admin's list."""
+    tenant = _tenant(request)
+    checks = (MISSED_SEARCHES_PER_ADDRESS, client_ip(request)), (MISSED_SEARCHES_PER_TENANT, "")
+    if limits_of(request).check(tenant, *checks) is None:
+        await request.state.core.record_missed_search(tenant.id, query, lang)
 
 
 async def kb_search(request: Request, lang: str) -> Response:
@@ -191,7 +222,7 @@ async def kb_search(request: Request, lang: str) -> Response:
             hits = _search(request, query, None, SEARCH_PAGE_LIMIT)
             other_languages = bool(hits)
         if not hits:
-            await request.state.core.record_missed_search(_tenant(request).id, query, lang)
+            await _record_missed_search(request, query, lang)
     return render(
         request,
         "kb/search.html",
@@ -226,7 +257,7 @@ async def kb_search_json(request: Request) -> Response:
         return JSONResponse({"error": "limit must be a number from 1 to 20."}, status_code=400)
     hits = _search(request, query, lang, limit) if query else []
     if query and not hits and request.query_params.get("record") == "1":
-        await request.state.core.record_missed_search(_tenant(request).id, query, lang or "")
+        await _record_missed_search(request, query, lang or "")
     results = [
         {
             "title": hit.title,

@@ -2,9 +2,9 @@
 
 - `GET /messenger` the visitor's chat page (`?embed=1` inside the widget's iframe).
 - `POST /messenger/token` a signed visitor token: the same one back if the body carries a
-  valid one, else a new visitor.
+  valid one, else a new visitor (new visitors are rate limited per address and tenant).
 - `POST /messenger/uploads` a file for a message, checked like form attachments; answers an
-  upload id that only its uploader can attach, for a day.
+  upload id that only its uploader can attach, for a day. Visitors' uploads are rate limited.
 - `GET /messenger/attachments/{id}?sig=` a chat file, by the signed link the messages carry.
 - `WS /messenger/ws` visitors, `WS /agent/ws` agents (see `protocol.py`).
 """
@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
+import dataclasses
 import logging
 import secrets
 from typing import Any
@@ -26,7 +26,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from portal.admin.auth import current_agent, origin_ok
 from portal.attachments import AttachmentRejected, AttachmentStore, Limits
 from portal.core.contract import NotFound, Tenant
-from portal.customer.session import page, session_data
+from portal.customer.session import current_session, page
+from portal.jsonsafe import JSONError
+from portal.jsonsafe import loads as json_loads
 from portal.messenger import protocol as p
 from portal.messenger.hours import ChatSettings
 from portal.messenger.service import (
@@ -40,6 +42,16 @@ from portal.messenger.service import (
 )
 from portal.messenger.sockets import AgentSocket, ChatSocket, VisitorSocket, origin_allowed
 from portal.messenger.strings import visitor_strings
+from portal.ratelimit import (
+    TOKENS_PER_ADDRESS,
+    TOKENS_PER_TENANT,
+    UPLOADS_PER_ADDRESS,
+    UPLOADS_PER_TENANT,
+    UPLOADS_PER_VISITOR,
+    client_ip,
+    limits_of,
+    too_many,
+)
 from portal.templating import page_language
 
 log = logging.getLogger(__name__)
@@ -79,12 +91,18 @@ async def issue_token(request: Request) -> Response:
     tenant = _tenant(request)
     signer = request.state.signer
     try:
-        body = json.loads(await request.body() or b"{}")
-    except ValueError:
-        return _json_error("The body must be JSON.", 400)
+        body = json_loads(await request.body() or b"{}")
+    except JSONError as exc:
+        return _json_error(str(exc), 400)
     old = body.get("token") if isinstance(body, dict) else None
     visitor_id = read_visitor_token(signer, tenant.id, old)
     if visitor_id is None:
+        # Only new visitors count: a visitor id is what the per-visitor limits key on.
+        refused = limits_of(request).check(
+            tenant, (TOKENS_PER_ADDRESS, client_ip(request)), (TOKENS_PER_TENANT, "")
+        )
+        if refused:
+            return too_many(request, refused)
         visitor_id = secrets.token_urlsafe(16)
     token = visitor_token(signer, tenant.id, visitor_id)
     return JSONResponse(
@@ -103,6 +121,14 @@ async def upload(request: Request) -> Response:
     visitor_id = read_visitor_token(signer, tenant.id, _bearer(request))
     if visitor_id is not None:
         owner = visitor_owner(visitor_id)
+        refused = limits_of(request).check(
+            tenant,
+            (UPLOADS_PER_VISITOR, visitor_id),
+            (UPLOADS_PER_ADDRESS, client_ip(request)),
+            (UPLOADS_PER_TENANT, ""),
+        )
+        if refused:
+            return too_many(request, refused)
     else:
         agent = await current_agent(request)
         if agent is None:
@@ -119,12 +145,13 @@ async def upload(request: Request) -> Response:
     file = form.get("file")
     if not isinstance(file, UploadFile):
         return _json_error("Send the file as multipart/form-data in the field 'file'.", 400)
-    data = await file.read()
+    limits = Limits.for_tenant(tenant)
+    # One byte past the tenant's maximum is enough to refuse it; never hold more than that.
+    data = await file.read(limits.max_bytes + 1)
     name = file.filename or "file"
     store: AttachmentStore = request.state.attachments
-    limits = Limits.for_tenant(tenant)
     try:
-        store.check([(name, data)], Limits(limits.max_bytes, 1))
+        store.check([(name, data)], dataclasses.replace(limits, max_count=1))
     except AttachmentRejected as exc:
         status = 413 if len(data) > limits.max_bytes else 415 if data else 400
         return _json_error(str(exc), status)
@@ -173,13 +200,13 @@ async def _hello(websocket: WebSocket) -> dict[str, Any] | None:
     return frame
 
 
-async def _serve(websocket: WebSocket, make: Any, *, origin_required: bool) -> None:
+async def _serve(websocket: WebSocket, make: Any, *, staff: bool) -> None:
     """Accept, check Origin, limits and hello, then run the socket `make(hello)` returns."""
     tenant = _tenant(websocket)
     limits = websocket.state.socket_limits
     ip = websocket.client.host if websocket.client else "?"
     await websocket.accept()
-    if not origin_allowed(websocket, tenant, required=origin_required):
+    if not origin_allowed(websocket, tenant, staff=staff):
         await websocket.close(p.CLOSE_ORIGIN, "origin not allowed")
         return
     if not limits.acquire(ip):
@@ -206,11 +233,13 @@ async def visitor_socket(websocket: WebSocket) -> None:
         visitor_id = read_visitor_token(websocket.state.signer, tenant.id, hello.get("token"))
         if visitor_id is None:
             return None
-        session = session_data(websocket)  # type: ignore[arg-type]
-        customer_id = session["c"] if session else None
+        # A signed-in customer (a live server-side session, not just a signed cookie) sees
+        # their account's conversations too.
+        session = await current_session(websocket)  # type: ignore[arg-type]
+        customer_id = session[0].id if session else None
         return VisitorSocket(websocket, messenger, tenant, visitor_id, customer_id)
 
-    await _serve(websocket, make, origin_required=False)
+    await _serve(websocket, make, staff=False)
 
 
 async def agent_socket(websocket: WebSocket) -> None:
@@ -223,8 +252,7 @@ async def agent_socket(websocket: WebSocket) -> None:
             return None
         return AgentSocket(websocket, messenger, tenant, agent)
 
-    # The agent is known by a cookie, so only pages of this site may open the socket.
-    await _serve(websocket, make, origin_required=True)
+    await _serve(websocket, make, staff=True)
 
 
 routes: list[BaseRoute] = [

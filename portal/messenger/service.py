@@ -92,6 +92,7 @@ def conversation_json(conversation: Conversation) -> dict[str, Any]:
         "ticket_id": c.ticket_id,
         "visitor_name": c.visitor_name,
         "visitor_email": c.visitor_email,
+        "visitor_email_verified": c.visitor_email_verified,
         "has_email": bool(c.visitor_email),
         "subject": c.subject,
         "last_message_id": c.last_message_id,
@@ -106,6 +107,7 @@ def visitor_json(conversation: Conversation) -> dict[str, Any]:
     data = conversation_json(conversation)
     data.pop("assignee_agent_id")
     data.pop("visitor_email")
+    data.pop("visitor_email_verified")
     return data
 
 
@@ -310,13 +312,22 @@ class Messenger:
             },
         )
 
+    async def nobody_reason(self, tenant: Tenant, conversation: Conversation | None) -> str | None:
+        """Why nobody will answer this waiting chat (None: one about to start), or None.
+
+        With an email known, a chat nobody answers becomes a ticket at once (`nobody_there`), so
+        a visitor's socket asks this before a write that leaves an email, to count the ticket
+        against the web forms' submission limits before anything is stored."""
+        if conversation is not None and conversation.status != "waiting":
+            return None
+        reason = await self.unavailable_reason(tenant)
+        if reason is None and conversation is not None and self.unanswered(tenant, conversation):
+            reason = "no_answer"
+        return reason
+
     async def check_availability(self, tenant: Tenant, conversation: Conversation) -> None:
         """After a visitor wrote or left an email: if nobody can answer, say so (and ticket)."""
-        if conversation.status != "waiting":
-            return
-        reason = await self.unavailable_reason(tenant)
-        if reason is None and self.unanswered(tenant, conversation):
-            reason = "no_answer"
+        reason = await self.nobody_reason(tenant, conversation)
         if reason is not None:
             await self.nobody_there(tenant, conversation, reason)
 
@@ -342,7 +353,23 @@ class Messenger:
                 await self.nobody_there(tenant, conversation, "no_answer")
 
     # ------------------------------------------------------------ transcript
+    async def transcript_addresses(self, tenant_id: int, conversation: Conversation) -> list[str]:
+        """Where a transcript may go: the chat's own email and its customer's, never elsewhere.
+
+        Anything else would make the transcript, sent in the tenant's name with the visitor's
+        text, an open mail relay."""
+        addresses = [conversation.visitor_email] if conversation.visitor_email else []
+        if conversation.customer_id is not None:
+            customer = await self.core.get_customer(tenant_id, conversation.customer_id)
+            if customer.email and customer.email.lower() not in map(str.lower, addresses):
+                addresses.append(customer.email)
+        return addresses
+
     async def send_transcript(self, tenant: Tenant, conversation: Conversation, to: str) -> bool:
+        """Mail the transcript to `to`, one of `transcript_addresses` (callers say so first)."""
+        allowed = await self.transcript_addresses(tenant.id, conversation)
+        if to.lower() not in map(str.lower, allowed):
+            raise Conflict("The transcript goes only to the email address this chat has.")
         messages = await self.core.chat_messages(tenant.id, conversation.id)
         lines = [
             f"[{m.created_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC] {m.author_name}: {m.body}"

@@ -4,6 +4,10 @@ Each socket runs two loops: the handler reads frames from the client, and a pump
 the hub brings from the socket's channels. Catching up (from the core) and forwarding (from the
 hub) both send under one lock and skip message ids already sent, so a reconnecting client gets
 every message after its last id once, in order, whichever path brought it first.
+
+A visitor's writes (starting a chat, contact details, transcripts) are rate limited per visitor,
+per client address and per tenant (`portal.ratelimit`): over a limit the frame gets a
+`rate_limited` error with `retry_after` and nothing is stored.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from urllib.parse import urlsplit
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from portal.core.contract import Agent, Conflict, Conversation, NotFound, Tenant
-from portal.forms.validation import clean_email
+from portal.forms.abuse import submission_checks
+from portal.forms.validation import clean_email, clean_name
 from portal.messenger import protocol as p
 from portal.messenger.hours import ChatSettings
 from portal.messenger.hub import RESUMED, Subscription
@@ -33,6 +38,23 @@ from portal.messenger.service import (
     visitor_json,
     visitor_owner,
 )
+from portal.ratelimit import (
+    CONTACTS_PER_ADDRESS,
+    CONTACTS_PER_TENANT,
+    CONTACTS_PER_VISITOR,
+    EMAIL_CHANGES_PER_CONVERSATION,
+    STARTS_PER_ADDRESS,
+    STARTS_PER_TENANT,
+    STARTS_PER_VISITOR,
+    TRANSCRIPTS_PER_ADDRESS,
+    TRANSCRIPTS_PER_CONVERSATION,
+    TRANSCRIPTS_PER_TENANT,
+    TRANSCRIPTS_PER_VISITOR,
+    Check,
+    Refused,
+    client_ip,
+    limits_of,
+)
 from portal.tenancy import embed_origins
 
 log = logging.getLogger(__name__)
@@ -41,15 +63,20 @@ CATCH_UP_PAGE = 500
 PRESENCE_TTL_S = 60.0
 
 
-def origin_allowed(websocket: WebSocket, tenant: Tenant, *, required: bool) -> bool:
-    """The handshake's Origin is this host or one of the tenant's embedding sites."""
+def origin_allowed(websocket: WebSocket, tenant: Tenant, *, staff: bool) -> bool:
+    """The handshake's Origin is this host, or (for visitors) one of the tenant's embedding sites.
+
+    A staff socket is known by its cookie, which the browser also sends from the company's own
+    marketing site (same-site), so only pages of this host may open one, and a handshake without
+    an Origin (no browser sends none) is refused.
+    """
     origin = websocket.headers.get("origin")
     if not origin:
-        return not required  # browsers always send one; only scripts and tools do not
+        return not staff  # browsers always send one; only scripts and tools do not
     origin = origin.rstrip("/").lower()
     if urlsplit(origin).netloc == websocket.headers.get("host", "").lower():
         return True
-    return origin in embed_origins(tenant)
+    return not staff and origin in embed_origins(tenant)
 
 
 class ConnectionLimits:
@@ -343,6 +370,7 @@ class VisitorSocket(ChatSocket):
         self.visitor_id = visitor_id
         self.customer_id = customer_id
         self.owner = visitor_owner(visitor_id)
+        self.ip = client_ip(websocket)
 
     def wants(self, frame: dict[str, Any]) -> bool:
         kind = frame.get("type")
@@ -410,16 +438,42 @@ class VisitorSocket(ChatSocket):
         else:
             await super().handle_role(kind, frame)
 
+    # ------------------------------------------------------------ limits
+    def limit(self, checks: list[Check], client_id: str | None) -> None:
+        """Count a write against `checks`, or refuse it (RateLimited) before anything is stored."""
+        refused = limits_of(self.ws).check(self.tenant, *checks)
+        if refused is not None:
+            raise RateLimited(refused, client_id)
+
+    async def ticket_checks(self, conversation: Conversation | None, email: str) -> list[Check]:
+        """The web forms' submission limits, when leaving `email` makes this chat a ticket now.
+
+        Only anonymous chats count, as web forms do; a signed-in customer's do not."""
+        if self.customer_id is not None or not email:
+            return []
+        if conversation is not None and conversation.ticket_id is not None:
+            return []  # a ticket already: nothing new is made
+        if await self.messenger.nobody_reason(self.tenant, conversation) is None:
+            return []
+        return list(submission_checks(self.ip))
+
+    # ------------------------------------------------------------ visitor frames
     async def start(self, frame: dict[str, Any]) -> None:
         client_id = p.client_id(frame)
         if not ChatSettings.for_tenant(self.tenant).enabled:
             raise p.FrameError("not_allowed", "Chat is switched off here.", client_id)
         try:
-            name = p.text(frame, "name", limit=p.MAX_NAME)
+            name = clean_name(p.text(frame, "name", limit=p.MAX_NAME))
             email = _email(p.text(frame, "email", limit=p.MAX_NAME))
             body = p.text(frame, "body", limit=p.MAX_BODY)
         except p.FrameError as exc:
             raise _for_client(exc, client_id) from exc
+        checks: list[Check] = [
+            (STARTS_PER_VISITOR, self.visitor_id),
+            (STARTS_PER_ADDRESS, self.ip),
+            (STARTS_PER_TENANT, ""),
+        ]
+        self.limit(checks + await self.ticket_checks(None, email), client_id)
         if self.customer_id is not None and not email:
             customer = await self.core.get_customer(self.tenant.id, self.customer_id)
             email, name = customer.email, name or customer.name
@@ -445,19 +499,64 @@ class VisitorSocket(ChatSocket):
     async def contact(self, frame: dict[str, Any]) -> None:
         conversation = await self.conversation(p.integer(frame, "conversation_id"))
         email = _email(p.text(frame, "email", limit=p.MAX_NAME))
-        name = p.text(frame, "name", limit=p.MAX_NAME)
+        name = clean_name(p.text(frame, "name", limit=p.MAX_NAME))
+        await self.set_contact(conversation, name, email, [], _optional_client_id(frame))
+
+    async def set_contact(
+        self,
+        conversation: Conversation,
+        name: str,
+        email: str,
+        checks: list[Check],
+        client_id: str | None,
+    ) -> Conversation:
+        """Store a name and/or email (counted with `checks`), then act on it as `contact` does."""
+        checks = checks + [
+            (CONTACTS_PER_VISITOR, self.visitor_id),
+            (CONTACTS_PER_ADDRESS, self.ip),
+            (CONTACTS_PER_TENANT, ""),
+        ]
+        if email and email.lower() != (conversation.visitor_email or "").lower():
+            checks.append((EMAIL_CHANGES_PER_CONVERSATION, str(conversation.id)))
+            checks += await self.ticket_checks(conversation, email)
+        self.limit(checks, client_id)
         updated = await self.core.update_conversation_contact(
             self.tenant.id, conversation.id, name=name, email=email
         )
         self.known[updated.id] = updated
         await self.messenger.publish_conversation(updated)
         await self.messenger.check_availability(self.tenant, updated)
+        return updated
 
     async def transcript(self, frame: dict[str, Any]) -> None:
+        """Mail the transcript, only ever to the chat's own address (it is sent in the tenant's
+        name with the visitor's text: to any address it would be an open relay)."""
         conversation = await self.conversation(p.integer(frame, "conversation_id"))
-        email = _email(p.text(frame, "email", limit=p.MAX_NAME)) or conversation.visitor_email
-        if not email:
-            raise p.FrameError("invalid", "Which email address should we send it to?")
+        asked = _email(p.text(frame, "email", limit=p.MAX_NAME))
+        client_id = _optional_client_id(frame)
+        checks: list[Check] = [
+            (TRANSCRIPTS_PER_CONVERSATION, str(conversation.id)),
+            (TRANSCRIPTS_PER_VISITOR, self.visitor_id),
+            (TRANSCRIPTS_PER_ADDRESS, self.ip),
+            (TRANSCRIPTS_PER_TENANT, ""),
+        ]
+        own = await self.messenger.transcript_addresses(self.tenant.id, conversation)
+        if own:
+            # As stored: the visitor may name it in other letter case, the mail goes to the chat's.
+            matching = [a for a in own if not asked or a.lower() == asked.lower()]
+            if not matching:
+                raise p.FrameError(
+                    "not_allowed",
+                    "The transcript goes only to the email address this chat has.",
+                    client_id,
+                )
+            email = matching[0]
+            self.limit(checks, client_id)
+        elif asked:  # the chat's first email: it becomes its contact address, as `contact` does
+            conversation = await self.set_contact(conversation, "", asked, checks, client_id)
+            email = conversation.visitor_email
+        else:
+            raise p.FrameError("invalid", "Which email address should we send it to?", client_id)
         if not await self.messenger.send_transcript(self.tenant, conversation, email):
             raise p.FrameError("server_error", "We could not send the mail; try again later.")
         await self.send({"type": "transcript_sent", "conversation_id": conversation.id})
@@ -599,6 +698,26 @@ class AgentSocket(ChatSocket):
             await self.messenger.publish_conversation(updated)
 
 
+class RateLimited(p.FrameError):
+    """A write over a rate limit: nothing was stored; the same frame may come again later."""
+
+    def __init__(self, refused: Refused, client_id: str | None = None) -> None:
+        super().__init__("rate_limited", refused.message, client_id)
+        self.retry_after = refused.retry_after
+        # A reasonable frame sent too often is no bad frame: it does not count towards closing
+        # the socket (the socket's own frame rate still does).
+        self.strike = False
+
+    def frame(self) -> dict[str, Any]:
+        return super().frame() | {"retry_after": self.retry_after}
+
+
+def _optional_client_id(frame: dict[str, Any]) -> str | None:
+    """The frame's client_id, for frames where it is optional (refusals name it back)."""
+    value = frame.get("client_id")
+    return value if isinstance(value, str) and 0 < len(value) <= p.MAX_CLIENT_ID else None
+
+
 def _server_error() -> p.FrameError:
     return p.FrameError("server_error", "Something went wrong on our side; try again soon.")
 
@@ -623,6 +742,7 @@ def _visitor_view(frame: dict[str, Any]) -> dict[str, Any]:
     data = dict(frame["conversation"])
     data.pop("assignee_agent_id", None)
     data.pop("visitor_email", None)
+    data.pop("visitor_email_verified", None)
     return data
 
 
