@@ -7,7 +7,16 @@ from starlette.responses import Response
 
 from portal.admin.auth import admin_page, require_agent
 from portal.messenger.strings import agent_strings
-from portal.templating import page_language
+from portal.templating import gettext, page_language, use_language
+
+
+def _strings(language: str) -> dict[str, str]:
+    """The chat texts of static/agent/chats.js, with the console's own: the unverified mark."""
+    with use_language(language):
+        return agent_strings(language) | {
+            "unverified": gettext("Unverified"),
+            "unverified_title": gettext("Unverified: anyone can type any address"),
+        }
 
 
 @require_agent("agent")
@@ -19,7 +28,7 @@ async def chats(request: Request) -> Response:
     config = {
         "ws_url": "/agent/ws",
         "upload_url": "/messenger/uploads",
-        "strings": agent_strings(page_language(request)),
+        "strings": _strings(page_language(request)),
         "canned": [{"shortcut": c.shortcut, "body": c.body} for c in canned],
         "agents": [{"id": a.id, "name": a.name} for a in agents],
     }

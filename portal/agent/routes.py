@@ -14,6 +14,8 @@ checks are `portal.admin.auth.require_agent`'s). Everything goes through the cor
   by accident.
 - Attachments are sent with `Content-Disposition: attachment` and a sandboxing CSP, never shown
   inline, and only to agents of the tenant that owns them.
+- A requester's email is marked "Unverified" unless the customer proved it by following a magic
+  link: anyone can type any address into a web form. `mailto:` links carry the address encoded.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import logging
 import math
 import re
 import secrets
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -85,6 +88,23 @@ def _no_ticket() -> str:
     return gettext("There is no such ticket.")
 
 
+async def verified_customers(core: HelpdeskCore, tenant_id: int, ids: Iterable[int]) -> set[int]:
+    """Which of these customers proved their email address (followed a magic link sent to it).
+
+    A ticket from a web form carries whatever address was typed, so agents are shown the others
+    as unverified. A customer that went away meanwhile counts as unverified.
+    """
+    verified: set[int] = set()
+    for customer_id in dict.fromkeys(ids):
+        try:
+            customer = await core.get_customer(tenant_id, customer_id)
+        except NotFound:
+            continue
+        if customer.email_verified_at is not None:
+            verified.add(customer_id)
+    return verified
+
+
 async def _get_ticket(request: Request) -> Ticket:
     try:
         return await request.state.core.get_ticket(
@@ -136,6 +156,9 @@ async def tickets(request: Request) -> Response:
         "agent/tickets.html",
         {
             "tickets": found.tickets,
+            "verified_customers": await verified_customers(
+                request.state.core, _tenant(request).id, (t.customer_id for t in found.tickets)
+            ),
             "total": found.total,
             "state": state,
             "query": query,
@@ -180,12 +203,14 @@ async def _ticket_page(
     except NotFound as exc:  # deleted while we were looking
         raise HTTPException(404, _no_ticket()) from exc
     agents = await core.list_agents(tenant.id)
+    verified = await verified_customers(core, tenant.id, [ticket.customer_id])
     done = request.query_params.get("done", "") if status_code == 200 else ""
     return admin_page(
         request,
         "agent/ticket.html",
         {
             "ticket": ticket,
+            "requester_verified": ticket.customer_id in verified,
             "replies": replies,
             "rating": rating,
             "agents": [a for a in agents if a.id != _agent(request).id],

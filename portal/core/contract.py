@@ -69,6 +69,9 @@ class Customer:
     email: str
     name: str = ""
     organization_id: int | None = None
+    # When the customer first proved the address (followed a magic link, or typed its code);
+    # None: never, so agents see the address as unverified.
+    email_verified_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -315,6 +318,8 @@ class Conversation:
     ticket_id: int | None = None  # set once the conversation became a ticket
     visitor_name: str = ""
     visitor_email: str = ""
+    # True only for the signed-in customer's own address, proved by a sign-in link.
+    visitor_email_verified: bool = False
     subject: str = ""  # the first question, <= 200 chars
     last_message_id: int = 0  # highest public message id
     last_message_preview: str = ""  # first 120 chars of the last public message
@@ -342,6 +347,21 @@ class CannedResponse:
     tenant_id: int
     shortcut: str  # e.g. "hello"; unique per tenant
     body: str  # may hold placeholders like {{customer.name}}
+
+
+SESSION_KINDS = ("agent", "customer")
+
+
+@dataclass(frozen=True)
+class Session:
+    """A sign-in session kept by the core; the browser's cookie holds a token naming it."""
+
+    id: str  # SHA-256 hex of the cookie's random token: the token itself is never stored
+    tenant_id: int
+    kind: str  # one of SESSION_KINDS
+    subject_id: int  # the agent's or the customer's id
+    expires_at: datetime
+    created_at: datetime
 
 
 # Not from a core: the front says so when events of other processes may have gone unheard
@@ -499,6 +519,16 @@ class HelpdeskCore(Protocol):
 
     # single-use signed tokens
     async def spend_token(self, token_id: str, expires_at: datetime) -> bool: ...
+
+    # sign-in sessions (a retried create with the same id stores nothing new), and the proof of
+    # a customer's address
+    async def create_session(
+        self, tenant_id: int, kind: str, subject_id: int, session_id: str, expires_at: datetime
+    ) -> Session: ...
+    async def get_session(self, tenant_id: int, session_id: str) -> Session | None: ...
+    async def end_session(self, tenant_id: int, session_id: str) -> None: ...
+    async def end_sessions(self, tenant_id: int, kind: str, subject_id: int) -> int: ...
+    async def verify_customer_email(self, tenant_id: int, customer_id: int) -> None: ...
     async def create_ticket(
         self, tenant_id: int, draft: TicketDraft, idempotency_key: str
     ) -> Ticket: ...

@@ -58,6 +58,27 @@
     return c.visitor_name || c.visitor_email || t("conversation_number", { id: c.id });
   }
 
+  /* A visitor's email is whatever was typed into the chat: it counts as proved only when the
+     server says so (the signed-in customer's own address, verified by a magic link). */
+  function emailVerified(c) {
+    return c.visitor_email_verified === true;
+  }
+
+  function unverifiedMark() {
+    var mark = C.el("span", "email-unverified");
+    mark.title = t("unverified_title");
+    var short = C.el("span", "", t("unverified"));
+    short.setAttribute("aria-hidden", "true");
+    mark.appendChild(short);
+    mark.appendChild(C.el("span", "visually-hidden", t("unverified_title")));
+    return mark;
+  }
+
+  function mailtoHref(address) {
+    // Encoded, so an address can never add a header (?cc=...) to the agent's mail.
+    return "mailto:" + encodeURIComponent(address).replace(/%40/g, "@");
+  }
+
   function statusLabel(status) {
     return t("status_" + status);
   }
@@ -107,7 +128,12 @@
       var name = conversationTitle(c);
       button.appendChild(C.avatar(c.visitor_name || c.visitor_email || "?"));
       var main = C.el("span", "chats-item-main");
-      main.appendChild(C.el("span", "chats-item-name", name));
+      var nameNode = C.el("span", "chats-item-name", name);
+      if (!c.visitor_name && c.visitor_email && !emailVerified(c)) {
+        nameNode.appendChild(document.createTextNode(" "));
+        nameNode.appendChild(unverifiedMark());
+      }
+      main.appendChild(nameNode);
       main.appendChild(C.el("span", "chats-item-preview", c.last_message_preview || c.subject || ""));
       if (unread) main.appendChild(C.el("span", "visually-hidden", t("unread")));
       button.appendChild(main);
@@ -237,8 +263,12 @@
     while (email.firstChild) email.removeChild(email.firstChild);
     if (c.visitor_email) {
       var mail = C.el("a", "", c.visitor_email);
-      mail.href = "mailto:" + c.visitor_email;
+      mail.href = mailtoHref(c.visitor_email);
       email.appendChild(mail);
+      if (!emailVerified(c)) {
+        email.appendChild(document.createTextNode(" "));
+        email.appendChild(unverifiedMark());
+      }
     } else {
       email.appendChild(C.el("span", "muted", "\u2014"));
     }

@@ -107,7 +107,28 @@ async def test_failed_login_says_the_same_for_unknown_email_and_wrong_password(s
         assert (await client.get("/admin/")).status_code == 303
 
 
-async def test_login_is_throttled_after_five_failures(server, acme):
+class FrozenClock:
+    """The login guard's clock, moved only by the test: backoffs without waiting."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    from portal.admin import auth
+
+    frozen = FrozenClock()
+    guard = auth.LoginGuard
+    monkeypatch.setattr(auth, "LoginGuard", lambda: guard(clock=frozen))
+    return frozen
+
+
+async def test_failed_logins_back_off_rather_than_lock(server, acme, clock):
+    """5 failures are free, then each further attempt waits 1 s, 2 s, 4 s ... after the last."""
     await server.agent(acme, "other@acme.test", ADMIN_PASSWORD)
     async with server.client() as client:
         for _ in range(5):
@@ -115,15 +136,21 @@ async def test_login_is_throttled_after_five_failures(server, acme):
         blocked = await log_in(client, ADMIN_EMAIL, ADMIN_PASSWORD)  # even the right password
         assert blocked.status_code == 429
         assert "Too many failed sign-in attempts" in error_text(blocked.text)
-        assert int(blocked.headers["retry-after"]) > 0
+        assert blocked.headers["retry-after"] == "1"
         assert (await client.get("/admin/")).status_code == 303
-        # Unknown emails are throttled the same way, so the throttle reveals nothing.
+        clock.now += 1.5
+        assert (await log_in(client, ADMIN_EMAIL, "wrong")).status_code == 400  # the 6th failure
+        assert (await log_in(client, ADMIN_EMAIL, ADMIN_PASSWORD)).headers["retry-after"] == "2"
+        clock.now += 2.5
+        # The right password after the wait signs in, and starts the backoff afresh.
+        assert (await log_in(client, ADMIN_EMAIL, ADMIN_PASSWORD)).status_code == 303
+    async with server.client() as client:
+        # Unknown emails back off the same way, so the backoff reveals nothing.
         for _ in range(5):
             assert (await log_in(client, "ghost@acme.test", "wrong")).status_code == 400
         assert (await log_in(client, "ghost@acme.test", "wrong")).status_code == 429
         # Another email is not affected.
-        other = await log_in(client, "other@acme.test", ADMIN_PASSWORD)
-        assert other.status_code == 303
+        assert (await log_in(client, "other@acme.test", ADMIN_PASSWORD)).status_code == 303
 
 
 @pytest.mark.parametrize(
@@ -337,7 +364,7 @@ async def test_saved_branding_shows_on_the_public_help_center(server, admin):
         "/admin/branding",
         data={
             "csrf_token": token,
-            "name": "Acme <Support>",
+            "name": "Acme & Support",  # escaped, not refused (unlike < > @ , ; ")
             "logo_url": "https://cdn.example.com/logo.png",
             "primary_color": "#AA3300",
         },
@@ -346,13 +373,13 @@ async def test_saved_branding_shows_on_the_public_help_center(server, admin):
     assert response.headers["location"] == "/admin/branding?saved=1"
     page = await admin.get(response.headers["location"])
     assert "The branding is saved." in page.text
-    assert 'value="Acme &lt;Support&gt;"' in page.text
+    assert 'value="Acme &amp; Support"' in page.text
 
     async def public_page_shows_it() -> bool:
         kb = await admin.get("/kb/en/")
         return (
             kb.status_code == 200
-            and "Acme &lt;Support&gt;" in kb.text
+            and "Acme &amp; Support" in kb.text
             and "--brand: #aa3300" in kb.text
             and 'src="https://cdn.example.com/logo.png"' in kb.text
         )

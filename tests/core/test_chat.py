@@ -388,3 +388,20 @@ async def test_another_tenants_conversation_is_not_found(core, acme, ann):
         None,
     )
     assert [m.body for m in await core.chat_messages(acme.id, conversation.id)] == ["secret"]
+
+
+async def test_only_a_signed_in_customers_own_proved_email_counts_as_verified(core, acme):
+    kim = await core.ensure_customer(acme.id, "kim@example.com", "Kim")
+    typed = await start(core, acme, key="typed", email="kim@example.com")
+    unproved = await start(core, acme, key="unproved", customer_id=kim.id, email="kim@example.com")
+    assert not typed.visitor_email_verified
+    assert not unproved.visitor_email_verified
+
+    await core.verify_customer_email(acme.id, kim.id)
+    own = await start(core, acme, key="own", customer_id=kim.id, email="kim@example.com")
+    other = await start(core, acme, key="other", customer_id=kim.id, email="someone@example.com")
+    assert own.visitor_email_verified
+    assert not other.visitor_email_verified
+    assert not (await core.get_conversation(acme.id, typed.id)).visitor_email_verified
+    listed = {c.id: c.visitor_email_verified for c in await core.list_conversations(acme.id)}
+    assert listed[own.id] and not listed[other.id]

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from portal.core.contract import FormDraft
+from portal.forms.validation import clean_email, clean_name
 
 from .helpers import PNG, VALID, api_send, api_token, field_error, field_errors, send_form
 
@@ -305,3 +306,74 @@ async def test_api_accepts_multipart_with_files(server, acme, typed_form):
     ticket = await only_ticket(server, acme)
     [reply] = await server.core.list_replies(acme.id, ticket.id)
     assert sorted(a.filename for a in reply.attachments) == ["log.txt", "shot.png"]
+
+
+# ------------------------------------------------------------------ addresses, names, file names
+@pytest.mark.parametrize(
+    "raw, clean",
+    [
+        ("kari@example.com", "kari@example.com"),
+        (" Kari@BÜCHER.example ", "Kari@xn--bcher-kva.example"),
+        ("o'brien+help@example.com", "o'brien+help@example.com"),
+        ("x?cc=attacker%40evil.example&subject=hi@example.com", None),  # mailto: header tricks
+        ("a=b@example.com", None),
+        ("a!b@example.com", None),
+        ("a#b@example.com", None),
+        ("a/b@example.com", None),
+        ('"quoted"@example.com', None),
+        ("moc.elpmaxe\u202e@evil.example", None),  # shown reversed as if at example.com
+        ("kari\u200b@example.com", None),
+        ("kari@exa\u202emple.com", None),
+        ("kari@", None),
+        ("a..b@example.com", None),
+        ("kari@localhost", None),
+        ("x" * 250 + "@example.com", None),
+    ],
+)
+def test_clean_email(raw, clean):
+    assert clean_email(raw) == clean
+
+
+def test_clean_name_drops_controls_and_bidi_characters():
+    assert clean_name("  Kari \u202eNord\u200bmann\r\n\t ") == "Kari Nordmann"
+    assert clean_name("\u2067Admin\u2069") == "Admin"
+    assert clean_name("") == ""
+
+
+async def test_an_address_that_adds_headers_is_refused(server, acme, contact_form):
+    attack = "x?cc=attacker%40evil.example&subject=hi@example.com"
+    async with server.client() as client:
+        response = await send_form(client, contact_form.id, {**VALID, "email": attack})
+        assert response.status_code == 400
+        assert field_errors(response.text) == {
+            "email": "Enter a valid email address, like name@example.com."
+        }
+    assert (await server.core.list_tickets(acme.id)).total == 0
+
+
+async def test_requester_names_and_file_names_lose_bidi_characters(server, acme, typed_form):
+    async with server.client() as client:
+        files = [
+            ("screenshot", ("page.html", b"<script>alert(1)</script>", "text/html")),
+            ("attachments", ("invoice\u202efdp.bat", b"del *", "text/plain")),
+        ]
+        values = {**VALID, **GOOD_TYPED, "name": "Kari \u202eNordmann"}
+        response = await send_form(client, typed_form.id, values, files=files)
+        assert response.status_code == 303, field_errors(response.text)
+    ticket = await only_ticket(server, acme)
+    assert ticket.requester_name == "Kari Nordmann"
+    assert ticket.custom_fields["screenshot"] == ["page.html.txt"]  # as the file is stored
+    [reply] = await server.core.list_replies(acme.id, ticket.id)
+    assert sorted(a.filename for a in reply.attachments) == ["invoicefdp.bat.txt", "page.html.txt"]
+
+
+async def test_a_tenant_that_refuses_names_that_could_run(server, acme, contact_form):
+    await server.core.update_tenant_settings(acme.id, {"attachment_dangerous_names": "refuse"})
+    async with server.client() as client:
+        files = [("attachments", ("x.svg", b"<svg onload='alert(1)'/>", "image/svg+xml"))]
+        response = await send_form(client, contact_form.id, files=files)
+        assert response.status_code == 400
+        assert field_error(response.text, "attachments") == (
+            "x.svg is not accepted: files of this kind can run programs when opened."
+        )
+    assert (await server.core.list_tickets(acme.id)).total == 0

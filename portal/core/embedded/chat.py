@@ -138,7 +138,11 @@ class ChatStore:
     @staticmethod
     def _conversation(row: Any) -> Conversation:
         return from_row(
-            Conversation, row, created_at=aware(row.created_at), updated_at=aware(row.updated_at)
+            Conversation,
+            row,
+            created_at=aware(row.created_at),
+            updated_at=aware(row.updated_at),
+            visitor_email_verified=bool(row.visitor_email_verified),
         )
 
     async def _conversation_where(self, where: Any) -> Conversation | None:
@@ -190,12 +194,15 @@ class ChatStore:
             raise Conflict("a visitor id has at most 64 characters")
         name, email = name.strip()[:200], email.strip().lower()
         # The email given names the customer (the ticket will go to it); without one, a signed-in
-        # customer lends the conversation their email and name.
-        if email:
+        # customer lends the conversation their email and name. Only then is the email proved:
+        # a typed address, even a known customer's, is just what someone typed.
+        verified = False
+        signed_in = await self.get_customer(tenant_id, customer_id) if customer_id else None
+        if signed_in is not None and email in ("", signed_in.email):
+            email, name = signed_in.email, name or signed_in.name
+            verified = signed_in.email_verified_at is not None
+        elif email:
             customer_id = await self._customer_id(tenant_id, email, name)
-        elif customer_id is not None:
-            customer = await self.get_customer(tenant_id, customer_id)
-            email, name = customer.email, name or customer.name
         now = utcnow()
         try:
             async with self.engine.begin() as conn:
@@ -207,6 +214,7 @@ class ChatStore:
                         status="waiting",
                         visitor_name=name,
                         visitor_email=email,
+                        visitor_email_verified=verified,
                         subject=" ".join(subject.split())[:SUBJECT_LENGTH],
                         last_message_id=0,
                         last_message_preview="",
@@ -327,6 +335,7 @@ class ChatStore:
             values["visitor_name"] = name
         if email:
             values["visitor_email"] = email
+            values["visitor_email_verified"] = False  # typed, whoever typed it
             values["customer_id"] = await self._customer_id(
                 tenant_id, email, name or conversation.visitor_name
             )
