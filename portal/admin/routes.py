@@ -7,46 +7,50 @@ kept; a successful POST redirects (303) to a page that shows a flash message.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from portal import sessions
 from portal.admin.auth import (
     admin_page,
+    cookie_session_id,
     csrf_failed,
     current_agent,
     form_csrf_ok,
+    login_account,
     login_csrf_ok,
     login_csrf_token,
+    login_guard,
     login_nonce,
-    login_throttle,
     require_agent,
     safe_next,
-    session_data,
     set_login_cookie,
     sign_in,
     sign_out,
-    throttle_key,
 )
 from portal.admin.chat import routes as chat_routes
 from portal.admin.forms import routes as form_builder_routes
+from portal.admin.settings import settings
 from portal.core.contract import Article, ArticleDraft, Category, Conflict, NotFound, Tenant
 from portal.core.slugs import slugify
 from portal.i18n import LANGUAGES
-from portal.security import hash_password, verify_password
+from portal.ratelimit import client_ip
+from portal.security import HashingBusy, hash_password_bounded, verify_password_bounded
 from portal.templating import gettext, ngettext, page_language, use_language
 
 COLOR_RE = re.compile(r"#[0-9a-fA-F]{6}")
 SLUG_RE = re.compile(r"[\w-]+")
 MAX_DB_ID = 2**62
 MAX_BODY = 200_000
+BUSY_RETRY_AFTER = 2  # seconds: a full hashing queue drains in well under that
 
 _dummy_hash: str | None = None
 
@@ -98,14 +102,27 @@ def _login_page(
 
 
 async def _check_password(agent_hash: str | None, password: str) -> bool:
-    """scrypt in a thread; an unknown email costs the same time as a wrong password."""
+    """scrypt in a hashing thread; an unknown email costs the same time as a wrong password.
+
+    Raises HashingBusy when every hashing slot and queue place is taken.
+    """
     global _dummy_hash
     if agent_hash is None:
         if _dummy_hash is None:
-            _dummy_hash = await run_in_threadpool(hash_password, "not-a-real-password")
-        await run_in_threadpool(verify_password, password, _dummy_hash)
+            _dummy_hash = await hash_password_bounded("not-a-real-password")
+        await verify_password_bounded(password, _dummy_hash)
         return False
-    return await run_in_threadpool(verify_password, password, agent_hash)
+    return await verify_password_bounded(password, agent_hash)
+
+
+def _refused(
+    request: Request, nonce: str, email: str, next_url: str, error: str, status: int, wait: float
+) -> Response:
+    response = _login_page(
+        request, nonce, email=email, next_url=next_url, error=error, status_code=status
+    )
+    response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+    return response
 
 
 async def login(request: Request) -> Response:
@@ -136,11 +153,23 @@ async def login(request: Request) -> Response:
                 request, nonce, email=email, next_url=next_url, error=error, status_code=400
             )
 
-        throttle = login_throttle(request)
-        key = throttle_key(request, email)
-        wait = throttle.retry_after(key)
+        # Every limit is checked before any hashing, so a refusal costs next to nothing: first
+        # the client address (spraying across emails), then the account's backoff.
+        guard = login_guard(request)
+        account, address = login_account(request, email), client_ip(request)
+        wait = guard.address_wait(address)
         if wait:
-            minutes = max(1, round(wait / 60))
+            minutes = max(1, math.ceil(wait / 60))
+            error = ngettext(
+                "Too many sign-in attempts from your network. Wait %(num)d minute, then try again.",
+                "Too many sign-in attempts from your network. "
+                "Wait %(num)d minutes, then try again.",
+                minutes,
+            ) % {"num": minutes}
+            return _refused(request, nonce, email, next_url, error, 429, wait)
+        wait = guard.admit(account, address)
+        if wait:
+            minutes = max(1, math.ceil(wait / 60))
             error = ngettext(
                 "Too many failed sign-in attempts for this email address. "
                 "Wait %(num)d minute, then try again.",
@@ -148,42 +177,53 @@ async def login(request: Request) -> Response:
                 "Wait %(num)d minutes, then try again.",
                 minutes,
             ) % {"num": minutes}
-            response = _login_page(
-                request, nonce, email=email, next_url=next_url, error=error, status_code=429
-            )
-            response.headers["Retry-After"] = str(int(wait) + 1)
-            return response
+            return _refused(request, nonce, email, next_url, error, 429, wait)
 
-        # Count the attempt as failed before checking, so parallel guesses cannot slip past
-        # the limit while the password check runs; a success clears the count.
-        throttle.failed(key)
+        # From here the attempt counts as failed (`admit` recorded it), so parallel guesses
+        # cannot slip past the backoff while the password check runs; a success clears it.
         tenant = _tenant(request)
         try:
             agent = await request.state.core.get_agent_by_email(tenant.id, email)
         except NotFound:
             agent = None
-        ok = await _check_password(agent.password_hash if agent else None, password[:1024])
+        try:
+            ok = await _check_password(agent.password_hash if agent else None, password[:1024])
+        except HashingBusy:
+            guard.not_checked(account, address)
+            error = gettext("Sign-in is busy right now. Try again in a few seconds.")
+            return _refused(request, nonce, email, next_url, error, 503, BUSY_RETRY_AFTER)
         if agent is None or not ok:
             error = gettext("The email address or password is not correct.")
             return _login_page(
                 request, nonce, email=email, next_url=next_url, error=error, status_code=400
             )
-        throttle.succeeded(key)
+        guard.succeeded(account, address)
         if agent.role != "admin" and next_url.rstrip("/") == "/admin":
             next_url = "/agent/tickets"  # the admin pages would refuse an agent
         response = RedirectResponse(next_url, status_code=303)
-        sign_in(response, request, agent)
+        await sign_in(response, request, agent)
         return response
 
 
 async def logout(request: Request) -> Response:
     with use_language(page_language(request)):
-        data = session_data(request)
-        if data is not None and not await form_csrf_ok(request, data["sid"]):
-            return csrf_failed(request)
+        sid = cookie_session_id(request)
+        if sid is not None:
+            if not await form_csrf_ok(request, sid):
+                return csrf_failed(request)
+            await sessions.end(request, sid)
         response = _redirect(request, "admin_login", "signed_out=1")
         sign_out(response)
         return response
+
+
+@require_agent("agent")
+async def logout_everywhere(request: Request) -> Response:
+    """End every session of the signed-in agent, this one included (a copied cookie dies)."""
+    await sessions.end_all(request, sessions.AGENT, request.state.agent.id)
+    response = _redirect(request, "admin_login", "signed_out=1")
+    sign_out(response)
+    return response
 
 
 # ------------------------------------------------------------------ dashboard
@@ -221,9 +261,17 @@ def _url_error(url: str) -> str | None:
 
 
 def _branding_errors(values: dict[str, str]) -> dict[str, str]:
+    from portal.mail import unsafe_name_characters
+
     errors: dict[str, str] = {}
     if error := _length_error(values["name"], 1, 200):
         errors["name"] = error
+    elif unsafe := unsafe_name_characters(values["name"]):
+        # The name is the sender name of the tenant's mail: address syntax there is a phishing
+        # lure, and invisible characters (line breaks, bidi overrides) are shown by code point.
+        shown = " ".join(ch if ch.isprintable() else f"U+{ord(ch):04X}" for ch in unsafe)
+        message = gettext("These characters are not allowed in the name: %(characters)s")
+        errors["name"] = message % {"characters": shown}
     if error := _url_error(values["logo_url"]):
         errors["logo_url"] = error
     if not COLOR_RE.fullmatch(values["primary_color"]):
@@ -669,6 +717,12 @@ routes = [
     Route("/", dashboard, name="admin_home"),
     Route("/login", login, methods=["GET", "POST"], name="admin_login"),
     Route("/logout", logout, methods=["POST"], name="admin_logout"),
+    Route(
+        "/logout-everywhere",
+        logout_everywhere,
+        methods=["POST"],
+        name="admin_logout_everywhere",
+    ),
     Route("/branding", branding, methods=["GET", "POST"], name="admin_branding"),
     Route("/categories", categories, methods=["GET", "POST"], name="admin_categories"),
     Route("/categories/{id:int}", category, methods=["GET", "POST"], name="admin_category"),
@@ -683,4 +737,5 @@ routes = [
     Route("/articles/{id:int}", article_edit, methods=["GET", "POST"], name="admin_article_edit"),
     *form_builder_routes,
     *chat_routes,
+    Route("/settings", settings, methods=["GET", "POST"], name="admin_settings"),
 ]
