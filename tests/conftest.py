@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.message import Message
 from pathlib import Path
@@ -19,9 +20,10 @@ import pytest
 import uvicorn
 from aiosmtpd.controller import Controller
 
-from portal.core.contract import ArticleDraft, Tenant
+from portal.core.contract import ArticleDraft, Customer, Tenant
 from portal.core.embedded.core import EmbeddedCore
 from portal.security import hash_password
+from portal.serving import server_config
 from portal.settings import Settings
 
 REQUIRE_SERVICES = os.environ.get("PORTAL_REQUIRE_SERVICES") == "1"
@@ -178,9 +180,19 @@ class Server:
         )
 
 
-async def start_server(app: object) -> tuple[uvicorn.Server, asyncio.Task[None], str]:
-    """Serve `app` with uvicorn on a free loopback port; returns (server, task, base url)."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+async def start_server(
+    app: object, settings: Settings | None = None
+) -> tuple[uvicorn.Server, asyncio.Task[None], str]:
+    """Serve `app` on a free loopback port as `portal serve` would; returns (server, task, url)."""
+    config = server_config(
+        app,
+        settings or Settings(),
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        log_config=None,  # leave the test process's logging (and caplog) alone
+        lifespan="on",
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -210,11 +222,13 @@ class Inbox:
 
     def __init__(self) -> None:
         self.messages: list[Message] = []
+        self.envelope_senders: list[str] = []  # SMTP MAIL FROM of each message, in step
         self.port = 0
         self._arrived = threading.Condition()
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
         with self._arrived:
+            self.envelope_senders.append(envelope.mail_from)
             self.messages.append(message_from_bytes(envelope.content))
             self._arrived.notify_all()
         return "250 OK"
@@ -234,6 +248,11 @@ class Inbox:
 @pytest.fixture
 def smtp() -> Iterator[Inbox]:
     """A real SMTP server on a free loopback port; point Settings(smtp_port=inbox.port) at it."""
+    yield from smtp_server()
+
+
+def smtp_server() -> Iterator[Inbox]:
+    """Run a real SMTP server (aiosmtpd, in a thread) until the generator is closed."""
     inbox = Inbox()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -243,3 +262,17 @@ def smtp() -> Iterator[Inbox]:
     inbox.port = port
     yield inbox
     controller.stop()
+
+
+async def customer_cookie(core: EmbeddedCore, secret: str, customer: Customer) -> str:
+    """The `Cookie` header of a signed-in customer, with the session row a magic link makes."""
+    from portal.customer.session import SESSION_COOKIE, SESSION_MAX_AGE, session_token
+    from portal.security import Signer
+    from portal.sessions import session_id
+
+    token = uuid.uuid4().hex
+    expires = datetime.now(UTC) + timedelta(seconds=SESSION_MAX_AGE)
+    await core.create_session(
+        customer.tenant_id, "customer", customer.id, session_id(token), expires
+    )
+    return f"{SESSION_COOKIE}={session_token(Signer(secret), customer, token)}"

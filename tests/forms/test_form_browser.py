@@ -136,8 +136,12 @@ async def test_only_the_embed_variant_shows_in_a_cross_site_iframe(server, brows
         for name, expected in (("/embed", True), ("/page", False)):
             await page.goto(shop + name)
             await page.wait_for_load_state("load")
-            frame = page.frame(name="form")
+            # The element's own frame: a frame refused by frame-ancestors is replaced by an error
+            # page, and looking it up by name can miss it while that happens.
+            element = await page.wait_for_selector("iframe[name=form]", state="attached")
+            frame = await element.content_frame()
             assert frame is not None
+            await frame.wait_for_load_state("load")
             shown = frame.url.startswith(server.url) and await frame.locator("h1").count() == 1
             assert shown is expected, name
             if expected:  # send it from inside the iframe: the form token, no cookies
