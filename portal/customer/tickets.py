@@ -18,7 +18,14 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 
-from portal.attachments import AttachmentRejected, AttachmentStore, Limits, safe_filename
+from portal.attachments import (
+    ALLOWED_TYPES,
+    AttachmentRejected,
+    AttachmentStore,
+    Limits,
+    safe_filename,
+    sniff,
+)
 from portal.core.contract import (
     CLOSED_STATUSES,
     AttachmentDraft,
@@ -218,8 +225,8 @@ async def _check_files(
         try:
             store.check([(name, data)], limits)
         except AttachmentRejected as exc:
-            if len(data) > limits.max_bytes:
-                raise
+            if len(data) > limits.max_bytes or sniff(data) in ALLOWED_TYPES:
+                raise  # too big, or a name the tenant refuses: the message says so already
             raise AttachmentRejected(
                 _("%(name)s is not a file type we accept (images, PDF, plain text or ZIP).")
                 % {"name": name}

@@ -293,3 +293,20 @@ async def test_attachment_count_follows_the_tenant_limit(portal):
         )
     assert two.status_code == 400
     assert "Attach at most 1 file." in two.text
+
+
+async def test_a_refused_risky_name_says_why(portal):
+    await portal.settings_changed(attachment_dangerous_names="refuse")
+    ticket = await portal.ticket(ALICE)
+    before = await portal.core.list_replies(portal.tenant.id, ticket.id)
+    async with portal.client() as client:
+        await sign_in(client, portal, ALICE)
+        page = await client.get(f"/portal/tickets/{ticket.id}")
+        sent = await client.post(
+            f"/portal/tickets/{ticket.id}/replies",
+            data={"body": "see the page", "csrf_token": csrf_from(page.text)},
+            files=[("files", ("page.html", b"<p>hello</p>", "text/html"))],
+        )
+    assert sent.status_code == 400
+    assert "files of this kind can run programs when opened" in sent.text
+    assert await portal.core.list_replies(portal.tenant.id, ticket.id) == before
