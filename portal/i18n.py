@@ -6,7 +6,7 @@ import io
 from functools import cache
 from pathlib import Path
 
-from babel import Locale
+from babel import Locale, UnknownLocaleError
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
@@ -14,7 +14,13 @@ from babel.support import NullTranslations, Translations
 LOCALES_DIR = Path(__file__).parent / "locales"
 
 # URL/content language code -> Babel catalog name. The URL form is BCP 47 (what hreflang wants).
-LANGUAGES: dict[str, str] = {"en": "en", "nb": "nb", "zh-Hans": "zh_Hans", "ja": "ja"}
+LANGUAGES: dict[str, str] = {
+    "en": "en",
+    "nb": "nb",
+    "zh-Hans": "zh_Hans",
+    "ja": "ja",
+    "ar": "ar",
+}
 DEFAULT_LANGUAGE = "en"
 
 _ALIASES = {
@@ -37,6 +43,18 @@ _ALIASES = {
     "ja": "ja",
     "ja-jp": "ja",
     "jp": "ja",
+    # Browsers send Arabic with a region (ar-SA, ar-EG...); the catalog is Modern Standard Arabic,
+    # which every region reads, so any `ar-*` falls back to it through the base-language rule.
+    "ar": "ar",
+    "ar-sa": "ar",
+    "ar-eg": "ar",
+    "ar-ae": "ar",
+    "ar-ma": "ar",
+    "ar-dz": "ar",
+    "ar-jo": "ar",
+    "ar-kw": "ar",
+    "ar-qa": "ar",
+    "ar-001": "ar",
 }
 
 
@@ -86,6 +104,16 @@ def translations(language: str) -> NullTranslations:
     write_mo(buffer, catalog)
     buffer.seek(0)
     return Translations(buffer)
+
+
+@cache
+def text_direction(language: str) -> str:
+    """`rtl` or `ltr` for a language code, from CLDR; what pages put in `<html dir>`."""
+    try:
+        locale = Locale.parse(LANGUAGES.get(language, language).replace("-", "_"))
+    except (ValueError, TypeError, UnknownLocaleError):
+        return "ltr"
+    return locale.text_direction
 
 
 @cache

@@ -42,13 +42,20 @@ from whoosh.writing import CLEAR
 
 from portal.core.contract import EVENTS_RESUMED, Article, Event, HelpdeskCore
 from portal.i18n import normalize_language
-from portal.kb.analysis import CJK_CHARS, analysis_language, analyzer_for
+from portal.kb.analysis import (
+    ARABIC_MARKS,
+    CJK_CHARS,
+    analysis_language,
+    analyzer_for,
+    arabic_locator,
+)
 
 logger = logging.getLogger(__name__)
 
 # Analysis language -> suffix of its fields (whoosh field names stay plain identifiers).
-FIELD_SUFFIX = {"en": "en", "nb": "nb", "zh-Hans": "zh", "ja": "ja"}
-SCHEMA_VERSION = 1
+FIELD_SUFFIX = {"en": "en", "nb": "nb", "zh-Hans": "zh", "ja": "ja", "ar": "ar"}
+# 2: Arabic fields. A different version rebuilds the index from the core at start.
+SCHEMA_VERSION = 2
 META_FILE = "search-meta.json"
 TITLE_BOOST = 3.0
 SNIPPET_SOURCE_CHARS = 4000
@@ -113,8 +120,9 @@ def markdown_to_text(markdown: str) -> str:
 
 
 # --------------------------------------------------------------------------------- snippets
-_WORDS = re.compile(r"\w+")
-_WORD_CHAR = re.compile(rf"[^\W{CJK_CHARS}]")
+# Arabic marks belong to their word: `كَلِمَة` is one word, not four letters.
+_WORDS = re.compile(rf"[\w{ARABIC_MARKS}]+")
+_WORD_CHAR = re.compile(rf"[^\W{CJK_CHARS}]|[{ARABIC_MARKS}]")
 _CJK_START = re.compile(rf"[{CJK_CHARS}]")
 
 
@@ -125,14 +133,14 @@ def _locators(terms: frozenset[str]) -> tuple[re.Pattern[str] | None, re.Pattern
     bigrams = [re.escape(term) for term in by_length if _CJK_START.match(term)]
     # Stems are (nearly) prefixes of their words: `happi` <- `happy`, `reset` <- `resets`.
     prefixes = [
-        re.escape(term[:-1] if len(term) > 3 else term)
+        arabic_locator(term) or re.escape(term[:-1] if len(term) > 3 else term)
         for term in by_length
         if not _CJK_START.match(term)
     ]
     return (
         # A lookahead, so that overlapping bigrams (パス, スワ, ...) are all found.
         re.compile(f"(?=({'|'.join(bigrams)}))") if bigrams else None,
-        re.compile(f"(?:{'|'.join(prefixes)})\\w*", re.I) if prefixes else None,
+        re.compile(f"(?:{'|'.join(prefixes)})[\\w{ARABIC_MARKS}]*", re.I) if prefixes else None,
     )
 
 

@@ -199,7 +199,7 @@ async def test_errors_come_in_the_visitors_language(server, acme, contact_form):
         client.headers["accept-language"] = "nb-NO,nb;q=0.9"
         response = await send_form(client, contact_form.id, {**VALID, "subject": "", "email": "x"})
         assert response.status_code == 400
-        assert '<html lang="nb">' in response.text
+        assert '<html lang="nb" dir="ltr">' in response.text
         assert field_error(response.text, "subject") == "Dette feltet er obligatorisk."
         assert "e-postadresse" in field_error(response.text, "email")
         assert 'value="x"' in response.text
@@ -212,7 +212,7 @@ async def test_errors_come_in_the_visitors_language(server, acme, contact_form):
             tokens=hidden(page.text),
             params={"lang": "ja"},
         )
-        assert '<html lang="ja">' in response.text
+        assert '<html lang="ja" dir="ltr">' in response.text
         assert field_error(response.text, "subject") != "This field is required."
 
 

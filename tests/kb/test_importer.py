@@ -327,7 +327,7 @@ async def test_import_demo_articles(core: EmbeddedCore, tenant_id: int) -> None:
     by_language: dict[str, int] = {}
     for item in articles:
         by_language[item.language] = by_language.get(item.language, 0) + 1
-    assert set(by_language) == {"en", "nb", "zh-Hans", "ja"}
+    assert set(by_language) == {"en", "nb", "zh-Hans", "ja", "ar"}
     assert by_language["en"] >= 5
     assert min(by_language.values()) >= 3
     assert (await core.get_article_by_slug(tenant_id, "zh-Hans", "reset-password")).title == (
@@ -336,7 +336,7 @@ async def test_import_demo_articles(core: EmbeddedCore, tenant_id: int) -> None:
     assert (await core.get_article_by_slug(tenant_id, "ja", "reset-password")).title == (
         "パスワードをリセットする方法"
     )
-    assert len(await core.translations(tenant_id, "reset-password")) == 4
+    assert len(await core.translations(tenant_id, "reset-password")) == 5
     assert any(re.search(r"\bkundeportal\b", a.body_md) for a in articles if a.language == "nb")
 
     existing = {(a.language, a.slug) for a in articles}
