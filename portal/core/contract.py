@@ -72,6 +72,8 @@ class Customer:
     # When the customer first proved the address (followed a magic link, or typed its code);
     # None: never, so agents see the address as unverified.
     email_verified_at: datetime | None = None
+    # The company's own id for this user, set by a signed widget identity; unique per tenant.
+    external_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -364,6 +366,25 @@ class Session:
     created_at: datetime
 
 
+WIDGET_KEY_ALGORITHMS = ("HS256", "ES256", "EdDSA")
+
+
+@dataclass(frozen=True)
+class WidgetKey:
+    """A key that may sign a tenant's widget identity tokens (JWT), named by the token's `kid`.
+
+    HS256 keys hold a `secret` we made and showed once; ES256 and EdDSA keys hold the company's
+    `public_key` (PEM), so it signs without sharing a secret with us."""
+
+    id: int
+    tenant_id: int
+    kid: str
+    alg: str  # one of WIDGET_KEY_ALGORITHMS
+    created_at: datetime
+    secret: str | None = None
+    public_key: str | None = None
+
+
 # Not from a core: the front says so when events of other processes may have gone unheard
 # (after a hub outage), so that caches are dropped and indexes catch up.
 EVENTS_RESUMED = "events.resumed"
@@ -529,6 +550,18 @@ class HelpdeskCore(Protocol):
     async def end_session(self, tenant_id: int, session_id: str) -> None: ...
     async def end_sessions(self, tenant_id: int, kind: str, subject_id: int) -> int: ...
     async def verify_customer_email(self, tenant_id: int, customer_id: int) -> None: ...
+
+    # widget identity: the keys that sign a tenant's identity tokens (a taken kid is a
+    # Conflict), and the customer a verified token names (found by external id, else the one
+    # with that email and no external id yet, else a new one; the email counts as verified)
+    async def list_widget_keys(self, tenant_id: int) -> list[WidgetKey]: ...
+    async def add_widget_key(
+        self, tenant_id: int, kid: str, alg: str, secret: str | None, public_key: str | None
+    ) -> WidgetKey: ...
+    async def delete_widget_key(self, tenant_id: int, key_id: int) -> None: ...
+    async def identified_customer(
+        self, tenant_id: int, external_id: str, email: str | None, name: str
+    ) -> Customer: ...
     async def create_ticket(
         self, tenant_id: int, draft: TicketDraft, idempotency_key: str
     ) -> Ticket: ...

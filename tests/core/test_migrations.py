@@ -30,6 +30,7 @@ EXPECTED_TABLES = {
     "used_tokens",
     "canned_responses",
     "sessions",
+    "widget_keys",
 }
 
 
@@ -49,7 +50,7 @@ async def test_migrations_from_empty_match_the_schema(empty_database_url):
         await core.close()
     assert EXPECTED_TABLES <= tables
     assert diff == [], f"schema.py and the migrations disagree: {diff}"
-    assert version == "0005"
+    assert version == "0006"
 
 
 async def test_starting_twice_is_harmless(database_url):

@@ -29,10 +29,11 @@ from portal.core.embedded.migrate import upgrade
 from portal.core.embedded.rows import T, aware, from_row, utcnow
 from portal.core.embedded.sessions import SessionStore
 from portal.core.embedded.tickets import TicketStore
+from portal.core.embedded.widget_keys import WidgetKeyStore
 from portal.core.slugs import slugify
 
 
-class EmbeddedCore(TicketStore, ChatStore, SessionStore):
+class EmbeddedCore(TicketStore, ChatStore, SessionStore, WidgetKeyStore):
     """The default core, in this process, on the database at `database_url`."""
 
     def __init__(self, database_url: str, *, migrate: bool = True) -> None:

@@ -102,7 +102,11 @@ customers = Table(
     # an agent sees the address marked as unverified.
     Column("email_verified_at", DateTime(timezone=True)),
     _created(),
+    # The company's own id for the user, from a signed widget identity (migration 0006); NULLs
+    # never collide, so the constraint holds only where it is set, on SQLite and PostgreSQL.
+    Column("external_id", String(200)),
     UniqueConstraint("tenant_id", "email", name="uq_customers_tenant_email"),
+    UniqueConstraint("tenant_id", "external_id", name="uq_customers_tenant_external_id"),
 )
 
 departments = Table(
@@ -373,4 +377,19 @@ sessions = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
     _created(),
     Index("ix_sessions_subject", "tenant_id", "kind", "subject_id"),
+)
+
+widget_keys = Table(
+    "widget_keys",
+    metadata,
+    # Keys that sign a tenant's widget identity tokens (JWT), several at once for rotation:
+    # an HS256 secret made here, or a company's ES256 / EdDSA public key (PEM).
+    _id(),
+    _tenant(),
+    Column("kid", String(64), nullable=False),
+    Column("alg", String(10), nullable=False),  # "HS256" | "ES256" | "EdDSA"
+    Column("secret", String(200)),  # HS256 only
+    Column("public_key", Text),  # ES256 / EdDSA only
+    _created(),
+    UniqueConstraint("tenant_id", "kid", name="uq_widget_keys_tenant_kid"),
 )
