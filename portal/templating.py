@@ -12,8 +12,16 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.templating import Jinja2Templates
+from starlette.types import Receive, Scope, Send
 
-from portal.i18n import DEFAULT_LANGUAGE, LANGUAGES, language_name, negotiate, translations
+from portal.i18n import (
+    DEFAULT_LANGUAGE,
+    LANGUAGES,
+    language_name,
+    negotiate,
+    text_direction,
+    translations,
+)
 from portal.resources import TEMPLATES_DIR
 from portal.urls import path_for
 
@@ -60,6 +68,9 @@ def make_templates(override_dir: Path | None = None) -> Jinja2Templates:
     )
     env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.globals["language_name"] = language_name
+    # `<html dir="{{ text_direction(lang) }}">`: the stylesheets use logical properties, so this
+    # one attribute mirrors a page for right-to-left languages.
+    env.globals["text_direction"] = text_direction
     env.globals["LANGUAGES"] = LANGUAGES
     templates = Jinja2Templates(env=env)
     env.globals["url_for"] = _url_for  # paths, cached; replaces Starlette's uncached absolute URLs
@@ -92,8 +103,43 @@ def render(
     language = language or context.get("lang") or page_language(request)
     context.setdefault("lang", language)
     context.setdefault("tenant", getattr(request.state, "tenant", None))
+    if context["tenant"] is not None:
+        return _SitePage(request, name, context, language, status_code, headers)
     templates: Jinja2Templates = request.state.templates
     with use_language(language):
         return templates.TemplateResponse(
             request, name, context, status_code=status_code, headers=headers
         )
+
+
+class _SitePage(HTMLResponse):
+    """A tenant's page, rendered as it is sent: its header navigation needs an awaited read.
+
+    Handlers build pages without awaiting, and headers they add afterwards (cookies, CSP) stay;
+    only the body and its length are filled in here, after `portal.navigation.prepare`.
+    """
+
+    def __init__(
+        self,
+        request: Request,
+        name: str,
+        context: dict[str, Any],
+        language: str,
+        status_code: int,
+        headers: dict[str, str] | None,
+    ) -> None:
+        super().__init__(None, status_code=status_code, headers=headers)
+        self._page = (request, name, context, language)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        from portal.navigation import prepare, site_nav  # it imports this module
+
+        request, name, context, language = self._page
+        await prepare(request)
+        templates: Jinja2Templates = request.state.templates
+        with use_language(language):
+            context.setdefault("site_nav", site_nav(request, language))
+            context.setdefault("request", request)
+            self.body = self.render(templates.get_template(name).render(context))
+        self.headers["content-length"] = str(len(self.body))
+        await super().__call__(scope, receive, send)

@@ -20,6 +20,12 @@ PATH = "/admin/settings"
 
 
 @pytest.fixture
+def database_url(tmp_path) -> str:
+    """SQLite only: these pages read what every core offers; tests/core runs both databases."""
+    return f"sqlite+aiosqlite:///{tmp_path}/core.db"
+
+
+@pytest.fixture
 async def admin(server):
     tenant = await server.tenant()
     await server.agent(tenant, EMAIL, PASSWORD)
