@@ -11,11 +11,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The service on 127.0.0.1:8000, and a sample company site showing the widget on 127.0.0.2:8001.
 serve: $(STAMP)
 	$(BIN)/portal demo
-	$(BIN)/portal serve
+	$(BIN)/portal sample-site & $(BIN)/portal serve
 
-test: $(STAMP)
+# axe-core for the accessibility tests (skipped where npm is missing; required on CI).
+node_modules/.installed: package.json package-lock.json
+	command -v npm >/dev/null && npm ci --no-audit --no-fund --loglevel=error && touch $@ || true
+
+test: $(STAMP) node_modules/.installed
 	$(BIN)/ruff check portal tests benchmarks
 	$(BIN)/python -m pytest
 
@@ -26,7 +31,7 @@ lint: $(STAMP)
 # Refresh the message catalogs after changing UI strings: extract, then merge into each locale.
 i18n: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -o portal/locales/messages.pot --no-location --sort-output .
-	for l in en nb zh_Hans ja; do \
+	for l in en nb zh_Hans ja ar; do \
 	  test -f portal/locales/$$l/LC_MESSAGES/messages.po \
 	    && $(BIN)/pybabel update -i portal/locales/messages.pot -d portal/locales -l $$l --no-fuzzy-matching \
 	    || $(BIN)/pybabel init -i portal/locales/messages.pot -d portal/locales -l $$l; \

@@ -36,14 +36,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _floor import floor_server  # noqa: E402
 from _server import free_port, served  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 
 MB = 1024 * 1024
 HOST = "127.0.0.1"
-FORM_ID = 1  # made by seed() before the server starts
-FORM_API = f"/api/forms/{FORM_ID}/submissions"
+# The web form the form floods go to: the demo's first, or one seed() makes.
+FORM = {"id": 1}
 
 
 def vm(pid: int, field: str) -> float:
@@ -127,7 +128,8 @@ async def visitor_token(port: int) -> str:
 
 
 async def nested_request(port: int) -> int:
-    return (await request(port, "POST", FORM_API, b"[" * 4000 + b"]" * 4000))[0]
+    path = f"/api/forms/{FORM['id']}/submissions"
+    return (await request(port, "POST", path, b"[" * 4000 + b"]" * 4000))[0]
 
 
 async def nested_frames(port: int, token: str, count: int) -> int:
@@ -152,7 +154,7 @@ async def nested_frames(port: int, token: str, count: int) -> int:
 
 
 async def seed(data: Path) -> None:
-    """A web form for the demo tenant, so form floods reach a real form."""
+    """A web form for the demo tenant (unless the demo has one), so form floods reach a form."""
     from portal.core.contract import FormDraft
     from portal.core.embedded.core import EmbeddedCore
 
@@ -160,8 +162,10 @@ async def seed(data: Path) -> None:
     await core.start()
     try:
         tenant = (await core.list_tenants())[0]
-        form = await core.save_form(tenant.id, FormDraft("Contact us"))
-        assert form.id == FORM_ID, form.id
+        forms = await core.list_forms(tenant.id)
+        FORM["id"] = (
+            forms[0].id if forms else (await core.save_form(tenant.id, FormDraft("Contact us"))).id
+        )
     finally:
         await core.close()
 
@@ -178,7 +182,7 @@ def floods(port: int, quick: bool) -> dict[str, Callable[[], Awaitable[int]]]:
         statuses = await asyncio.gather(
             *(chunked_post(port, "/messenger/token", 100 * MB, json_headers) for _ in range(3)),
             *(
-                chunked_post(port, f"/api/forms/{FORM_ID}/deflections", 100 * MB, json_headers)
+                chunked_post(port, f"/api/forms/{FORM['id']}/deflections", 100 * MB, json_headers)
                 for _ in range(3)
             ),
         )
@@ -197,7 +201,7 @@ def floods(port: int, quick: bool) -> dict[str, Callable[[], Awaitable[int]]]:
                 )
                 for _ in range(3)
             ),
-            *(chunked_post(port, f"/forms/{FORM_ID}", 400 * MB, multipart) for _ in range(3)),
+            *(chunked_post(port, f"/forms/{FORM['id']}", 400 * MB, multipart) for _ in range(3)),
         )
         return sum(s in (413, 0) for s in statuses)
 
@@ -230,50 +234,31 @@ async def run_floods(pid: int, port: int, quick: bool) -> dict[str, tuple[float,
     return results
 
 
-FLOOR_APP = """
-import sys
-import uvicorn
-from starlette.applications import Starlette
+FLOOR_ROUTES = """
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route, WebSocketRoute
-from portal.serving import server_config
-from portal.settings import Settings
+
 
 async def refuse(request):
     return PlainTextResponse("too large", status_code=413)
+
 
 async def socket(websocket):
     await websocket.accept()
     await websocket.receive_text()
 
+
 routes = [
     Route("/{path:path}", refuse, methods=["GET", "POST"]),
     WebSocketRoute("/{p:path}", socket),
 ]
-config = server_config(
-    Starlette(routes=routes), Settings(), port=int(sys.argv[1]), log_level="warning"
-)
-uvicorn.Server(config).run()
 """
-
-
-def wait_for_port(port: int) -> None:
-    import socket
-
-    for _ in range(300):
-        with contextlib.suppress(OSError):
-            socket.create_connection((HOST, port), timeout=0.2).close()
-            return
-        time.sleep(0.1)
-    raise RuntimeError("the floor server did not start")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    root = Path(__file__).resolve().parent.parent
-
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         env = {**os.environ, "PORTAL_DATA_DIR": str(data)}
@@ -288,20 +273,10 @@ def main() -> None:
             ours = asyncio.run(run_floods(server.pid, port, args.quick))
 
     floor_port = free_port()
-    floor = subprocess.Popen(
-        [sys.executable, "-c", FLOOR_APP, str(floor_port)],
-        cwd=root,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(floor_port)
+    with floor_server(FLOOR_ROUTES, floor_port) as floor:
         time.sleep(0.5)
         floor_idle = vm(floor.pid, "VmRSS")
         theirs = asyncio.run(run_floods(floor.pid, floor_port, args.quick))
-    finally:
-        floor.terminate()
-        floor.wait()
 
     print(f"idle_mb: {idle:.1f} MB")
     print(f"floor_idle_mb: {floor_idle:.1f} MB")

@@ -42,6 +42,8 @@ from portal.settings import Settings
 from portal.templating import make_templates, render
 from portal.tenancy import TenancyMiddleware, TenantResolver
 from portal.urls import PathCache
+from portal.widget.identity import routes as identity_routes
+from portal.widget.routes import routes as widget_routes
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +171,8 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
         *forms_routes,
         *customer_routes,
         *messenger_routes,  # before the /agent mount, which would take /agent/ws
+        *identity_routes,
+        *widget_routes,
         Mount("/admin", routes=admin_routes),
         Mount("/agent", routes=agent_routes),
     ]

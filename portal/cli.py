@@ -1,4 +1,5 @@
-"""The `portal` command: serve, demo, migrate, reindex, kb-import, create-agent, settings."""
+"""The `portal` command: serve, demo, sample-site, migrate, reindex, kb-import, create-agent,
+settings."""
 
 from __future__ import annotations
 
@@ -59,6 +60,18 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         port=int(args.port) if args.port else None,
     )
     uvicorn.Server(config).run()
+    return 0
+
+
+def cmd_sample_site(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from portal.demo.sample_site import SAMPLE_HOST, SAMPLE_PORT, sample_site
+
+    service = args.service or f"http://{settings.host}:{settings.port}"
+    host, port = args.host or SAMPLE_HOST, int(args.port or SAMPLE_PORT)
+    print(f"sample site with the widget: http://{host}:{port}/ (widget from {service})")
+    uvicorn.run(sample_site(service), host=host, port=port, log_level="warning")
     return 0
 
 
@@ -161,6 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port")
     serve.set_defaults(func=cmd_serve)
+    sample = sub.add_parser(
+        "sample-site", help="a sample company website on another origin, showing the widget"
+    )
+    sample.add_argument("--host", help="default 127.0.0.2")
+    sample.add_argument("--port", help="default 8001")
+    sample.add_argument("--service", help="the service's URL, default http://PORTAL_HOST:PORT")
+    sample.set_defaults(func=cmd_sample_site)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
     sub.add_parser("demo", help="load the demo tenant and articles").set_defaults(func=cmd_demo)
     reindex = sub.add_parser("reindex", help="rebuild the search index from the core")

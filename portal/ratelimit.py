@@ -56,6 +56,9 @@ Article feedback ("was this helpful?"):
 Deflections (`POST /api/forms/{id}/deflections`), 429 beyond:
   DEFLECTIONS_PER_ADDRESS  60 / hour: a form visitor opens a few suggested articles.
   DEFLECTIONS_PER_TENANT   600 / min.
+Widget sign-ins (`POST /widget/identify`, each a signature check and maybe a session), 429 beyond:
+  IDENTIFY_PER_ADDRESS     60 / min: a page identifies once per load and again before the token
+                           expires; a script trying tokens soon meets it.
 
 Socket frames that meet a limit get an `error` frame with code `rate_limited`, the frame's
 `client_id` and `retry_after` (seconds), and nothing is stored.
@@ -68,11 +71,11 @@ import ipaddress
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 
+from portal.appstate import shared
 from portal.core.contract import Tenant
 from portal.templating import ngettext, page_language, render, use_language
 
@@ -193,6 +196,7 @@ FEEDBACK_PER_ADDRESS = Rule("feedback/address", 30, HOUR, "votes from here")
 FEEDBACK_PER_TENANT = Rule("feedback/tenant", 600, MINUTE, "votes")
 DEFLECTIONS_PER_ADDRESS = Rule("deflections/address", 60, HOUR, "suggestions opened from here")
 DEFLECTIONS_PER_TENANT = Rule("deflections/tenant", 600, MINUTE, "suggestions opened")
+IDENTIFY_PER_ADDRESS = Rule("identify/address", 60, MINUTE, "sign-ins from here")
 
 Check = tuple[Rule, str]  # a rule and the key it counts under: an address, a visitor id, ...
 
@@ -250,11 +254,7 @@ class RateLimits:
 
 def limits_of(connection: HTTPConnection) -> RateLimits:
     """The app's registry (a request's or a websocket's), made on first use."""
-    state: Any = connection.app.state
-    limits: RateLimits | None = getattr(state, "rate_limits", None)
-    if limits is None:
-        limits = state.rate_limits = RateLimits()
-    return limits
+    return shared(connection, "rate_limits", RateLimits)
 
 
 def client_ip(connection: HTTPConnection) -> str:

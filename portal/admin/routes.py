@@ -39,6 +39,8 @@ from portal.admin.auth import (
 from portal.admin.chat import routes as chat_routes
 from portal.admin.forms import routes as form_builder_routes
 from portal.admin.settings import settings
+from portal.admin.widget import widget_settings
+from portal.admin.widget_keys import routes as widget_key_routes
 from portal.core.contract import Article, ArticleDraft, Category, Conflict, NotFound, Tenant
 from portal.core.slugs import slugify
 from portal.i18n import LANGUAGES
@@ -737,5 +739,7 @@ routes = [
     Route("/articles/{id:int}", article_edit, methods=["GET", "POST"], name="admin_article_edit"),
     *form_builder_routes,
     *chat_routes,
+    *widget_key_routes,
     Route("/settings", settings, methods=["GET", "POST"], name="admin_settings"),
+    Route("/widget", widget_settings, methods=["GET", "POST"], name="admin_widget"),
 ]

@@ -16,6 +16,7 @@ def _strings(language: str) -> dict[str, str]:
         return agent_strings(language) | {
             "unverified": gettext("Unverified"),
             "unverified_title": gettext("Unverified: anyone can type any address"),
+            "on_page": gettext("On the page:"),
         }
 
 

@@ -8,8 +8,10 @@ Session
     costs no database read), the cookie names this request's tenant and the row exists, is
     unexpired and belongs to the same customer: one primary-key read. Signing out deletes the
     row, so a copied cookie stops working at once in every process, and "sign out everywhere"
-    deletes every row of the customer. The cookie is HttpOnly, host-only, scoped to `/portal`,
-    lives 14 days, as does the row, and is refused on any other tenant's host. The customer is
+    deletes every row of the customer. The cookie is HttpOnly, host-only, sent to every path of
+    the tenant's host (the chat's socket and the widget's endpoints need it as much as the
+    portal's pages; it used to be scoped to `/portal`, and signing out drops that old cookie
+    too), lives 14 days, as does the row, and is refused on any other tenant's host. The customer is
     read from the core on every request, so a changed organization takes effect at once.
     `session_data` checks only the signature: it is for callers that merely recognise a visitor
     (the messenger), never for deciding what a signed-in customer may see or do.
@@ -52,7 +54,8 @@ from portal.templating import page_language, render, use_language
 from portal.tenancy import embed_origins
 
 SESSION_COOKIE = "portal_customer"
-SESSION_PATH = "/portal"
+SESSION_PATH = "/"
+LEGACY_SESSION_PATH = "/portal"  # where cookies set before the widget still live
 SESSION_MAX_AGE = 14 * 24 * 3600
 SIGN_IN_PATH = "/portal/sign-in"
 DEFAULT_NEXT = "/portal/tickets"
@@ -161,6 +164,7 @@ async def sign_in(response: Response, request: Request, customer: Customer, *, e
 def sign_out(response: Response, request: Request) -> None:
     """Drop the cookie; the caller ends the session itself (`sessions.end` or `end_all`)."""
     delete_cookie(response, request, SESSION_COOKIE, SESSION_PATH)
+    delete_cookie(response, request, SESSION_COOKIE, LEGACY_SESSION_PATH)
 
 
 # ------------------------------------------------------------------ redirects and origins

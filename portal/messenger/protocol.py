@@ -23,6 +23,9 @@ Visitor only
   contact     {conversation_id, name?, email?}       leave an email when nobody is there
   transcript  {conversation_id, email?}              mail the transcript -> `transcript_sent`
   list        {}                                     -> `conversations` (this visitor's past ones)
+  page        {conversation_id, url, title?}         the page of the company's site the visitor
+              is on (the widget sends it, also after single-page navigation); relayed to the
+              tenant's agents (their inbox) as `page`, not stored
 
 Agent only
   watch       {conversation_id, last_id}             open a conversation in the console
@@ -42,6 +45,7 @@ Server -> client
   ack            {client_id, id, conversation_id}
   caught_up      {conversation_id, last_id}  end of a resume: live messages follow
   typing         {conversation_id, author_type, author_name, typing}
+  page           {conversation_id, url, title}   agents: the page the visitor is on
   read           {conversation_id, reader, id}
   conversation   {conversation}              status, assignee or ticket changed
   availability   {conversation_id, state: "online" | "offline" | "no_answer", reason, ticket?}
@@ -77,6 +81,7 @@ MAX_FRAME_DEPTH = 8  # the deepest frame (a message with attachment ids) nests 2
 MAX_BODY = 5_000
 MAX_CLIENT_ID = 64  # stored behind the author's id, within the core's 100
 MAX_NAME = 200
+MAX_URL = 1000
 MAX_ATTACHMENTS = 5
 # A socket may send RATE_BURST frames at once and RATE_PER_SECOND on average.
 RATE_PER_SECOND = 10.0
@@ -87,7 +92,7 @@ HELLO_TIMEOUT_S = 10.0
 PING_INTERVAL_S = 25.0
 
 BOTH_TYPES = frozenset({"hello", "resume", "message", "typing", "read", "ping"})
-VISITOR_TYPES = BOTH_TYPES | {"start", "contact", "transcript", "list"}
+VISITOR_TYPES = BOTH_TYPES | {"start", "contact", "transcript", "list", "page"}
 AGENT_TYPES = BOTH_TYPES | {"watch", "unwatch", "accept", "assign", "close", "note", "presence"}
 
 CLOSE_BAD_FRAMES = 4400

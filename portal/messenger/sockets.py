@@ -56,6 +56,8 @@ from portal.ratelimit import (
     limits_of,
 )
 from portal.tenancy import embed_origins
+from portal.widget.identity import is_identified_visitor
+from portal.widget.settings import WidgetSettings
 
 log = logging.getLogger(__name__)
 
@@ -378,6 +380,8 @@ class VisitorSocket(ChatSocket):
             return False  # agents' notes never reach a visitor
         if kind == "typing" and frame.get("author_type") == "visitor":
             return False
+        if kind == "page":
+            return False  # where the visitor is, for agents only
         return super().wants(frame)
 
     async def send(self, frame: dict[str, Any]) -> None:
@@ -435,8 +439,23 @@ class VisitorSocket(ChatSocket):
             await self.transcript(frame)
         elif kind == "list":
             await self.send({"type": "conversations", "conversations": await self.past()})
+        elif kind == "page":
+            await self.page(frame)
         else:
             await super().handle_role(kind, frame)
+
+    async def page(self, frame: dict[str, Any]) -> None:
+        """Tell the agents which page of the company's site the visitor is on (not stored)."""
+        conversation = await self.known_conversation(p.integer(frame, "conversation_id"))
+        url = p.text(frame, "url", limit=p.MAX_URL)
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise p.FrameError("invalid", '"url" must be an http or https address.')
+        title = clean_name(p.text(frame, "title", limit=p.MAX_NAME))
+        # To the inbox: an agent who opens the conversation later has heard it already.
+        await self.messenger.hub.publish(
+            inbox_channel(self.tenant.id),
+            {"type": "page", "conversation_id": conversation.id, "url": url, "title": title},
+        )
 
     # ------------------------------------------------------------ limits
     def limit(self, checks: list[Check], client_id: str | None) -> None:
@@ -462,6 +481,13 @@ class VisitorSocket(ChatSocket):
         client_id = p.client_id(frame)
         if not ChatSettings.for_tenant(self.tenant).enabled:
             raise p.FrameError("not_allowed", "Chat is switched off here.", client_id)
+        if (
+            WidgetSettings.for_tenant(self.tenant).require_identity
+            and self.customer_id is None
+            and not is_identified_visitor(self.visitor_id)
+        ):
+            message = "This site must sign you in before you can chat."
+            raise p.FrameError("not_allowed", message, client_id)
         try:
             name = clean_name(p.text(frame, "name", limit=p.MAX_NAME))
             email = _email(p.text(frame, "email", limit=p.MAX_NAME))

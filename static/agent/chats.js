@@ -44,6 +44,7 @@
   var state = {
     tab: "waiting",
     conversations: {},
+    pages: {}, // conversation id -> the page its visitor is on, as the widget said
     open: null, // the conversation id shown in the pane
     caughtUp: false,
     visitorReadId: 0,
@@ -293,6 +294,23 @@
     }
   }
 
+  /* The page of the company's site the visitor is on (the widget reports it). The address is
+     the visitor's to claim: shown as text, linked only when it is http(s). */
+  function showPage() {
+    var node = $("chats-page");
+    var page = state.pages[state.open];
+    node.textContent = "";
+    node.hidden = !page;
+    if (!page) return;
+    var link = C.el(/^https?:\/\//i.test(page.url) ? "a" : "span", "", page.title || page.url);
+    if (link.tagName === "A") {
+      link.href = page.url;
+      link.target = "_blank";
+      link.rel = "noopener noreferrer";
+    }
+    node.append(t("on_page") + " ", link);
+  }
+
   function openConversation(id) {
     if (id === state.open) {
       input.focus();
@@ -309,6 +327,7 @@
     showError("");
     logNode.setAttribute("aria-busy", "true");
     conn.send({ type: "watch", conversation_id: id, last_id: 0 });
+    showPage();
     renderDetail();
     renderList();
     input.focus();
@@ -641,6 +660,11 @@
       showSeen();
       messages.scrollDown();
       scheduleRead();
+    },
+
+    page: function (frame) {
+      state.pages[frame.conversation_id] = { url: frame.url, title: frame.title };
+      if (frame.conversation_id === state.open) showPage();
     },
 
     typing: function (frame) {

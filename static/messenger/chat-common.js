@@ -11,11 +11,35 @@
 
   /* ---------------------------------------------------------------- storage */
   // localStorage may be refused (third-party iframes, private modes): fall back to memory.
+  // Inside the widget, a cross-site frame, browsers refuse or partition storage: there the
+  // widget hands this page the host page's first-party store in the fragment (`#store=`), and
+  // every change goes back to it; with no consent the host keeps it in memory only.
   var memory = {};
+  var hostBacked = false;
+  (function () {
+    var found = /[#&]store=([^&]*)/.exec(window.location.hash);
+    if (!found || window.parent === window) return;
+    hostBacked = true;
+    try {
+      var data = JSON.parse(decodeURIComponent(found[1]));
+      Object.keys(data).forEach(function (key) {
+        if (typeof data[key] === "string") memory[key] = data[key];
+      });
+    } catch (err) { /* start empty */ }
+    history.replaceState(null, "", window.location.pathname + window.location.search);
+  })();
+
+  function tellHost(key, raw) {
+    window.parent.postMessage(
+      { type: "portal-chat", event: "store", data: { key: key, value: raw } }, window.location.origin
+    );
+  }
+
   var store = {
     get: function (key, fallback) {
       var raw = null;
       try {
+        if (hostBacked) throw new Error("the host keeps it");
         raw = window.localStorage.getItem(key);
       } catch (err) {
         raw = Object.prototype.hasOwnProperty.call(memory, key) ? memory[key] : null;
@@ -30,6 +54,7 @@
     set: function (key, value) {
       var raw = JSON.stringify(value);
       memory[key] = raw;
+      if (hostBacked) return tellHost(key, raw);
       try {
         window.localStorage.setItem(key, raw);
       } catch (err) {
@@ -38,6 +63,7 @@
     },
     remove: function (key) {
       delete memory[key];
+      if (hostBacked) return tellHost(key, null);
       try {
         window.localStorage.removeItem(key);
       } catch (err) {

@@ -488,6 +488,31 @@
   });
   function scheduleRead() { receipts.schedule(); }
 
+  /* ---------------------------------------------------------------- the widget */
+  // Inside the widget's panel (a frame of our own origin), tell it what the visitor should
+  // notice while the panel is closed; nothing goes to any other origin.
+  var inWidget = window.parent !== window;
+  function tellWidget(event, data) {
+    if (inWidget) window.parent.postMessage({ type: "portal-chat", event: event, data: data }, location.origin);
+  }
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape") tellWidget("escape", null);
+  });
+  // The widget says which page of the company's site the visitor is on; agents see it.
+  var hostPage = null;
+  window.addEventListener("message", function (event) {
+    var data = event.data || {};
+    if (!inWidget || event.source !== window.parent || event.origin !== location.origin) return;
+    if (data.type === "portal-widget:page" && typeof data.url === "string") {
+      hostPage = { url: data.url, title: typeof data.title === "string" ? data.title : "" };
+      sendPage();
+    }
+  });
+  function sendPage() {
+    if (!hostPage || !state.conversationId || !conn) return;
+    conn.send({ type: "page", conversation_id: state.conversationId, url: hostPage.url, title: hostPage.title });
+  }
+
   /* ---------------------------------------------------------------- frames */
   var handlers = {
     ready: function (frame) {
@@ -515,6 +540,7 @@
       if (item && item.attachments && item.attachments.length) pendingFiles = pendingFiles.concat(item.attachments);
       useConversation(conversation);
       renderConversations([]);
+      tellWidget("conversation", { id: id });
     },
 
     message: function (frame) {
@@ -535,6 +561,9 @@
         typing.hide();
       }
       if (result.added && message.author_type !== "visitor") scheduleRead();
+      if (result.added && state.caughtUp && message.author_type === "agent") {
+        tellWidget("message", { author_name: message.author_name, body: message.body });
+      }
       if (message.author_type === "visitor") showSeen();
       layout();
     },
@@ -548,6 +577,7 @@
     caught_up: function (frame) {
       if (frame.conversation_id !== state.conversationId) return;
       state.caughtUp = true;
+      sendPage();
       logNode.removeAttribute("aria-busy");
       if (pendingFiles.length) {
         var files = pendingFiles;

@@ -140,6 +140,27 @@ async def test_typing_and_read_receipts_reach_the_other_side_only(chat: Chat):
     assert stored.agent_read_id == message["id"]
 
 
+async def test_the_page_a_visitor_is_on_reaches_agents_only(chat: Chat):
+    agent, _ = await chat.agent()
+    visitor, _ = await chat.visitor()
+    conversation_id = await chat.start(visitor, "hello")
+    await agent.send("watch", conversation_id=conversation_id, last_id=0)
+    await agent.expect("caught_up", conversation_id=conversation_id)
+
+    url = "https://shop.example/cart?step=2"
+    await visitor.send("page", conversation_id=conversation_id, url=url, title="Cart \u202e")
+    page = await agent.expect("page")
+    assert page == {
+        "type": "page", "conversation_id": conversation_id, "url": url, "title": "Cart"
+    }  # fmt: skip
+    await visitor.send("page", conversation_id=conversation_id, url="javascript:alert(1)")
+    assert (await visitor.expect("error"))["code"] == "invalid"
+    await visitor.send("ping")
+    await visitor.expect("pong")
+    assert not [f for f in visitor.frames if f["type"] == "page"]
+    assert [f["url"] for f in agent.frames if f["type"] == "page"] == [url]
+
+
 async def test_internal_notes_reach_agents_but_never_the_visitor(chat: Chat):
     agent, _ = await chat.agent()
     visitor, _ = await chat.visitor()

@@ -165,7 +165,7 @@ async def test_a_copied_customer_cookie_dies_when_the_customer_signs_out(
     customer = await served_core.ensure_customer(tenant.id, email, "Kim")
     assert customer.email_verified_at is None
     browser, done = await browsers.customer(email)
-    assert {"httponly", "samesite=lax", "path=/portal"} <= set_cookie(done, "portal_customer")
+    assert {"httponly", "samesite=lax", "path=/"} <= set_cookie(done, "portal_customer")
     # Following the link proved the address.
     assert (await served_core.get_customer(tenant.id, customer.id)).email_verified_at is not None
 

@@ -1,0 +1,107 @@
+"""The widget's run-time config: what the loader on a customer's site draws, decided here.
+
+It is made from the tenant's branding, its widget settings and its chat settings (business
+hours decide the away behaviour), in the visitor's language, and inlined into `/widget.js`, so
+the loader costs one request before the first click. The forms list is the one database read;
+it is kept for a few seconds per tenant, while the tenant itself comes from the resolver's
+cache, which an admin's change empties at once.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.requests import Request
+
+from portal.appstate import shared
+from portal.core.contract import Tenant
+from portal.messenger.hours import ChatSettings, is_open
+from portal.templating import gettext, page_language, use_language
+from portal.tenancy import embed_origins
+from portal.urls import absolute, path_for
+from portal.widget.settings import WidgetSettings
+
+FORMS_TTL_S = 10.0
+
+
+class FormIds:
+    """The ids of each tenant's forms, kept briefly: every page view on a customer's site asks."""
+
+    def __init__(self, ttl: float = FORMS_TTL_S) -> None:
+        self.ttl = ttl
+        self._ids: dict[int, tuple[float, tuple[int, ...]]] = {}
+
+    async def get(self, request: Request, tenant: Tenant) -> tuple[int, ...]:
+        now = time.monotonic()
+        cached = self._ids.get(tenant.id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        ids = tuple(f.id for f in await request.state.core.list_forms(tenant.id))
+        if len(self._ids) > 10_000:
+            self._ids.clear()
+        self._ids[tenant.id] = (now + self.ttl, ids)
+        return ids
+
+
+def form_ids(request: Request) -> FormIds:
+    return shared(request, "widget_form_ids", FormIds)
+
+
+def contact_form(settings: WidgetSettings, ids: tuple[int, ...]) -> int | None:
+    """The form "contact us" opens: the chosen one while it exists, else the first."""
+    if settings.form_id in ids:
+        return settings.form_id
+    return ids[0] if ids else None
+
+
+def available_apps(
+    tenant: Tenant, settings: WidgetSettings, form_id: int | None, now_open: bool
+) -> tuple[tuple[str, ...], bool]:
+    """(the apps the panel offers, whether the launcher shows at all)."""
+    chat = ChatSettings.for_tenant(tenant)
+    apps = [a for a in settings.apps if a != "form" or form_id is not None]
+    if "chat" in apps and not chat.enabled:
+        apps.remove("chat")
+    if chat.enabled and not now_open:
+        if settings.away == "hide":
+            return (), False
+        if "chat" in apps:
+            apps.remove("chat")
+        if settings.away == "form" and form_id is not None and "form" not in apps:
+            apps.append("form")
+    return tuple(apps), bool(apps)
+
+
+async def widget_config(request: Request, language: str | None = None) -> dict[str, Any]:
+    """Everything the loader needs, in the visitor's language (or `language`)."""
+    tenant: Tenant = request.state.tenant
+    settings = WidgetSettings.for_tenant(tenant)
+    language = language or page_language(request)
+    form_id = contact_form(settings, await form_ids(request).get(request, tenant))
+    now_open = is_open(ChatSettings.for_tenant(tenant).business_hours)
+    apps, visible = available_apps(tenant, settings, form_id, now_open)
+    with use_language(language):
+        strings = {
+            "label": settings.label or gettext("Help"),
+            "open": gettext("Open help"),
+            "close": gettext("Close help"),
+            "unread": gettext("New messages"),
+            "greeting": settings.greeting or gettext("How can we help?"),
+        }
+    return {
+        "origin": absolute(request, ""),
+        "panel": path_for(request, "widget_panel"),
+        "lang": language,
+        "name": tenant.name,
+        "color": tenant.primary_color,
+        "logo": tenant.logo_url,
+        "position": settings.position,
+        "offset": [settings.offset_x, settings.offset_y],
+        "z": settings.z_index,
+        "apps": list(apps),
+        "form": form_id,
+        "visible": visible,
+        "sites": embed_origins(tenant),
+        "strings": strings,
+    }

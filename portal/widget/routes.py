@@ -1,0 +1,121 @@
+"""The widget's routes: the loader with its config inlined, the config alone, and the panel.
+
+- `GET /widget.js` the loader (static/widget/loader.js) with the tenant's run-time config
+  inlined: one request before the visitor's first click. `Cache-Control: no-cache` with an ETag,
+  so a browser asks again on every page load (answered 304 while nothing changed) and an admin's
+  change shows on the next one.
+- `GET /widget/config.json` the same config alone, for sites that drive the widget themselves.
+- `GET /widget/panel` the page the loader opens in its iframe on the first click: the tenant's
+  apps (search, chat, contact form, my tickets). It may be framed by the tenant's allowed sites.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from functools import cache
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from portal.appstate import shared
+from portal.core.contract import Tenant
+from portal.customer.session import secure_headers
+from portal.i18n import normalize_language
+from portal.resources import STATIC_DIR
+from portal.templating import page_language, render
+from portal.widget.config import FORMS_TTL_S, widget_config
+
+PLACEHOLDER = "/*CONFIG*/null"
+
+
+@cache
+def _loader_source() -> str:
+    source = (STATIC_DIR / "widget" / "loader.js").read_text()
+    if PLACEHOLDER not in source:
+        raise RuntimeError(f"static/widget/loader.js lacks {PLACEHOLDER}")
+    return source
+
+
+def _inline_json(data: object) -> str:
+    # Compact, and "<" escaped so the text can never close a script element it is put in.
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).replace("<", "\\u003c")
+
+
+def _revalidated(request: Request, body: bytes, media_type: str) -> Response:
+    """`body` with an ETag, or 304 when the browser already has it."""
+    etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+    headers = {
+        "ETag": etag,
+        "Cache-Control": "no-cache",
+        "Vary": "Accept-Language",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type=media_type, headers=headers)
+
+
+def _language(request: Request) -> str | None:
+    return normalize_language(request.query_params.get("lang", ""))
+
+
+class LoaderCache:
+    """Built loaders, kept a few seconds: every page view of a customer's site asks for one.
+
+    An entry holds the tenant object it was built from: the resolver hands out a new one after
+    any change to the tenant, so an admin's change is never served stale."""
+
+    def __init__(self, ttl: float = FORMS_TTL_S) -> None:
+        self.ttl = ttl
+        self._built: dict[tuple[int, str, str], tuple[float, Tenant, bytes]] = {}
+
+    async def get(self, request: Request, language: str | None) -> bytes:
+        tenant: Tenant = request.state.tenant
+        key = (tenant.id, language or page_language(request), request.headers.get("host", ""))
+        now = time.monotonic()
+        found = self._built.get(key)
+        if found is not None and found[0] > now and found[1] is tenant:
+            return found[2]
+        config = await widget_config(request, key[1])
+        body = _loader_source().replace(PLACEHOLDER, _inline_json(config)).encode()
+        if len(self._built) > 10_000:
+            self._built.clear()  # hostile Host headers must not grow it without bound
+        self._built[key] = (now + self.ttl, tenant, body)
+        return body
+
+
+def _loaders(request: Request) -> LoaderCache:
+    return shared(request, "widget_loaders", LoaderCache)
+
+
+async def loader(request: Request) -> Response:
+    body = await _loaders(request).get(request, _language(request))
+    return _revalidated(request, body, "text/javascript; charset=utf-8")
+
+
+async def config_json(request: Request) -> Response:
+    config = await widget_config(request, _language(request))
+    response = _revalidated(request, _inline_json(config).encode(), "application/json")
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+async def panel(request: Request) -> Response:
+    config = await widget_config(request, _language(request))
+    language = config["lang"]
+    context = {
+        "config": config,
+        "greeting": config["strings"]["greeting"],
+    }
+    response = render(request, "widget/panel.html", context, language=language)
+    return secure_headers(request, response)  # framed by the tenant's own sites only
+
+
+routes: list[BaseRoute] = [
+    Route("/widget.js", loader, name="widget_loader"),
+    Route("/widget/config.json", config_json, name="widget_config"),
+    Route("/widget/panel", panel, name="widget_panel"),
+]
