@@ -16,12 +16,13 @@ import json
 import time
 from functools import cache
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from portal.appstate import shared
-from portal.core.contract import Tenant
+from portal.core.contract import NotFound, Tenant
 from portal.customer.session import secure_headers
 from portal.i18n import normalize_language
 from portal.resources import STATIC_DIR
@@ -114,8 +115,31 @@ async def panel(request: Request) -> Response:
     return secure_headers(request, response)  # framed by the tenant's own sites only
 
 
+async def article(request: Request) -> Response:
+    """An article for the panel's frame: in the language asked for, else the tenant's."""
+    tenant = request.state.tenant
+    slug, lang = request.path_params["slug"], normalize_language(request.path_params["lang"])
+    page = None
+    for language in dict.fromkeys(x for x in (lang, tenant.default_locale) if x):
+        try:
+            page = await request.state.kb.article_page(tenant.id, language, slug)
+            break
+        except NotFound:
+            continue
+    if page is None:
+        raise HTTPException(404, "There is no such article in this help center.")
+    response = render(
+        request,
+        "widget/article.html",
+        {"page": page, "article": page.article},
+        language=page.article.language,
+    )
+    return secure_headers(request, response)
+
+
 routes: list[BaseRoute] = [
     Route("/widget.js", loader, name="widget_loader"),
     Route("/widget/config.json", config_json, name="widget_config"),
     Route("/widget/panel", panel, name="widget_panel"),
+    Route("/widget/article/{lang}/{slug}", article, name="widget_article"),
 ]

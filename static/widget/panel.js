@@ -36,7 +36,7 @@
     if (m.cmd === "open") {
       visible = true;
       unread = 0;
-      if (m.app === "kb" || m.app === "article") showHome(m.app === "kb" && m.arg ? m.arg.query : String(m.arg || "").replace(/-/g, " "));
+      if (m.app === "kb") showHome(m.arg ? m.arg.query : "");
       else if (m.app) openApp(m.app, m.arg);
       focusFirst();
     } else if (m.cmd === "closed") {
@@ -126,17 +126,23 @@
   var PATHS = {
     chat: function () { return "/messenger?embed=1&lang=" + encodeURIComponent(lang) + storage(); },
     form: function (id) { return "/forms/" + ((id | 0) || config.form) + "?embed=1&lang=" + encodeURIComponent(lang); },
-    tickets: function () { return "/portal/tickets?embed=1"; }
+    tickets: function () { return "/portal/tickets?embed=1"; },
+    article: function (arg) {
+      var slug = typeof arg === "string" ? arg : arg.slug;
+      var language = typeof arg === "string" ? lang : arg.lang || lang;
+      return "/widget/article/" + encodeURIComponent(language) + "/" + encodeURIComponent(slug);
+    }
   };
 
   function openApp(name, arg) {
-    if (!PATHS[name] || config.apps.indexOf(name) < 0) return showHome("");
+    var needs = name === "article" ? "kb" : name; // articles come with the help center
+    if (!PATHS[name] || config.apps.indexOf(needs) < 0) return showHome("");
     current = name;
     home.hidden = true;
     app.hidden = false;
     back.hidden = false;
     var button = document.querySelector('[data-app="' + name + '"]');
-    title.textContent = button ? button.getAttribute("data-title") : config.name;
+    title.textContent = button ? button.getAttribute("data-title") : (arg && arg.title) || config.name;
     appFrame.title = title.textContent;
     appFrame.src = PATHS[name](arg);
   }
@@ -178,9 +184,12 @@
         var item = document.createElement("li");
         var link = document.createElement("a");
         link.href = hit.url;
-        link.target = "_blank";
-        link.rel = "noopener";
         link.textContent = hit.title;
+        link.addEventListener("click", function (event) { // read it here; the link still opens
+          event.preventDefault();                         // the help center in a new tab
+          var slug = decodeURIComponent(hit.url.split("/").pop());
+          openApp("article", { slug: slug, lang: hit.language, title: hit.title });
+        });
         var snippet = document.createElement("p");
         snippet.innerHTML = hit.snippet; // escaped by the server; only <mark> is markup
         item.append(link, snippet);

@@ -148,7 +148,22 @@ async def test_the_panel_lists_the_apps_and_searches_in_chinese(shop, server):
     apps = await frame.locator(".apps button").all_inner_texts()
     assert apps == ["Chat with us", "My tickets"]  # no form in this help desk
     await frame.locator("#q").fill("密码")
-    await frame.locator("#results a", has_text="如何重置密码").wait_for()
+    await frame.locator("#results a", has_text="如何重置密码").click()
+    article = frame.frame_locator("#app-frame")
+    await article.locator("h1", has_text="如何重置密码").wait_for()  # read in the panel
+    assert await frame.locator("#title").inner_text() == "如何重置密码"
+
+
+async def test_the_host_page_opens_an_article(shop, server):
+    origin, _service, tenant, page = shop
+    await server.article(tenant, "Reset your password", "Open **Settings**.", slug="reset")
+    await page.goto(origin + "/")
+    await launcher(page)
+    await page.evaluate("PortalWidget('open', 'article', 'reset')")
+    frame = await panel_frame(page)
+    article = frame.frame_locator("#app-frame")
+    await article.locator("h1", has_text="Reset your password").wait_for()
+    assert await article.locator("strong").inner_text() == "Settings"
 
 
 async def test_loaded_twice_gives_one_launcher(shop):

@@ -113,3 +113,21 @@ async def test_the_panel_mirrors_for_right_to_left_languages(server, acme):
         english = await client.get("/widget/panel", params={"lang": "en"})
     assert '<html lang="ar" dir="rtl">' in arabic.text
     assert '<html lang="en" dir="ltr">' in english.text
+
+
+async def test_an_article_for_the_panel(server, acme):
+    await server.core.update_tenant_settings(
+        acme.id, {"embed_origins": ["https://www.acme.example"]}
+    )
+    await server.article(acme, "Reset your password", "Open <b>Settings</b>.", slug="reset")
+    async with server.client(HOST) as client:
+        found = await client.get("/widget/article/en/reset")
+        other_language = await client.get("/widget/article/nb/reset")  # falls back to the tenant's
+        missing = await client.get("/widget/article/en/nothing-here")
+    assert found.status_code == 200 and "Reset your password" in found.text
+    assert (
+        "frame-ancestors 'self' https://www.acme.example"
+        in found.headers["content-security-policy"]
+    )
+    assert other_language.status_code == 200
+    assert missing.status_code == 404
