@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
+import tempfile
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,6 +32,8 @@ from portal.settings import Settings
 REQUIRE_SERVICES = os.environ.get("PORTAL_REQUIRE_SERVICES") == "1"
 PG_ADMIN_DSN = os.environ.get("PORTAL_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 BASE_DOMAIN = "portal.test"
+# scrypt at 2**4 instead of 2**14 for fixtures' accounts: real hashes, a thousandth the work.
+TEST_HASH_COST = 2**4
 
 
 def service_missing(reason: str) -> None:
@@ -105,11 +110,44 @@ async def postgres_database(*, empty: bool = False) -> AsyncIterator[str]:
         await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+_sqlite_template: Path | None = None
+
+
+def sqlite_database(tmp_path: Path) -> str:
+    """A migrated SQLite database in tmp_path: a copy of one migrated once per test session.
+
+    Migrating from empty takes ~0.15 s; copying the file, nothing. (tests/core/test_migrations.py
+    still migrates from empty, through `empty_database_url`.)
+    """
+    global _sqlite_template
+    if _sqlite_template is None:
+        folder = Path(tempfile.mkdtemp(prefix="portal-sqlite-template-"))
+        url = f"sqlite+aiosqlite:///{folder}/core.db"
+
+        async def migrate() -> None:
+            core = EmbeddedCore(url)
+            await core.start()
+            await core.close()
+
+        with ThreadPoolExecutor(1) as pool:  # a loop of its own: tests call this from theirs
+            pool.submit(asyncio.run, migrate()).result()
+        _sqlite_template = folder / "core.db"
+    shutil.copyfile(_sqlite_template, tmp_path / "core.db")
+    return f"sqlite+aiosqlite:///{tmp_path}/core.db"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_sqlite_template() -> Iterator[None]:
+    yield
+    if _sqlite_template is not None:
+        shutil.rmtree(_sqlite_template.parent, ignore_errors=True)
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """A fresh database: SQLite in tmp_path, or a new PostgreSQL database already migrated."""
+    """A fresh database: SQLite in tmp_path, or a new PostgreSQL database; both migrated."""
     if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path}/core.db"
+        yield sqlite_database(tmp_path)
         return
     async with postgres_database() as url:
         yield url
@@ -176,7 +214,7 @@ class Server:
 
     async def agent(self, tenant: Tenant, email: str, password: str, role: str = "admin") -> None:
         await self.core.create_agent(
-            tenant.id, email, "Agent " + email, hash_password(password), role
+            tenant.id, email, "Agent " + email, hash_password(password, cost=TEST_HASH_COST), role
         )
 
 

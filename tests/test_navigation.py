@@ -7,7 +7,7 @@ import re
 import pytest
 
 from portal.core.contract import FormDraft
-from tests.conftest import customer_cookie
+from tests.conftest import customer_cookie, sqlite_database
 
 NAV_RE = re.compile(r'<nav class="site-nav"[^>]*>(.*?)</nav>', re.S)
 LINK_RE = re.compile(r'<a href="([^"]*)"( aria-current="page")?>([^<]*)</a>')
@@ -17,7 +17,7 @@ HELP_RE = re.compile(r'<aside class="still-need-help".*?</aside>', re.S)
 @pytest.fixture
 def database_url(tmp_path) -> str:
     """SQLite only: these pages read what every core offers; tests/core runs both databases."""
-    return f"sqlite+aiosqlite:///{tmp_path}/core.db"
+    return sqlite_database(tmp_path)
 
 
 def nav(html: str) -> list[tuple[str, str, bool]]:

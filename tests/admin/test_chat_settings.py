@@ -6,6 +6,7 @@ import pytest
 
 from portal.security import hash_password
 from tests.agent.test_console import TOKEN_RE, hidden, log_in
+from tests.conftest import TEST_HASH_COST
 
 EMAIL, PASSWORD = "boss@acme.test", "boss password 123"
 
@@ -13,7 +14,9 @@ EMAIL, PASSWORD = "boss@acme.test", "boss password 123"
 @pytest.fixture
 async def admin(server):
     tenant = await server.tenant()
-    await server.core.create_agent(tenant.id, EMAIL, "Boss", hash_password(PASSWORD), "admin")
+    await server.core.create_agent(
+        tenant.id, EMAIL, "Boss", hash_password(PASSWORD, cost=TEST_HASH_COST), "admin"
+    )
     async with server.client() as client:
         assert (await log_in(client, EMAIL, PASSWORD)).status_code == 303
         yield client, tenant

@@ -13,6 +13,7 @@ from portal.core.contract import FormDraft
 from portal.customer.links import NOTIFICATION_LINK_HOURS, SIGN_IN_MINUTES
 from portal.forms.abuse import DEFAULT_IP_LIMIT, DEFAULT_TENANT_LIMIT
 from tests.agent.test_console import TOKEN_RE, hidden, log_in
+from tests.conftest import sqlite_database
 from tests.forms.helpers import send_form
 
 EMAIL, PASSWORD = "boss@acme.test", "boss password 123"
@@ -22,7 +23,7 @@ PATH = "/admin/settings"
 @pytest.fixture
 def database_url(tmp_path) -> str:
     """SQLite only: these pages read what every core offers; tests/core runs both databases."""
-    return f"sqlite+aiosqlite:///{tmp_path}/core.db"
+    return sqlite_database(tmp_path)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from portal.core.contract import FormDraft
 from portal.security import hash_password
 from portal.widget.settings import WidgetSettings
 from tests.agent.test_console import TOKEN_RE, hidden, log_in
+from tests.conftest import TEST_HASH_COST, sqlite_database
 
 EMAIL, PASSWORD = "boss@acme.test", "boss password 123"
 SNIPPET = (
@@ -22,13 +23,15 @@ SNIPPET = (
 @pytest.fixture
 def database_url(tmp_path) -> str:
     """SQLite only: these pages read what every core offers; tests/core runs both databases."""
-    return f"sqlite+aiosqlite:///{tmp_path}/core.db"
+    return sqlite_database(tmp_path)
 
 
 @pytest.fixture
 async def admin(server):
     tenant = await server.tenant()
-    await server.core.create_agent(tenant.id, EMAIL, "Boss", hash_password(PASSWORD), "admin")
+    await server.core.create_agent(
+        tenant.id, EMAIL, "Boss", hash_password(PASSWORD, cost=TEST_HASH_COST), "admin"
+    )
     async with server.client() as client:
         assert (await log_in(client, EMAIL, PASSWORD)).status_code == 303
         yield client, tenant

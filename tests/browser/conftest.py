@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from tests.conftest import service_missing, start_server, stop_server
+from tests.conftest import service_missing, sqlite_database, start_server, stop_server
 
 CHROMIUM = os.environ.get("PORTAL_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
@@ -36,7 +36,7 @@ async def browser() -> AsyncIterator[object]:
 @pytest.fixture(params=["sqlite"])
 def database_url(request, tmp_path):
     """Browser tests show pages; the core's SQL is the same on either database."""
-    return f"sqlite+aiosqlite:///{tmp_path}/core.db"
+    return sqlite_database(tmp_path)
 
 
 @asynccontextmanager

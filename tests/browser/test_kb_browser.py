@@ -6,13 +6,14 @@ import pytest
 
 from portal.kb.importer import import_folder
 from portal.resources import DEMO_ARTICLES_DIR
+from tests.conftest import sqlite_database
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(params=["sqlite"])
 def database_url(request, tmp_path):
-    return f"sqlite+aiosqlite:///{tmp_path}/core.db"
+    return sqlite_database(tmp_path)
 
 
 async def test_search_and_read_an_article(server, browser, tmp_path):

@@ -11,6 +11,7 @@ import pytest
 
 from portal.security import hash_password
 from tests.browser.conftest import serving
+from tests.conftest import TEST_HASH_COST
 
 pytestmark = pytest.mark.browser
 
@@ -33,7 +34,11 @@ async def test_visitor_chats_with_an_agent_and_keeps_the_history_over_a_reload(
 
     tenant = await core.create_tenant("demo", "Demo Co", domains=("127.0.0.1",))
     await core.create_agent(
-        tenant.id, "sam@demo.test", "Sam Support", hash_password("agent-password-1"), "agent"
+        tenant.id,
+        "sam@demo.test",
+        "Sam Support",
+        hash_password("agent-password-1", cost=TEST_HASH_COST),
+        "agent",
     )
     await core.save_canned_response(tenant.id, "thanks", CANNED)
     async with serving(create_app(settings, core=core)) as url:

@@ -13,6 +13,7 @@ from starlette.routing import Route
 from portal.core.contract import Field, FormDraft, TicketDraft
 from portal.security import hash_password
 from tests.browser.conftest import serving
+from tests.conftest import TEST_HASH_COST
 from tests.customer.conftest import code_in, link_path, mail_text, wait_mail
 
 pytestmark = pytest.mark.browser
@@ -174,7 +175,11 @@ async def test_full_story_form_console_portal(settings, core, smtp, browser, tmp
         ),
     )
     await core.create_agent(
-        tenant.id, "sam@demo.test", "Sam Support", hash_password("agent-password-1"), "agent"
+        tenant.id,
+        "sam@demo.test",
+        "Sam Support",
+        hash_password("agent-password-1", cost=TEST_HASH_COST),
+        "agent",
     )
     async with serving(create_app(mail, core=core)) as url:
         visitor = await browser.new_context(locale="en-US")

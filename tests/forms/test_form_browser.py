@@ -8,13 +8,14 @@ import pytest
 
 from portal.core.contract import Choice, Field, FormDraft
 from tests.browser.conftest import browser  # noqa: F401 (the fixture)
+from tests.conftest import sqlite_database
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(params=["sqlite"])
 def database_url(request, tmp_path):
-    return f"sqlite+aiosqlite:///{tmp_path}/core.db"
+    return sqlite_database(tmp_path)
 
 
 async def test_fill_in_the_form_with_suggestions_and_a_file(server, browser, tmp_path):  # noqa: F811

@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosed
 
 from portal.core.contract import Tenant
 from tests.agent.test_console import log_in
-from tests.conftest import BASE_DOMAIN, Server
+from tests.conftest import BASE_DOMAIN, TEST_HASH_COST, Server, sqlite_database
 
 HOST = f"acme.{BASE_DOMAIN}"
 SAME_SITE = "same-site"  # open_ws: the Origin of a page of the tenant's own host
@@ -191,7 +191,7 @@ class Chat:
 def database_url(tmp_path) -> str:
     """SQLite only: the socket layer is the same on any core. test_sockets.py (resume, order)
     and tests/core/test_chat.py run on PostgreSQL too."""
-    return f"sqlite+aiosqlite:///{tmp_path}/core.db"
+    return sqlite_database(tmp_path)
 
 
 @pytest.fixture
@@ -200,7 +200,11 @@ async def chat(server: Server) -> AsyncIterator[Chat]:
 
     tenant = await server.tenant()
     await server.core.create_agent(
-        tenant.id, AGENT_EMAIL, "Ada Agent", hash_password(AGENT_PASSWORD), "agent"
+        tenant.id,
+        AGENT_EMAIL,
+        "Ada Agent",
+        hash_password(AGENT_PASSWORD, cost=TEST_HASH_COST),
+        "agent",
     )
     the_chat = Chat(server, tenant)
     yield the_chat

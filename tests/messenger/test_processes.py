@@ -19,7 +19,7 @@ import pytest
 
 from portal.core.embedded.core import EmbeddedCore
 from portal.security import hash_password
-from tests.conftest import BASE_DOMAIN, Server, postgres_database, service_missing
+from tests.conftest import BASE_DOMAIN, TEST_HASH_COST, Server, postgres_database, service_missing
 from tests.messenger.conftest import AGENT_EMAIL, AGENT_PASSWORD, Chat, client_id
 from tests.messenger.redis_server import RedisServer, redis_server_available
 
@@ -85,7 +85,11 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
         await core.start()  # migrates before either process starts
         tenant = await core.create_tenant("acme", "Acme")
         await core.create_agent(
-            tenant.id, AGENT_EMAIL, "Ada Agent", hash_password(AGENT_PASSWORD), "agent"
+            tenant.id,
+            AGENT_EMAIL,
+            "Ada Agent",
+            hash_password(AGENT_PASSWORD, cost=TEST_HASH_COST),
+            "agent",
         )
         (tmp_path / "a").mkdir()
         (tmp_path / "b").mkdir()
