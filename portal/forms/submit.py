@@ -12,7 +12,6 @@ from starlette.requests import Request
 
 from portal import jsonsafe
 from portal.attachments import AttachmentStore, Limits
-from portal.bodylimit import files_cap
 from portal.core.contract import Conflict, Form, HelpdeskCore, Tenant, Ticket, TicketDraft
 from portal.forms.validation import Submission, Upload
 
@@ -39,7 +38,7 @@ async def read_form(
     request: Request, form: Form, limits: Limits
 ) -> tuple[dict[str, list[str]], list[Upload]]:
     """Text values (name -> list of values) and uploads of a urlencoded or multipart body."""
-    check_length(request, files_cap(limits))
+    # (The body's size is capped while it streams in: portal.bodylimit, by files_cap.)
     file_inputs = 1 + sum(1 for f in form.fields if f.type == "file")
     try:
         data: FormData = await request.form(

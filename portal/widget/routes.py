@@ -52,7 +52,6 @@ def _revalidated(request: Request, body: bytes, media_type: str) -> Response:
         "ETag": etag,
         "Cache-Control": "no-cache",
         "Vary": "Accept-Language",
-        "X-Content-Type-Options": "nosniff",
     }
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)

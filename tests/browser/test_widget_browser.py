@@ -8,6 +8,7 @@ be on a real customer's site.
 from __future__ import annotations
 
 import asyncio
+import gzip
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -119,10 +120,15 @@ async def shop(server, browser):  # type: ignore[no-untyped-def]
 async def test_nothing_happens_before_the_first_click(shop):
     origin, service, _tenant, page = shop
     requests: list[str] = []
+    responses: list = []
     page.on("request", lambda r: requests.append(r.url))
+    page.on("response", lambda r: responses.append(r) if r.url.startswith(service) else None)
     await page.goto(origin + "/")
     button = await launcher(page)
     assert [u for u in requests if u.startswith(service)] == [service + "/widget.js"]
+    # Everything a page fetches from us before the first click, gzipped: at most 10 KB.
+    fetched = [await r.body() for r in responses]
+    assert sum(len(gzip.compress(body, 9)) for body in fetched) <= 10 * 1024
     assert len(page.frames) == 1  # no iframe
     assert await page.context.cookies() == []
     assert await page.evaluate("localStorage.length + sessionStorage.length") == 0

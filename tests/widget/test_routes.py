@@ -95,7 +95,7 @@ async def test_the_panel_may_be_framed_by_the_tenants_sites_only(server, acme):
 
 
 async def test_size_budgets(server, acme):
-    """The loader, all a page fetches before the first click, and the panel's first view."""
+    """The loader and the panel's first view (tests/browser counts what comes before a click)."""
     async with server.client(HOST) as client:
         loader = (await client.get("/widget.js")).content
         panel = (await client.get("/widget/panel")).content
@@ -103,7 +103,6 @@ async def test_size_budgets(server, acme):
         script = (await client.get("/static/widget/panel.js")).content
     gz = lambda data: len(gzip.compress(data, 9))  # noqa: E731
     assert gz(loader) <= 6 * 1024, gz(loader)
-    assert gz(loader) <= 10 * 1024  # the only request before the first click
     assert gz(panel) + gz(css) + gz(script) <= 50 * 1024
 
 
