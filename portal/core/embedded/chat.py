@@ -1,4 +1,4 @@
-"""The embedded core's messenger side: conversations, chat messages, canned responses.
+"""The embedded core's chat domain: conversations, chat messages, canned responses.
 
 Every write to a conversation first locks the conversation's row (an UPDATE that changes
 nothing), so the writes of one conversation go one at a time. That gives two guarantees the
@@ -10,168 +10,84 @@ is added to it as a reply, never neither.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from portal.core.bus import EventBus
 from portal.core.contract import (
     CONVERSATION_STATUSES,
-    Attachment,
-    AttachmentDraft,
     CannedResponse,
     ChatMessage,
     Conflict,
     Conversation,
-    Customer,
     Event,
+    MessageDraft,
     NotFound,
-    Reply,
+    ReplyDraft,
     Ticket,
-    TicketDraft,
+    TicketsDomain,
 )
 from portal.core.embedded import schema as t
-from portal.core.embedded.engine import CoreConnection, CoreEngine
-from portal.core.embedded.rows import (
-    aware,
-    from_row,
-    insert_attachments,
-    require_in_tenant,
-    utcnow,
+from portal.core.embedded.canned_responses import CannedResponses
+from portal.core.embedded.chat_rows import (
+    CONVERSATION_ROW,
+    GET_CONVERSATION,
+    MESSAGE_BY_CLIENT,
+    conversation_from_row,
+    conversation_select,
+    insert_message,
+    lock_conversation,
+    read_messages,
 )
+from portal.core.embedded.customers import EmbeddedCustomers
+from portal.core.embedded.domain import EmbeddedDomain
+from portal.core.embedded.engine import CoreEngine
+from portal.core.embedded.rows import require_in_tenant, utcnow
+from portal.core.embedded.transcripts import SUBJECT_LENGTH, drafts_of, ticket_draft
 
 AUTHOR_TYPES = ("visitor", "agent", "system")
 READERS = ("visitor", "agent")
-SUBJECT_LENGTH = 200
-PREVIEW_LENGTH = 120
-DEFAULT_NAMES = {"visitor": "Visitor", "agent": "Agent", "system": "System"}
 
 
-def _preview(body: str, attachments: tuple[AttachmentDraft, ...] | tuple[Attachment, ...]) -> str:
-    text = " ".join(body.split())
-    if not text and attachments:
-        text = attachments[0].filename
-    return text[:PREVIEW_LENGTH]
+class EmbeddedChat(EmbeddedDomain):
+    """`core.chat` of the embedded core.
 
+    A conversation becomes a ticket of `tickets` (any tickets domain will do); its visitor's email
+    names a customer of `customers`.
+    """
 
-def _first_line(text: str) -> str:
-    return next((line.strip() for line in text.splitlines() if line.strip()), "")
-
-
-def _drafts(attachments: tuple[Attachment, ...]) -> tuple[AttachmentDraft, ...]:
-    return tuple(
-        AttachmentDraft(a.filename, a.content_type, a.size, a.storage_key) for a in attachments
-    )
-
-
-def _conversation_select() -> sa.Select:
-    """Conversations with their assignee's name."""
-    cv, ag = t.conversations, t.agents
-    return sa.select(cv, sa.func.coalesce(ag.c.name, "").label("assignee_name")).select_from(
-        cv.outerjoin(ag, ag.c.id == cv.c.assignee_agent_id)
-    )
-
-
-# Every chat message runs these; built once with bound parameters, they skip SQLAlchemy's
-# statement building and cache-key work on each call (about 4x faster on SQLite).
-_CV = t.conversations.c
-# (Parameter names differ from column names: an UPDATE reserves those for its SET clause.)
-_MINE = (_CV.id == sa.bindparam("cv_id")) & (_CV.tenant_id == sa.bindparam("cv_tenant"))
-_GET_CONVERSATION = _conversation_select().where(_MINE)
-_LOCK_CONVERSATION = t.conversations.update().where(_MINE).values(updated_at=_CV.updated_at)
-_CONVERSATION_ROW = sa.select(t.conversations).where(_MINE)
-_MESSAGE_BY_CLIENT = sa.select(t.chat_messages).where(
-    (t.chat_messages.c.conversation_id == sa.bindparam("cv_id"))
-    & (t.chat_messages.c.client_id == sa.bindparam("by_client"))
-)
-_INSERT_MESSAGE = t.chat_messages.insert()
-_AFTER_PUBLIC_MESSAGE = (
-    t.conversations.update()
-    .where(_CV.id == sa.bindparam("cv_id"))
-    .values(
-        updated_at=sa.bindparam("now"),
-        last_message_id=sa.bindparam("message_id"),
-        last_message_preview=sa.bindparam("preview"),
-        status=sa.bindparam("new_status"),
-    )
-)
-_AFTER_NOTE = (
-    t.conversations.update()
-    .where(_CV.id == sa.bindparam("cv_id"))
-    .values(updated_at=sa.bindparam("now"))
-)
-
-
-class ChatStore:
-    """Mixed into EmbeddedCore, which supplies the engine, the event bus and the ticket side."""
-
-    engine: CoreEngine
-    _bus: Any
-
-    if TYPE_CHECKING:
-
-        async def _customer_id(self, tenant_id: int, email: str, name: str) -> int: ...
-
-        async def get_customer(self, tenant_id: int, customer_id: int) -> Customer: ...
-
-        async def get_ticket(self, tenant_id: int, ticket_id: int) -> Ticket: ...
-
-        async def create_ticket(
-            self, tenant_id: int, draft: TicketDraft, idempotency_key: str
-        ) -> Ticket: ...
-
-        async def add_reply(
-            self,
-            tenant_id: int,
-            ticket_id: int,
-            *,
-            author_type: str,
-            author_id: int,
-            body: str,
-            internal: bool,
-            idempotency_key: str,
-            attachments: tuple[AttachmentDraft, ...] = (),
-        ) -> Reply: ...
+    def __init__(
+        self,
+        engine: CoreEngine,
+        bus: EventBus,
+        customers: EmbeddedCustomers,
+        tickets: TicketsDomain,
+    ) -> None:
+        super().__init__(engine, bus)
+        self._customers = customers
+        self._tickets = tickets
+        self._canned = CannedResponses(engine)
 
     # ----------------------------------------------------------- conversations
-    @staticmethod
-    def _conversation(row: Any) -> Conversation:
-        return from_row(
-            Conversation,
-            row,
-            created_at=aware(row.created_at),
-            updated_at=aware(row.updated_at),
-            visitor_email_verified=bool(row.visitor_email_verified),
-        )
-
     async def _conversation_where(self, where: Any) -> Conversation | None:
         async with self.engine.connect() as conn:
-            row = (await conn.execute(_conversation_select().where(where))).first()
-        return self._conversation(row) if row is not None else None
+            row = (await conn.execute(conversation_select().where(where))).first()
+        return conversation_from_row(row) if row is not None else None
 
     @staticmethod
     def _mine(tenant_id: int, conversation_id: int) -> Any:
         c = t.conversations.c
         return (c.id == conversation_id) & (c.tenant_id == tenant_id)
 
-    async def _lock_conversation(
-        self, conn: CoreConnection, tenant_id: int, conversation_id: int
-    ) -> Any:
-        """The conversation's row, locked until `conn`'s transaction ends (see the module doc)."""
-        params = {"cv_id": conversation_id, "cv_tenant": tenant_id}
-        result = await conn.execute(_LOCK_CONVERSATION, params)
-        if result.rowcount == 0:
-            raise NotFound("no such conversation")
-        return (await conn.execute(_CONVERSATION_ROW, params)).one()
-
     async def get_conversation(self, tenant_id: int, conversation_id: int) -> Conversation:
         params = {"cv_id": conversation_id, "cv_tenant": tenant_id}
         async with self.engine.connect() as conn:
-            row = (await conn.execute(_GET_CONVERSATION, params)).first()
+            row = (await conn.execute(GET_CONVERSATION, params)).first()
         if row is None:
             raise NotFound("no such conversation")
-        return self._conversation(row)
+        return conversation_from_row(row)
 
     async def start_conversation(
         self,
@@ -197,12 +113,14 @@ class ChatStore:
         # customer lends the conversation their email and name. Only then is the email proved:
         # a typed address, even a known customer's, is just what someone typed.
         verified = False
-        signed_in = await self.get_customer(tenant_id, customer_id) if customer_id else None
+        signed_in = (
+            await self._customers.get_customer(tenant_id, customer_id) if customer_id else None
+        )
         if signed_in is not None and email in ("", signed_in.email):
             email, name = signed_in.email, name or signed_in.name
             verified = signed_in.email_verified_at is not None
         elif email:
-            customer_id = await self._customer_id(tenant_id, email, name)
+            customer_id = await self._customers.ensure_customer_id(tenant_id, email, name)
         now = utcnow()
         try:
             async with self.engine.begin() as conn:
@@ -259,13 +177,13 @@ class ChatStore:
         if assignee_agent_id is not None:
             where.append(c.assignee_agent_id == assignee_agent_id)
         query = (
-            _conversation_select()
+            conversation_select()
             .where(*where)
             .order_by(c.updated_at.desc(), c.id.desc())
             .limit(limit)
         )
         async with self.engine.connect() as conn:
-            return [self._conversation(row) for row in await conn.execute(query)]
+            return [conversation_from_row(row) for row in await conn.execute(query)]
 
     async def assign_conversation(
         self, tenant_id: int, conversation_id: int, agent_id: int | None
@@ -336,7 +254,7 @@ class ChatStore:
         if email:
             values["visitor_email"] = email
             values["visitor_email_verified"] = False  # typed, whoever typed it
-            values["customer_id"] = await self._customer_id(
+            values["customer_id"] = await self._customers.ensure_customer_id(
                 tenant_id, email, name or conversation.visitor_name
             )
         if values:
@@ -349,81 +267,39 @@ class ChatStore:
         return await self.get_conversation(tenant_id, conversation_id)
 
     # ---------------------------------------------------------------- messages
-    @staticmethod
-    async def _messages(
-        conn: CoreConnection, query: sa.Select, params: dict[str, Any] | None = None
-    ) -> list[ChatMessage]:
-        rows = (await conn.execute(query, params)).all()
-        files: dict[int, list[Attachment]] = defaultdict(list)
-        if rows:
-            a = t.attachments.c
-            for row in await conn.execute(
-                sa.select(t.attachments)
-                .where(a.message_id.in_([r.id for r in rows]))
-                .order_by(a.id)
-            ):
-                files[row.message_id].append(from_row(Attachment, row))
-        return [
-            from_row(
-                ChatMessage, row, created_at=aware(row.created_at), attachments=tuple(files[row.id])
-            )
-            for row in rows
-        ]
-
     async def add_chat_message(
-        self,
-        tenant_id: int,
-        conversation_id: int,
-        *,
-        author_type: str,
-        author_id: int | None,
-        author_name: str,
-        body: str,
-        client_id: str,
-        internal: bool = False,
-        attachments: tuple[AttachmentDraft, ...] = (),
+        self, tenant_id: int, conversation_id: int, draft: MessageDraft
     ) -> ChatMessage:
         """Store a message once per client id; a resend answers with the stored message."""
-        if author_type not in AUTHOR_TYPES:
+        if draft.author_type not in AUTHOR_TYPES:
             raise Conflict(f"author_type must be one of {', '.join(AUTHOR_TYPES)}")
-        if internal and author_type == "visitor":
+        if draft.internal and draft.author_type == "visitor":
             raise Conflict("a visitor cannot write an internal note")
-        if not client_id or len(client_id) > 100:
+        if not draft.client_id or len(draft.client_id) > 100:
             raise Conflict("a message needs a client id of 1 to 100 characters")
-        if not body.strip() and not attachments:
+        if not draft.body.strip() and not draft.attachments:
             raise Conflict("a message needs a text or a file")
-        by_client = {"cv_id": conversation_id, "by_client": client_id}
+        by_client = {"cv_id": conversation_id, "by_client": draft.client_id}
         mine = {"cv_id": conversation_id, "cv_tenant": tenant_id}
         try:
             async with self.engine.begin() as conn:
-                conversation = await self._lock_conversation(conn, tenant_id, conversation_id)
-                found = await self._messages(conn, _MESSAGE_BY_CLIENT, by_client)
+                conversation = await lock_conversation(conn, tenant_id, conversation_id)
+                found = await read_messages(conn, MESSAGE_BY_CLIENT, by_client)
                 if found:
                     (message,) = found
                 else:
-                    message = await self._insert_message(
-                        conn,
-                        tenant_id,
-                        conversation,
-                        author_type=author_type,
-                        author_id=author_id,
-                        author_name=author_name,
-                        body=body,
-                        client_id=client_id,
-                        internal=internal,
-                        attachments=attachments,
-                    )
+                    message = await insert_message(conn, tenant_id, conversation, draft)
         except IntegrityError:
             # The lock makes this unlikely, but a duplicate client id must never become an error.
             async with self.engine.connect() as conn:
-                found = await self._messages(conn, _MESSAGE_BY_CLIENT, by_client)
-                conversation = (await conn.execute(_CONVERSATION_ROW, mine)).first()
+                found = await read_messages(conn, MESSAGE_BY_CLIENT, by_client)
+                conversation = (await conn.execute(CONVERSATION_ROW, mine)).first()
             if not found:
                 raise
             (message,) = found
         if (
-            author_type == "visitor"
-            and not internal
+            draft.author_type == "visitor"
+            and not draft.internal
             and conversation is not None
             and conversation.ticket_id is not None
             and message.id > (conversation.ticket_through_id or 0)
@@ -431,58 +307,6 @@ class ChatStore:
             # A resend does this again, harmlessly: the reply's key is the message's id.
             await self._copy_to_ticket(tenant_id, conversation.ticket_id, message)
         return message
-
-    async def _insert_message(
-        self,
-        conn: CoreConnection,
-        tenant_id: int,
-        conversation: Any,
-        *,
-        author_type: str,
-        author_id: int | None,
-        author_name: str,
-        body: str,
-        client_id: str,
-        internal: bool,
-        attachments: tuple[AttachmentDraft, ...],
-    ) -> ChatMessage:
-        now = utcnow()
-        values = dict(
-            conversation_id=conversation.id,
-            author_type=author_type,
-            author_id=author_id,
-            author_name=author_name[:200],
-            body=body,
-            internal=internal,
-            client_id=client_id,
-            created_at=now,
-        )
-        result = await conn.execute(_INSERT_MESSAGE, values)
-        message_id = result.inserted_primary_key[0]
-        await insert_attachments(conn, tenant_id, attachments, message_id=message_id)
-        if internal:
-            await conn.execute(_AFTER_NOTE, {"cv_id": conversation.id, "now": now})
-        else:
-            # A visitor coming back to a closed conversation wants someone to answer.
-            reopen = author_type == "visitor" and conversation.status == "closed"
-            await conn.execute(
-                _AFTER_PUBLIC_MESSAGE,
-                {
-                    "cv_id": conversation.id,
-                    "now": now,
-                    "message_id": message_id,
-                    "preview": _preview(body, attachments),
-                    "new_status": "waiting" if reopen else conversation.status,
-                },
-            )
-        if attachments:  # their ids are needed for links: read them back
-            (message,) = await self._messages(
-                conn,
-                _MESSAGE_BY_CLIENT,
-                {"cv_id": conversation.id, "by_client": client_id},
-            )
-            return message
-        return ChatMessage(id=message_id, **values)
 
     async def chat_messages(
         self,
@@ -511,7 +335,7 @@ class ChatStore:
             )
             if found.first() is None:
                 raise NotFound("no such conversation")
-            return await self._messages(conn, query)
+            return await read_messages(conn, query)
 
     # ------------------------------------------------------------ to a ticket
     async def conversation_to_ticket(self, tenant_id: int, conversation_id: int) -> Ticket:
@@ -537,7 +361,7 @@ class ChatStore:
             state = (await conn.execute(sa.select(t.conversations).where(mine))).one()
             transcript = []
             if state.ticket_id is None:
-                transcript = await self._messages(
+                transcript = await read_messages(
                     conn,
                     sa.select(t.chat_messages)
                     .where(public)
@@ -546,8 +370,8 @@ class ChatStore:
                 )
         ticket_id = state.ticket_id
         if ticket_id is None:
-            ticket = await self.create_ticket(
-                tenant_id, self._ticket_draft(state, transcript), f"chat-{conversation_id}"
+            ticket = await self._tickets.create_ticket(
+                tenant_id, ticket_draft(state, transcript), f"chat-{conversation_id}"
             )
             async with self.engine.begin() as conn:
                 result = await conn.execute(
@@ -571,7 +395,7 @@ class ChatStore:
             ticket_id = ticket.id
         # Visitor messages written after the transcript's end: each becomes a reply (once).
         async with self.engine.connect() as conn:
-            later = await self._messages(
+            later = await read_messages(
                 conn,
                 sa.select(t.chat_messages)
                 .where(public)
@@ -581,89 +405,28 @@ class ChatStore:
             )
         for message in later:
             await self._copy_to_ticket(tenant_id, ticket_id, message)
-        return await self.get_ticket(tenant_id, ticket_id)
-
-    @staticmethod
-    def _ticket_draft(conversation: Any, transcript: list[ChatMessage]) -> TicketDraft:
-        lines = []
-        for message in transcript:
-            name = message.author_name or (
-                conversation.visitor_name if message.author_type == "visitor" else ""
-            )
-            text = message.body
-            if message.attachments:
-                text += "".join(f" [{a.filename}]" for a in message.attachments)
-            lines.append(f"{name or DEFAULT_NAMES[message.author_type]}: {text.strip()}")
-        first = next((m.body for m in transcript if m.author_type == "visitor"), "")
-        subject = conversation.subject or _first_line(first)[:SUBJECT_LENGTH] or "Chat"
-        return TicketDraft(
-            subject=subject,
-            description="\n".join(lines),
-            requester_email=conversation.visitor_email,
-            requester_name=conversation.visitor_name,
-            source="chat",
-            attachments=tuple(a for m in transcript for a in _drafts(m.attachments)),
-        )
+        return await self._tickets.get_ticket(tenant_id, ticket_id)
 
     async def _copy_to_ticket(self, tenant_id: int, ticket_id: int, message: ChatMessage) -> None:
         """A visitor's chat message as the requester's reply on the ticket (idempotent)."""
-        ticket = await self.get_ticket(tenant_id, ticket_id)
-        await self.add_reply(
-            tenant_id,
-            ticket_id,
+        ticket = await self._tickets.get_ticket(tenant_id, ticket_id)
+        reply = ReplyDraft(
             author_type="customer",
             author_id=ticket.customer_id,
             body=message.body,
             internal=False,
-            idempotency_key=f"chat-{message.id}",
-            attachments=_drafts(message.attachments),
+            attachments=drafts_of(message.attachments),
         )
+        await self._tickets.add_reply(tenant_id, ticket_id, reply, f"chat-{message.id}")
 
     # -------------------------------------------------------- canned responses
     async def list_canned_responses(self, tenant_id: int) -> list[CannedResponse]:
-        r = t.canned_responses.c
-        query = sa.select(t.canned_responses).where(r.tenant_id == tenant_id).order_by(r.shortcut)
-        async with self.engine.connect() as conn:
-            return [from_row(CannedResponse, row) for row in await conn.execute(query)]
+        return await self._canned.list_canned_responses(tenant_id)
 
     async def save_canned_response(
         self, tenant_id: int, shortcut: str, body: str, response_id: int | None = None
     ) -> CannedResponse:
-        """Create or change a canned response; shortcuts are stripped, lower case, unique."""
-        shortcut = shortcut.strip().lower()
-        if not shortcut or len(shortcut) > 100:
-            raise Conflict("a shortcut has 1 to 100 characters")
-        r = t.canned_responses.c
-        try:
-            async with self.engine.begin() as conn:
-                if response_id is None:
-                    result = await conn.execute(
-                        t.canned_responses.insert().values(
-                            tenant_id=tenant_id, shortcut=shortcut, body=body, created_at=utcnow()
-                        )
-                    )
-                    response_id = result.inserted_primary_key[0]
-                else:
-                    result = await conn.execute(
-                        t.canned_responses.update()
-                        .where(r.id == response_id)
-                        .where(r.tenant_id == tenant_id)
-                        .values(shortcut=shortcut, body=body)
-                    )
-                    if result.rowcount == 0:
-                        raise NotFound("no such canned response")
-        except IntegrityError as exc:
-            raise Conflict(f"the shortcut {shortcut!r} is taken") from exc
-        assert response_id is not None
-        return CannedResponse(response_id, tenant_id, shortcut, body)
+        return await self._canned.save_canned_response(tenant_id, shortcut, body, response_id)
 
     async def delete_canned_response(self, tenant_id: int, response_id: int) -> None:
-        r = t.canned_responses.c
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                t.canned_responses.delete()
-                .where(r.id == response_id)
-                .where(r.tenant_id == tenant_id)
-            )
-        if result.rowcount == 0:
-            raise NotFound("no such canned response")
+        await self._canned.delete_canned_response(tenant_id, response_id)

@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine, Result
+from sqlalchemy.engine import Connection, CursorResult, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 R = TypeVar("R")
@@ -35,7 +35,7 @@ class InlineConnection:
     def __init__(self, sync_connection: Connection) -> None:
         self.sync_connection = sync_connection
 
-    async def execute(self, statement: Any, parameters: Any = None) -> Result[Any]:
+    async def execute(self, statement: Any, parameters: Any = None) -> CursorResult[Any]:
         return self.sync_connection.execute(statement, parameters)
 
     async def scalar(self, statement: Any, parameters: Any = None) -> Any:

@@ -8,6 +8,7 @@ from functools import cache
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.engine import CursorResult
 
 from portal.core.contract import AttachmentDraft, NotFound
 from portal.core.embedded import schema as t
@@ -39,9 +40,17 @@ def _picks(cls: type, columns: tuple[str, ...]) -> tuple[tuple[int, str], ...]:
 def from_row(cls: type[T], row: Any, **overrides: Any) -> T:
     """A contract dataclass from a row: the columns whose names are the dataclass's fields."""
     # Rows of one query share their column tuple, so the name matching is done once per query.
-    values = {name: row[i] for i, name in _picks(cls, row._fields)}
+    dataclass_type: type = cls
+    values = {name: row[i] for i, name in _picks(dataclass_type, row._fields)}
     values.update(overrides)
     return cls(**values)
+
+
+def inserted_id(result: CursorResult[Any]) -> int:
+    """The id of the row an INSERT made."""
+    key = result.inserted_primary_key
+    assert key is not None, "not the result of a single-row INSERT"
+    return int(key[0])
 
 
 async def insert_attachments(

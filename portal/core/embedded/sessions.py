@@ -1,4 +1,4 @@
-"""The embedded core's sign-in side: server-side sessions and customers' verified addresses.
+"""The embedded core's sign-in sessions, kept for its customers domain.
 
 A session is a row named by the SHA-256 of the random token in the browser's cookie, so a copy of
 the table signs nobody in, and deleting the row ends the session at once in every process. Every
@@ -50,11 +50,12 @@ def _session(row: Any) -> Session:
     )
 
 
-class SessionStore:
-    """Mixed into EmbeddedCore, which supplies the engine."""
+class SignInSessions:
+    """Agents' and customers' sessions; `EmbeddedCustomers` answers the contract with these."""
 
-    engine: CoreEngine
-    _sessions_pruned_at: float = float("-inf")
+    def __init__(self, engine: CoreEngine) -> None:
+        self.engine = engine
+        self._pruned_at = float("-inf")
 
     async def create_session(
         self, tenant_id: int, kind: str, subject_id: int, session_id: str, expires_at: datetime
@@ -62,8 +63,8 @@ class SessionStore:
         if kind not in SESSION_KINDS:
             raise ValueError(f"kind must be one of {', '.join(SESSION_KINDS)}, not {kind!r}")
         now = utcnow()
-        if time.monotonic() - self._sessions_pruned_at > PRUNE_EVERY_S:
-            self._sessions_pruned_at = time.monotonic()
+        if time.monotonic() - self._pruned_at > PRUNE_EVERY_S:
+            self._pruned_at = time.monotonic()
             async with self.engine.begin() as conn:
                 await conn.execute(_PRUNE, {"now": now})
         try:
@@ -106,15 +107,3 @@ class SessionStore:
         async with self.engine.begin() as conn:
             result = await conn.execute(_END_SESSIONS, params)
         return result.rowcount
-
-    async def verify_customer_email(self, tenant_id: int, customer_id: int) -> None:
-        """Record the first time a customer proved their address; later proofs change nothing."""
-        c = t.customers.c
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                t.customers.update()
-                .where(c.tenant_id == tenant_id)
-                .where(c.id == customer_id)
-                .where(c.email_verified_at.is_(None))
-                .values(email_verified_at=utcnow())
-            )

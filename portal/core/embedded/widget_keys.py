@@ -10,15 +10,15 @@ verified.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from portal.core.contract import WIDGET_KEY_ALGORITHMS, Conflict, Customer, NotFound, WidgetKey
+from portal.core.contract import WIDGET_KEY_ALGORITHMS, Conflict, NotFound, WidgetKey
 from portal.core.embedded import schema as t
 from portal.core.embedded.engine import CoreConnection, CoreEngine
-from portal.core.embedded.rows import aware, from_row, utcnow
+from portal.core.embedded.rows import aware, from_row, inserted_id, utcnow
 
 _K = t.widget_keys.c
 _C = t.customers.c
@@ -28,14 +28,11 @@ def _key(row: Any) -> WidgetKey:
     return from_row(WidgetKey, row, created_at=aware(row.created_at))
 
 
-class WidgetKeyStore:
-    """Mixed into EmbeddedCore, which supplies the engine and `get_customer`."""
+class WidgetIdentity:
+    """Tenants' signing keys, and customers by external id; for `EmbeddedCustomers`."""
 
-    engine: CoreEngine
-
-    if TYPE_CHECKING:  # EmbeddedCore's, from TicketStore
-
-        async def get_customer(self, tenant_id: int, customer_id: int) -> Customer: ...
+    def __init__(self, engine: CoreEngine) -> None:
+        self.engine = engine
 
     # ------------------------------------------------------------------ keys
     async def list_widget_keys(self, tenant_id: int) -> list[WidgetKey]:
@@ -69,9 +66,7 @@ class WidgetKeyStore:
             except IntegrityError as exc:
                 raise Conflict(f"the kid {kid!r} is taken") from exc
             row = (
-                await conn.execute(
-                    sa.select(t.widget_keys).where(_K.id == result.inserted_primary_key[0])
-                )
+                await conn.execute(sa.select(t.widget_keys).where(_K.id == inserted_id(result)))
             ).one()
         return _key(row)
 
@@ -84,10 +79,10 @@ class WidgetKeyStore:
             raise NotFound("no such widget key")
 
     # ------------------------------------------------------------------ customers
-    async def identified_customer(
+    async def identified_customer_id(
         self, tenant_id: int, external_id: str, email: str | None, name: str
-    ) -> Customer:
-        """The customer the company's token names, found, linked or made, and kept up to date.
+    ) -> int:
+        """The customer the company's token names (found, linked or made, kept up to date).
 
         NotFound: nobody has this external id and the token has no email to make them with.
         Conflict: the email belongs to a customer the company identified by another external id
@@ -102,7 +97,7 @@ class WidgetKeyStore:
                 continue  # made or linked concurrently: the next round finds it
         else:
             raise Conflict("could not store the customer; try again")
-        return await self.get_customer(tenant_id, customer_id)
+        return customer_id
 
     async def _identify(
         self,
@@ -130,7 +125,7 @@ class WidgetKeyStore:
                     created_at=utcnow(),
                 )
             )
-            return result.inserted_primary_key[0]
+            return inserted_id(result)
         if row is None:
             assert holder is not None
             if holder.external_id is not None:

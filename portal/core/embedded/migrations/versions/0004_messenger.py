@@ -14,7 +14,7 @@ branch_labels = None
 depends_on = None
 
 # Columns added to tables that may hold rows carry a server default so that the ALTER succeeds.
-CONVERSATION_COLUMNS = [
+CONVERSATION_COLUMNS: list[sa.Column[object]] = [
     sa.Column("visitor_name", sa.String(length=200), nullable=False, server_default=""),
     sa.Column("visitor_email", sa.String(length=320), nullable=False, server_default=""),
     sa.Column("subject", sa.String(length=200), nullable=False, server_default=""),

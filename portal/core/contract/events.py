@@ -1,0 +1,21 @@
+"""What a core tells the front has happened (agent replied, status changed, article published)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Not from a core: the front says so when events of other processes may have gone unheard
+# (after a hub outage), so that caches are dropped and indexes catch up.
+EVENTS_RESUMED = "events.resumed"
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that happened in the core that the front must react to."""
+
+    # article.changed, category.changed, tenant.changed, ticket.created, ticket.replied,
+    # chat.ticketed, ...
+    type: str
+    tenant_id: int
+    data: dict[str, Any] = field(default_factory=dict)
