@@ -1,10 +1,11 @@
 """Rate limits: in-process sliding windows, and the named limits on every anonymous write.
 
-`RateLimiter` counts hits per key in a sliding window. `RateLimits` is the registry one app
-keeps on `app.state` (`limits_of(request_or_websocket)`), so separate apps (tests, benchmarks)
-never share counts; like the login throttles, counts are per process. `RateLimits.check` counts a
-hit against several rules at once, or against none of them when any is used up, so a refused
-request spends nobody's allowance. `too_many` is the HTTP answer: 429 with `Retry-After`.
+`RateLimiter` counts hits per key in a sliding window (the login guard's windows are ones
+too). `RateLimits` is the registry one app keeps in its services (`services(conn).rate_limits`),
+so separate apps (tests, benchmarks) never share counts; like the login throttles, counts are
+per process. `RateLimits.check` counts a hit against several rules at once, or against none of
+them when any is used up, so a refused request spends nobody's allowance. `too_many` is the
+HTTP answer: 429 with `Retry-After`.
 
 Memory is bounded: each limiter holds at most `MAX_KEYS` keys; past that, keys whose window has
 passed are dropped, then the least recently hit. A dropped key starts again from zero, so an
@@ -75,9 +76,9 @@ from dataclasses import dataclass
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 
-from portal.appstate import shared
 from portal.core.contract import Tenant
-from portal.templating import ngettext, page_language, render, use_language
+from portal.i18n import ngettext
+from portal.templating import render
 
 MAX_KEYS = 50_000
 MINUTE = 60.0
@@ -252,11 +253,6 @@ class RateLimits:
         return refused
 
 
-def limits_of(connection: HTTPConnection) -> RateLimits:
-    """The app's registry (a request's or a websocket's), made on first use."""
-    return shared(connection, "rate_limits", RateLimits)
-
-
 def client_ip(connection: HTTPConnection) -> str:
     """The client's address as limits count it: IPv4 as is, IPv6 by its /64 network.
 
@@ -287,15 +283,12 @@ def too_many(
     refused: Refused,
     *,
     page: bool = False,
-    language: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
     """The 429 answer: JSON `{error, retry_after}`, or with `page` the "too many requests" page
-    (a person reads when to try again, in `language` or the one the browser asks for)."""
+    (a person reads when to try again, in the request's language)."""
     seconds = refused.retry_after
-    language = language or page_language(request)
-    with use_language(language):
-        message = wait_message(seconds)
+    message = wait_message(seconds)
     headers = (headers or {}) | {"Retry-After": str(seconds), "Cache-Control": "no-store"}
     if page:
         return render(
@@ -303,7 +296,6 @@ def too_many(
             "forms/limited.html",
             {"message": message, "embed": False},
             status_code=429,
-            language=language,
             headers=headers,
         )
     return JSONResponse(

@@ -1,11 +1,23 @@
-"""URL building that stays cheap on hot pages: route lookups are cached per app."""
+"""Paths and absolute URLs, built one way each; route lookups are cached per app.
+
+- `path_for(request, name, **params)`: a named route's path (templates' `url_for` is this).
+- `absolute(request, path)`: a URL on the request's own host, for pages and API answers.
+- `tenant_url(settings, tenant, path)`: a URL on the tenant's canonical host, for mail, which
+  must never trust a Host header the client chose.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection
 from starlette.routing import Router
+
+from portal.services import services
+
+if TYPE_CHECKING:
+    from portal.core.contract import Tenant
+    from portal.settings import Settings
 
 
 class URLPathStr(str):
@@ -25,6 +37,9 @@ class PathCache:
         self._paths: dict[tuple[str, tuple[tuple[str, Any], ...]], URLPathStr] = {}
 
     def path_for(self, name: str, params: dict[str, Any]) -> URLPathStr:
+        if "token" in params:
+            # A signed token in the path is used once: caching it would only evict the rest.
+            return URLPathStr(self.router.url_path_for(name, **params))
         key = (name, tuple(sorted(params.items())))
         path = self._paths.get(key)
         if path is None:
@@ -34,12 +49,21 @@ class PathCache:
         return path
 
 
-def path_for(request: Request, name: str, /, **params: Any) -> URLPathStr:
+def path_for(connection: HTTPConnection, name: str, /, **params: Any) -> URLPathStr:
     """The path of the named route, e.g. `/kb/en/articles/reset-password`."""
-    return request.app.state.paths.path_for(name, params)
+    return services(connection).paths.path_for(name, params)
 
 
-def absolute(request: Request, path: str) -> str:
+def absolute(connection: HTTPConnection, path: str) -> str:
     """A public absolute URL on the request's host with the configured scheme."""
-    scheme = request.state.settings.public_scheme
-    return f"{scheme}://{request.headers.get('host', request.url.netloc)}{path}"
+    scheme = services(connection).settings.public_scheme
+    return f"{scheme}://{connection.headers.get('host', connection.url.netloc)}{path}"
+
+
+def tenant_url(settings: Settings, tenant: Tenant, path: str) -> str:
+    """A public absolute URL on the tenant's canonical host: its first custom domain, else
+    `{slug}.{base_domain}` (links in mail, where no request's Host can be trusted)."""
+    host = tenant.domains[0] if tenant.domains else f"{tenant.slug}.{settings.base_domain}"
+    if not settings.production and settings.port not in ("80", "443"):
+        host = f"{host}:{settings.port}"  # `portal serve` in development: links that work
+    return f"{settings.public_scheme}://{host}{path}"
