@@ -1,17 +1,30 @@
-"""Uploaded files: checked by content (not by name), limited per tenant, stored by digest."""
+"""Files customers and agents send: the upload policy, the store, and the download answer.
+
+- Policy: what an upload may be, by content (sniffed once per file: `Upload.content_type`), not
+  by name; how many and how large, per tenant (`Limits`); names that could run when opened,
+  renamed or refused (`stored_filename`, the tenant's `attachment_dangerous_names`). `refusals`
+  is the one check (messages in the current language) that forms, the portal's replies and the
+  chat's uploads all go through.
+- Store: `AttachmentStore`, files on disk by digest, the same bytes stored once.
+- Download: `download_response`, the one way a stored file is sent back, never shown inline.
+"""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from urllib.parse import quote
 
 import filetype
+from starlette.responses import FileResponse
 
-from portal.core.contract import AttachmentDraft, Tenant
-from portal.templating import gettext
+from portal.core.contract import Attachment, AttachmentDraft, Capabilities, Tenant
+from portal.i18n import gettext, ngettext
 from portal.text import is_invisible, strip_format
 
 # What customers may send, by sniffed content type. Text has no magic bytes; see _sniff.
@@ -63,6 +76,25 @@ class AttachmentRejected(ValueError):
 
 
 @dataclass(frozen=True)
+class Upload:
+    """One uploaded file: the input it came from, the browser's name for it, its bytes.
+
+    Read at most the tenant's size limit plus one byte: one byte past it is enough to refuse it.
+    """
+
+    field: str
+    filename: str
+    data: bytes
+
+    @functools.cached_property
+    def content_type(self) -> str | None:
+        """The type the bytes really are, or None when we do not know it.
+
+        Sniffed on first use and kept: the check reads it and the store files it."""
+        return sniff(self.data)
+
+
+@dataclass(frozen=True)
 class Limits:
     max_bytes: int = DEFAULT_MAX_BYTES
     max_count: int = DEFAULT_MAX_COUNT
@@ -77,6 +109,16 @@ class Limits:
             int(settings.get("attachment_max_count", DEFAULT_MAX_COUNT)),
             policy if policy in DANGEROUS_NAME_POLICIES else DEFAULT_DANGEROUS_NAMES,
         )
+
+
+def upload_limits(tenant: Tenant, capabilities: Capabilities) -> Limits:
+    """The tenant's limits; no files at all (`max_count` 0) when the core keeps no attachments.
+
+    Pages show file inputs only while `max_count` allows a file, and a file sent anyway is
+    refused like one too many.
+    """
+    limits = Limits.for_tenant(tenant)
+    return limits if capabilities.attachments else replace(limits, max_count=0)
 
 
 def safe_filename(name: str) -> str:
@@ -136,27 +178,12 @@ class AttachmentStore:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def check(self, files: list[tuple[str, bytes]], limits: Limits) -> None:
-        """Raise AttachmentRejected for too many, too big or disallowed files (and for names that
-        could run when opened, when the tenant refuses those; else `save` renames them)."""
-        if len(files) > limits.max_count:
-            raise AttachmentRejected(f"Attach at most {limits.max_count} files.")
-        for name, data in files:
-            if len(data) > limits.max_bytes:
-                mb = limits.max_bytes / (1024 * 1024)
-                raise AttachmentRejected(f"{safe_filename(name)} is larger than {mb:g} MB.")
-            if not data:
-                raise AttachmentRejected(f"{safe_filename(name)} is empty.")
-            if sniff(data) not in ALLOWED_TYPES:
-                raise AttachmentRejected(
-                    f"{safe_filename(name)} is not a file type we accept "
-                    "(images, PDF, plain text or ZIP)."
-                )
-            if limits.dangerous_names == REFUSE and is_dangerous_name(safe_filename(name)):
-                raise AttachmentRejected(dangerous_name_message(name))
+    def save(
+        self, tenant_id: int, name: str, data: bytes, content_type: str | None = None
+    ) -> AttachmentDraft:
+        """Store checked bytes; returns what the core records, under a name safe to open.
 
-    def save(self, tenant_id: int, name: str, data: bytes) -> AttachmentDraft:
-        """Store checked bytes; returns what the core records, under a name safe to open."""
+        `content_type` is the type `sniff` found, when the caller sniffed the bytes already."""
         digest = hashlib.sha256(data).hexdigest()
         folder = self.root / str(tenant_id)
         folder.mkdir(parents=True, exist_ok=True)
@@ -165,10 +192,98 @@ class AttachmentStore:
             partial = path.with_suffix(".part")
             partial.write_bytes(data)
             partial.replace(path)  # atomic: a reader never sees half a file
-        content_type = sniff(data) or "application/octet-stream"
+        content_type = content_type or sniff(data) or "application/octet-stream"
         return AttachmentDraft(stored_filename(name, content_type), content_type, len(data), digest)
 
     def path(self, tenant_id: int, storage_key: str) -> Path:
+        """Where a file is kept; FileNotFoundError for a key that is no digest."""
         if not re.fullmatch(r"[0-9a-f]{64}", storage_key):
             raise FileNotFoundError(storage_key)
         return self.root / str(tenant_id) / storage_key
+
+    def stored(self, tenant_id: int, storage_key: str) -> Path | None:
+        """The file of a recorded attachment, or None when it is not (or no longer) on disk."""
+        try:
+            path = self.path(tenant_id, storage_key)
+        except FileNotFoundError:
+            return None
+        return path if path.is_file() else None
+
+
+# ------------------------------------------------------------------ the check
+def human_size(size: int) -> str:
+    """A size as people read it: `10 MB`, `1.5 KB`, `200 B`."""
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):g} MB"
+    if size >= 1024:
+        return f"{size / 1024:g} KB"
+    return f"{size} B"
+
+
+def refusals(uploads: Sequence[Upload], limits: Limits, *, count_field: str) -> dict[str, str]:
+    """Why files are refused, in the current language, keyed by the input each came in.
+
+    Size, emptiness and type (by content) of each file, names that could run when opened when
+    the tenant refuses those (else `save` renames them), and the count, whose message goes under
+    `count_field` unless a file of that input was refused already. Empty: all accepted.
+    """
+    errors: dict[str, str] = {}
+    for upload in uploads:
+        if upload.field in errors:
+            continue
+        name = safe_filename(upload.filename)
+        if len(upload.data) > limits.max_bytes:
+            errors[upload.field] = gettext("%(name)s is larger than %(size)s.") % {
+                "name": name,
+                "size": human_size(limits.max_bytes),
+            }
+        elif not upload.data:
+            errors[upload.field] = gettext("%(name)s is empty.") % {"name": name}
+        elif upload.content_type not in ALLOWED_TYPES:
+            errors[upload.field] = gettext(
+                "%(name)s is not a file type we accept (images, PDF, plain text or ZIP)."
+            ) % {"name": name}
+        elif limits.dangerous_names == REFUSE and is_dangerous_name(name):
+            errors[upload.field] = dangerous_name_message(name)
+    if len(uploads) > limits.max_count:
+        errors.setdefault(
+            count_field,
+            ngettext(
+                "Attach at most %(num)d file.", "Attach at most %(num)d files.", limits.max_count
+            )
+            % {"num": limits.max_count},
+        )
+    return errors
+
+
+def check(uploads: Sequence[Upload], limits: Limits) -> None:
+    """Raise AttachmentRejected with the first of `refusals`: for answers with one message."""
+    found = refusals(uploads, limits, count_field="")
+    if found:
+        raise AttachmentRejected(next(iter(found.values())))
+
+
+# ------------------------------------------------------------------ the download
+# What every stored file is sent with: always a download, never rendered by the browser (nor
+# sniffed into HTML), scripts and plugins off even if it were, and kept in no shared cache.
+DOWNLOAD_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+    "Cache-Control": "private, no-store",
+}
+
+
+def content_disposition(filename: str) -> str:
+    """`attachment` with the name twice (RFC 6266): plain ASCII for old clients, and UTF-8."""
+    fallback = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
+    fallback = re.sub(r'[^\x20-\x7e]|["\\%;]', "_", fallback).strip() or "file"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def download_response(path: Path, attachment: Attachment) -> FileResponse:
+    """The answer for a stored file: the portal's, the console's and the chat's download."""
+    headers = DOWNLOAD_HEADERS | {
+        "Content-Disposition": content_disposition(attachment.filename or "file")
+    }
+    media_type = attachment.content_type or "application/octet-stream"
+    return FileResponse(path, media_type=media_type, headers=headers)

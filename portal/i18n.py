@@ -1,8 +1,23 @@
-"""Locales: negotiation from the URL or Accept-Language, and Babel catalogs compiled at load."""
+"""Languages: negotiation, the Babel catalogs, translation, and the request's language.
+
+- Negotiation: `normalize_language` (aliases such as `no`, `zh-CN`), `negotiate` (Accept-Language),
+  `page_language` (a request's: Accept-Language, else its tenant's default), `query_language`
+  (`?lang=` when it names a supported language, else `page_language`).
+- Catalogs: `translations(language)`, compiled from the .po files on first use.
+- Translation: `gettext`, `ngettext` and `N_` (mark only), in the current language.
+- The current language: `LanguageMiddleware` sets it once per HTTP request (`page_language`);
+  routes whose URL names a language answer in it (`language_from_query` here, the help center's
+  path in `portal.kb.pages`). `use_language` is for text in a language other than the
+  request's: a mail to a customer in theirs, a background task, a cache built per language.
+"""
 
 from __future__ import annotations
 
+import functools
 import io
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
 
@@ -10,6 +25,9 @@ from babel import Locale, UnknownLocaleError
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 LOCALES_DIR = Path(__file__).parent / "locales"
 
@@ -122,3 +140,97 @@ def language_name(language: str) -> str:
     return (
         Locale.parse(LANGUAGES.get(language, language).replace("-", "_")).display_name or language
     )
+
+
+# ------------------------------------------------------------------ the request's language
+def page_language(connection: HTTPConnection) -> str:
+    """The language for pages without one in their URL: Accept-Language, then the tenant's."""
+    tenant = getattr(connection.state, "tenant", None)
+    default = tenant.default_locale if tenant is not None else DEFAULT_LANGUAGE
+    return negotiate(connection.headers.get("accept-language"), default)
+
+
+def query_language(request: Request) -> str:
+    """`?lang=` when it names a supported language, else `page_language`."""
+    raw = request.query_params.get("lang", "")
+    return (normalize_language(raw) if raw else None) or page_language(request)
+
+
+# None outside a request (and outside `use_language`): `gettext` then speaks DEFAULT_LANGUAGE,
+# and `request_language` negotiates, e.g. for the unknown-host page made before the middleware.
+_language: ContextVar[str | None] = ContextVar("language", default=None)
+
+
+def current_language() -> str:
+    """The language `gettext` translates into right now."""
+    return _language.get() or DEFAULT_LANGUAGE
+
+
+def request_language(connection: HTTPConnection) -> str:
+    """The language this request is answered in: as set for it, else negotiated."""
+    return _language.get() or page_language(connection)
+
+
+@contextmanager
+def use_language(language: str) -> Iterator[None]:
+    """Translate into `language` inside the block: for text not in the request's language."""
+    token = _language.set(language if language in LANGUAGES else DEFAULT_LANGUAGE)
+    try:
+        yield
+    finally:
+        _language.reset(token)
+
+
+def gettext(message: str) -> str:
+    """Translate a message into the current language (the request's, unless `use_language`)."""
+    return translations(current_language()).gettext(message)
+
+
+def N_(message: str) -> str:  # noqa: N802 (the name Babel's extractor looks for)
+    """Mark a message for the catalogs without translating it yet."""
+    return message
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    """The singular or plural translation for `n`, in the current language."""
+    return translations(current_language()).ngettext(singular, plural, n)
+
+
+class LanguageMiddleware:
+    """Sets the language of each HTTP request once, before its handler: `page_language`.
+
+    Inside the tenancy middleware, so the tenant's default language is known. Handlers, the
+    pages they render and the messages they make in Python all speak it without asking again.
+    (Websockets are left alone: the chat's frames carry the visitor's language themselves.)
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        token = _language.set(page_language(Request(scope)))
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _language.reset(token)
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def language_from_query(handler: Endpoint) -> Endpoint:
+    """Endpoint decorator: answer in `?lang=` when it names a supported language.
+
+    Links that carry a visitor's chosen language (the help center's "Contact us", a form's
+    thanks page, the widget's frames) keep it over what the browser asks for.
+    """
+
+    @functools.wraps(handler)
+    async def endpoint(request: Request) -> Response:
+        with use_language(query_language(request)):
+            return await handler(request)
+
+    return endpoint

@@ -5,9 +5,10 @@ while the tenant's widget switches (`WidgetSettings.apps`) list its app and the 
 form to contact, the chat switched on. The widget's panel offers the same apps, decided by the
 same functions (`portal.widget.config`), so the site and the panel never disagree.
 
-Pages are built without awaiting (`portal.templating.render`), yet the contact form needs the
-tenant's forms: `prepare` reads them (one cached read, shared with the widget's config) when the
-page is sent, and `site_nav` then builds the items, once per request and language.
+Pages are rendered without awaiting (`portal.templating.render`), yet the contact form needs the
+tenant's forms: `NavigationMiddleware` reads them before the handler runs (one cached read,
+shared with the widget's config), and `site_nav` then builds the items while a page renders,
+once per request and language.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ import logging
 from dataclasses import dataclass
 
 from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from portal.customer.session import session_data
-from portal.templating import gettext as _
-from portal.templating import page_language
+from portal.i18n import gettext as _
+from portal.i18n import page_language, request_language
+from portal.request_helpers import tenant_of
+from portal.services import services
+from portal.sessions.customer import session_data
 from portal.urls import path_for
-from portal.widget.config import available_apps, contact_form, form_ids
+from portal.widget.config import available_apps, contact_form
 from portal.widget.settings import WidgetSettings
 
 log = logging.getLogger(__name__)
@@ -40,39 +44,61 @@ class NavItem:
 
 
 async def prepare(request: Request) -> None:
-    """Read what `site_nav` cannot read without awaiting: the tenant's contact form."""
-    state = request.state
-    if hasattr(state, "nav_form_id"):
-        return  # once per request, however many pages it renders (e.g. an error page)
-    tenant = state.tenant
+    """Read what `site_nav` cannot read without awaiting: the ids of the tenant's forms."""
+    tenant = tenant_of(request)
     try:
-        ids = await form_ids(request).get(request, tenant)
+        ids = await services(request).widget_form_ids.get(request, tenant)
     except Exception:
-        # Every page of the tenant, error pages too, waits for this read: when the core fails,
-        # the page (maybe the one telling of the failure) shows without "Contact us" instead.
+        # Every page of the tenant, error pages too, needs this read: when the core fails, the
+        # page (maybe the one telling of the failure) shows without "Contact us" instead.
         log.warning("forms unreadable for the navigation of %s", tenant.slug, exc_info=True)
         ids = ()
-    state.nav_form_id = contact_form(WidgetSettings.for_tenant(tenant), ids)
+    request.state.nav_form_ids = ids
+
+
+class NavigationMiddleware:
+    """Runs `prepare` once per HTTP request of a tenant, before its handler.
+
+    Most requests render no page, but the read is a cached lookup (`FormIds`); doing it here
+    lets every page, error pages included, render its header without awaiting.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and "tenant" in scope.get("state", {}):
+            await prepare(Request(scope))
+        await self.app(scope, receive, send)
 
 
 def site_nav(request: Request, lang: str | None = None) -> list[NavItem]:
-    """The header's items for this request's tenant, in `lang` (else the negotiated language).
+    """The header's items for this request's tenant, in `lang` (else the request's language).
 
-    Needs `prepare` first. Labels are translated into the language being rendered, so call it
-    while rendering; the result is kept for the rest of the request.
+    Labels are translated into the language being rendered, so call it while rendering; the
+    result is kept for the rest of the request. Without `prepare` (a request that never passed
+    the middleware) there is no "Contact us".
     """
-    lang = lang or page_language(request)
+    lang = lang or request_language(request)
     state = request.state
     cache: dict[str, list[NavItem]] = getattr(state, "nav_items", None) or {}
     if lang in cache:
         return cache[lang]
-    tenant = state.tenant
-    form_id: int | None = state.nav_form_id
+    tenant = tenant_of(request)
+    settings = WidgetSettings.for_tenant(tenant)
+    form_id = contact_form(settings, getattr(state, "nav_form_ids", ()))
     # Business hours do not hide the chat's page: outside them it takes the visitor's email.
-    apps, _visible = available_apps(tenant, WidgetSettings.for_tenant(tenant), form_id, True)
+    apps, _visible = available_apps(
+        tenant,
+        settings,
+        form_id,
+        True,
+        core_has_chat=services(request).core.capabilities.chat,
+    )
     here = request.url.path
     current = next((app for prefix, app in _APP_PATHS if here.startswith(prefix)), None)
     items: list[NavItem] = []
+    url: str  # a path, and for the contact form maybe a query
     for app in sorted(apps, key=ORDER.index):
         if app == "kb":
             label, url = _("Help center"), path_for(request, "kb_home", lang=lang)

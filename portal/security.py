@@ -1,4 +1,7 @@
-"""Signed tokens (one salt per purpose), password hashing, CSRF and security headers."""
+"""Signed tokens (one salt per purpose), signed session cookies, password hashing, security headers.
+
+(CSRF tokens are `portal.csrf`'s; framing rules and cookies for frames `portal.embedding`'s.)
+"""
 
 from __future__ import annotations
 
@@ -15,8 +18,10 @@ from typing import Any, TypeVar
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.datastructures import MutableHeaders
-from starlette.requests import Request
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from portal.services import services
 
 R = TypeVar("R")
 
@@ -134,17 +139,6 @@ async def hash_password_bounded(password: str) -> str:
     return await password_hashing.run(hash_password, password)
 
 
-def csrf_token(signer: Signer, session_id: str) -> str:
-    """A token bound to one session; a form must echo it back."""
-    return signer.dumps("csrf", session_id)
-
-
-def csrf_ok(signer: Signer, session_id: str, token: str | None) -> bool:
-    if not token:
-        return False
-    return signer.loads("csrf", token, max_age=12 * 3600) == session_id
-
-
 CSP = (
     "default-src 'self'; img-src 'self' https: data:; style-src 'self' 'unsafe-inline'; "
     "script-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
@@ -186,7 +180,7 @@ class SecurityHeadersMiddleware:
 
 
 def signed_session(
-    request: Request,
+    request: HTTPConnection,
     cookie: str,
     purpose: str,
     max_age: int,
@@ -203,7 +197,7 @@ def signed_session(
     token = request.cookies.get(cookie)
     if not token:
         return None
-    data = request.state.signer.loads(purpose, token, max_age=max_age)
+    data = services(request).signer.loads(purpose, token, max_age=max_age)
     if not isinstance(data, dict):
         return None
     tenant = getattr(request.state, "tenant", None)

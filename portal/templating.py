@@ -1,10 +1,7 @@
-"""Jinja2 environment: overridable templates, per-request language, tenant branding."""
+"""Jinja2 environment: overridable templates, pages in the request's language, tenant branding."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -12,44 +9,21 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.templating import Jinja2Templates
-from starlette.types import Receive, Scope, Send
 
+from portal.core.contract import Capabilities
 from portal.i18n import (
-    DEFAULT_LANGUAGE,
     LANGUAGES,
+    gettext,
     language_name,
-    negotiate,
+    ngettext,
+    request_language,
     text_direction,
-    translations,
+    use_language,
 )
+from portal.navigation import site_nav
 from portal.resources import TEMPLATES_DIR
+from portal.services import services
 from portal.urls import path_for
-
-_language: ContextVar[str] = ContextVar("language", default=DEFAULT_LANGUAGE)
-
-
-def gettext(message: str) -> str:
-    """Translate a message into the language of the page being rendered."""
-    return translations(_language.get()).gettext(message)
-
-
-def N_(message: str) -> str:  # noqa: N802 (the name Babel's extractor looks for)
-    """Mark a message for the catalogs without translating it yet."""
-    return message
-
-
-def ngettext(singular: str, plural: str, n: int) -> str:
-    """The singular or plural translation for `n`, in the page's language."""
-    return translations(_language.get()).ngettext(singular, plural, n)
-
-
-@contextmanager
-def use_language(language: str) -> Iterator[None]:
-    token = _language.set(language if language in LANGUAGES else DEFAULT_LANGUAGE)
-    try:
-        yield
-    finally:
-        _language.reset(token)
 
 
 def make_templates(override_dir: Path | None = None) -> Jinja2Templates:
@@ -74,6 +48,7 @@ def make_templates(override_dir: Path | None = None) -> Jinja2Templates:
     env.globals["LANGUAGES"] = LANGUAGES
     templates = Jinja2Templates(env=env)
     env.globals["url_for"] = _url_for  # paths, cached; replaces Starlette's uncached absolute URLs
+    env.globals["core_capabilities"] = _core_capabilities
     return templates
 
 
@@ -82,11 +57,10 @@ def _url_for(context: dict[str, Any], name: str, /, **params: Any) -> str:
     return path_for(context["request"], name, **params)
 
 
-def page_language(request: Request) -> str:
-    """The language for pages without one in their URL: Accept-Language, then the tenant's."""
-    tenant = getattr(request.state, "tenant", None)
-    default = tenant.default_locale if tenant is not None else DEFAULT_LANGUAGE
-    return negotiate(request.headers.get("accept-language"), default)
+@jinja2.pass_context
+def _core_capabilities(context: dict[str, Any]) -> Capabilities:
+    """What the app's core offers, for templates that hide what it lacks (the chat menu)."""
+    return services(context["request"]).core.capabilities
 
 
 def render(
@@ -98,48 +72,16 @@ def render(
     language: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
-    """Render a page in `language` (else negotiated), with the tenant's branding in context."""
+    """Render a page in `language` (else the request's), with the tenant's branding in context."""
     context = dict(context or {})
-    language = language or context.get("lang") or page_language(request)
+    language = language or context.get("lang") or request_language(request)
     context.setdefault("lang", language)
     context.setdefault("tenant", getattr(request.state, "tenant", None))
-    if context["tenant"] is not None:
-        return _SitePage(request, name, context, language, status_code, headers)
-    templates: Jinja2Templates = request.state.templates
+    templates = services(request).templates
     with use_language(language):
+        if context["tenant"] is not None:
+            # Its header: read by `NavigationMiddleware` before the handler, built here.
+            context.setdefault("site_nav", site_nav(request, language))
         return templates.TemplateResponse(
             request, name, context, status_code=status_code, headers=headers
         )
-
-
-class _SitePage(HTMLResponse):
-    """A tenant's page, rendered as it is sent: its header navigation needs an awaited read.
-
-    Handlers build pages without awaiting, and headers they add afterwards (cookies, CSP) stay;
-    only the body and its length are filled in here, after `portal.navigation.prepare`.
-    """
-
-    def __init__(
-        self,
-        request: Request,
-        name: str,
-        context: dict[str, Any],
-        language: str,
-        status_code: int,
-        headers: dict[str, str] | None,
-    ) -> None:
-        super().__init__(None, status_code=status_code, headers=headers)
-        self._page = (request, name, context, language)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        from portal.navigation import prepare, site_nav  # it imports this module
-
-        request, name, context, language = self._page
-        await prepare(request)
-        templates: Jinja2Templates = request.state.templates
-        with use_language(language):
-            context.setdefault("site_nav", site_nav(request, language))
-            context.setdefault("request", request)
-            self.body = self.render(templates.get_template(name).render(context))
-        self.headers["content-length"] = str(len(self.body))
-        await super().__call__(scope, receive, send)

@@ -58,9 +58,9 @@ class TenantResolver:
         try:
             slug = self.slug_for(host)
             if slug is not None:
-                tenant = await self.core.get_tenant(slug)
+                tenant = await self.core.tenants.get_tenant(slug)
             else:
-                tenant = await self.core.get_tenant_by_domain(host)
+                tenant = await self.core.tenants.get_tenant_by_domain(host)
         except NotFound:
             tenant = None
         if len(self._cache) > 10_000:
@@ -73,7 +73,8 @@ class TenantResolver:
 
 
 class TenancyMiddleware:
-    """Puts the request's tenant in `request.state.tenant`, or answers 404 for unknown hosts."""
+    """Puts the request's tenant in its state (`tenant_of(request)` reads it), or answers 404
+    for unknown hosts."""
 
     def __init__(self, app: ASGIApp, not_found_app: ASGIApp) -> None:
         self.app = app
@@ -90,7 +91,7 @@ class TenancyMiddleware:
             if key == b"host":
                 host = value.decode("latin-1")
                 break
-        resolver: TenantResolver = scope["state"]["tenants"]
+        resolver: TenantResolver = scope["state"]["services"].tenants
         # A malformed Host must not pick a tenant: pages build absolute links from it.
         tenant = await resolver.resolve(host) if valid_host(host) else None
         if tenant is None:
@@ -98,16 +99,3 @@ class TenancyMiddleware:
             return
         scope["state"]["tenant"] = tenant
         await self.app(scope, receive, send)
-
-
-# A site as browsers send it in Origin: scheme, host and maybe a port, nothing more.
-ORIGIN_RE = re.compile(r"https?://[a-z0-9.-]+(:[0-9]{1,5})?")
-
-
-def embed_origins(tenant: Tenant | None) -> list[str]:
-    """The sites (`https://host[:port]`) a tenant lets embed its pages and open chat sockets."""
-    allowed = tenant.settings.get("embed_origins", []) if tenant is not None else []
-    if isinstance(allowed, str):
-        allowed = allowed.split()
-    origins = (o.rstrip("/").lower() for o in allowed if isinstance(o, str))
-    return [o for o in origins if ORIGIN_RE.fullmatch(o)]

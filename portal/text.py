@@ -28,3 +28,9 @@ def one_line(text: str) -> str:
     """`text` as one line: no format characters, other invisible ones and runs of white space
     as one space."""
     return " ".join("".join(" " if is_invisible(ch) else ch for ch in strip_format(text)).split())
+
+
+def clean_name(value: str) -> str:
+    """A person's name as typed, on one line, without control, bidi or other format characters
+    (they reorder or hide what an agent is shown); "" for none. Length is the caller's to check."""
+    return one_line(value)

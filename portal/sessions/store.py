@@ -1,10 +1,11 @@
-"""Server-side sign-in sessions, shared by the agent console and the customer portal.
+"""The server-side store of sign-in sessions, shared by the staff and the customer session.
 
-The browser's cookie carries a random token (256 bits) inside the signed envelope each app
-already uses; the core stores only the token's SHA-256 (the session id) with the tenant, the kind
-("agent" or "customer"), the agent's or customer's id and the expiry. A request is signed in only
-while that row exists: one primary-key read per request. Signing out deletes the row, so a copied
-cookie stops working at once, in every process. CSRF tokens are bound to the session id.
+The browser's cookie carries a random token (256 bits) inside the signed envelope of its
+session (`portal.sessions.staff`, `portal.sessions.customer`); the core stores only the token's
+SHA-256 (the session id) with the tenant, the kind ("agent" or "customer"), the agent's or
+customer's id and the expiry. A request is signed in only while that row exists: one primary-key
+read per request. Signing out deletes the row, so a copied cookie stops working at once, in every
+process. CSRF tokens are bound to the session id.
 
 The signature is still checked first: a forged or foreign cookie costs no database read.
 """
@@ -18,6 +19,8 @@ from datetime import UTC, datetime, timedelta
 from starlette.requests import HTTPConnection
 
 from portal.core.contract import Session
+from portal.request_helpers import tenant_of
+from portal.services import services
 
 AGENT = "agent"
 CUSTOMER = "customer"
@@ -35,8 +38,8 @@ async def start(
     token = secrets.token_urlsafe(32)
     sid = session_id(token)
     expires_at = datetime.now(UTC) + timedelta(seconds=max_age)
-    await connection.state.core.create_session(
-        connection.state.tenant.id, kind, subject_id, sid, expires_at
+    await services(connection).core.customers.create_session(
+        tenant_of(connection).id, kind, subject_id, sid, expires_at
     )
     return token, sid
 
@@ -44,8 +47,8 @@ async def start(
 async def check(connection: HTTPConnection, token: str, kind: str, subject_id: int) -> str | None:
     """The session id when `token` names a live `kind` session of `subject_id`, else None."""
     sid = session_id(token)
-    core, tenant = connection.state.core, connection.state.tenant
-    found: Session | None = await core.get_session(tenant.id, sid)
+    core, tenant = services(connection).core, tenant_of(connection)
+    found: Session | None = await core.customers.get_session(tenant.id, sid)
     if found is None or found.kind != kind or found.subject_id != subject_id:
         return None
     return sid
@@ -53,9 +56,11 @@ async def check(connection: HTTPConnection, token: str, kind: str, subject_id: i
 
 async def end(connection: HTTPConnection, sid: str) -> None:
     """End one session (signing out)."""
-    await connection.state.core.end_session(connection.state.tenant.id, sid)
+    await services(connection).core.customers.end_session(tenant_of(connection).id, sid)
 
 
 async def end_all(connection: HTTPConnection, kind: str, subject_id: int) -> int:
     """End every session of an agent or customer ("sign out everywhere"); returns how many."""
-    return await connection.state.core.end_sessions(connection.state.tenant.id, kind, subject_id)
+    return await services(connection).core.customers.end_sessions(
+        tenant_of(connection).id, kind, subject_id
+    )

@@ -1,4 +1,4 @@
-"""The hub: carries notifications between processes (in memory, or Redis pub/sub)."""
+"""The hub of many processes: Redis pub/sub between them, presence in Redis hashes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Awaitable
-from typing import Any, Protocol
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
@@ -19,230 +19,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from portal.hub.protocol import QUEUE_SIZE, check_presence
+from portal.hub.subscriptions import LocalHub
+
 log = logging.getLogger(__name__)
-
-RESUMED = "hub.resumed"
-QUEUE_SIZE = 1000
-PRESENCE_STATUSES = ("online", "away")
-
-
-class Hub(Protocol):
-    """What the messenger needs from a hub; one per process."""
-
-    async def start(self) -> None: ...
-    async def close(self) -> None: ...
-    async def publish(self, channel: str, message: dict[str, Any]) -> None: ...
-    def subscription(self, queue_size: int | None = None) -> Subscription: ...
-    async def set_presence(
-        self, tenant_id: int, agent_id: int, status: str, ttl: float = 60
-    ) -> None: ...
-    async def clear_presence(self, tenant_id: int, agent_id: int) -> None: ...
-    async def presence(self, tenant_id: int) -> dict[int, str]: ...
-
-
-def make_hub(redis_url: str) -> Hub:
-    """A MemoryHub for an empty URL (one process), else a RedisHub."""
-    return RedisHub(redis_url) if redis_url else MemoryHub()
-
-
-class Subscription:
-    """One websocket's messages: an async context manager and an async iterator of dicts.
-
-    Messages are shared between the subscriptions of a channel: treat them as read-only.
-    {"type": "hub.resumed"} means messages may have been lost (Redis reconnected, or this
-    subscription fell `limit` messages behind): catch up from the core.
-    """
-
-    # 10,000 idle sockets per process: no task per subscription, and no __dict__.
-    __slots__ = ("_hub", "_channels", "_queue", "_limit", "_waiter", "_closed")
-
-    def __init__(self, hub: _LocalHub, limit: int) -> None:
-        self._hub = hub
-        self._channels: set[str] = set()
-        self._queue: deque[dict[str, Any]] = deque()
-        self._limit = limit
-        self._waiter: asyncio.Future[None] | None = None
-        self._closed = False
-
-    @property
-    def channels(self) -> frozenset[str]:
-        """The channels this subscription receives."""
-        return frozenset(self._channels)
-
-    async def add(self, channel: str) -> None:
-        """Receive `channel`; once this returns (and Redis is up) no later publish is missed."""
-        await self._hub._add(self, channel)
-
-    async def remove(self, channel: str) -> None:
-        """Stop receiving `channel`."""
-        await self._hub._remove(self, channel)
-
-    async def close(self) -> None:
-        """Leave every channel and end the iteration."""
-        await self._hub._discard(self)
-
-    async def __aenter__(self) -> Subscription:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    def __aiter__(self) -> Subscription:
-        return self
-
-    async def __anext__(self) -> dict[str, Any]:
-        while not self._queue:
-            if self._closed:
-                raise StopAsyncIteration
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        return self._queue.popleft()
-
-    def _deliver(self, message: dict[str, Any]) -> None:
-        if self._closed:
-            return
-        if len(self._queue) >= self._limit:
-            # A slow reader: what is queued is worth less than bounded memory; the socket
-            # catches up from the core instead.
-            self._resume()
-            return
-        self._queue.append(message)
-        self._wake()
-
-    def _resume(self) -> None:
-        # Catching up from the core covers whatever was still queued.
-        self._queue.clear()
-        self._queue.append({"type": RESUMED})
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-
-class _LocalHub:
-    """Fan-out to the subscriptions of this process, by channel."""
-
-    def __init__(self, queue_size: int = QUEUE_SIZE) -> None:
-        self._queue_size = queue_size
-        self._channels: dict[str, set[Subscription]] = {}
-        self._subscriptions: set[Subscription] = set()
-
-    def subscription(self, queue_size: int | None = None) -> Subscription:
-        """A new subscription (one per websocket); close it, or use it as a context manager.
-
-        `queue_size` overrides the hub's for sockets that follow many channels (agents)."""
-        subscription = Subscription(self, queue_size or self._queue_size)
-        self._subscriptions.add(subscription)
-        return subscription
-
-    async def _add(self, subscription: Subscription, channel: str) -> None:
-        if subscription._closed:
-            raise RuntimeError("the subscription is closed")
-        if channel in subscription._channels:
-            return
-        subscription._channels.add(channel)
-        subscribers = self._channels.get(channel)
-        first = subscribers is None
-        if subscribers is None:
-            subscribers = self._channels[channel] = set()
-        subscribers.add(subscription)
-        await self._subscribe(channel, first)
-
-    async def _remove(self, subscription: Subscription, channel: str) -> None:
-        if channel not in subscription._channels:
-            return
-        subscription._channels.discard(channel)
-        if self._leave(subscription, channel):
-            await self._unsubscribe([channel])
-
-    async def _discard(self, subscription: Subscription) -> None:
-        # Local state first, so a cancellation during the UNSUBSCRIBE leaves nothing behind.
-        subscription._closed = True
-        subscription._queue.clear()
-        subscription._wake()
-        self._subscriptions.discard(subscription)
-        emptied = [c for c in subscription._channels if self._leave(subscription, c)]
-        subscription._channels.clear()
-        if emptied:
-            await self._unsubscribe(emptied)
-
-    def _leave(self, subscription: Subscription, channel: str) -> bool:
-        """Drop `subscription` from `channel`; True when that was the channel's last one."""
-        subscribers = self._channels.get(channel)
-        if subscribers is None:
-            return False
-        subscribers.discard(subscription)
-        if subscribers:
-            return False
-        del self._channels[channel]
-        return True
-
-    def _dispatch(self, channel: str, message: dict[str, Any]) -> None:
-        for subscription in self._channels.get(channel, ()):
-            subscription._deliver(message)
-
-    def _resume_all(self) -> None:
-        for subscription in self._subscriptions:
-            subscription._resume()
-
-    async def _close_subscriptions(self) -> None:
-        for subscription in list(self._subscriptions):
-            await subscription.close()
-
-    async def _subscribe(self, channel: str, first: bool) -> None:
-        """Make sure messages of `channel` reach this process."""
-
-    async def _unsubscribe(self, channels: list[str]) -> None:
-        """Tell the source that nobody here listens to `channels` any more."""
-
-
-class MemoryHub(_LocalHub):
-    """The hub of a single process: publish delivers to local subscriptions directly."""
-
-    def __init__(self, queue_size: int = QUEUE_SIZE) -> None:
-        super().__init__(queue_size)
-        self._presence: dict[int, dict[int, tuple[str, float]]] = {}
-
-    async def start(self) -> None:
-        """Nothing to connect to."""
-
-    async def close(self) -> None:
-        """End every subscription."""
-        await self._close_subscriptions()
-
-    async def publish(self, channel: str, message: dict[str, Any]) -> None:
-        """Deliver `message` to this process's subscriptions of `channel`."""
-        # A JSON round trip, as through Redis, so a single process finds unserialisable
-        # messages too and subscribers see the same shapes (lists, string keys).
-        data = json.dumps(message)
-        if channel in self._channels:
-            self._dispatch(channel, json.loads(data))
-
-    async def set_presence(
-        self, tenant_id: int, agent_id: int, status: str, ttl: float = 60
-    ) -> None:
-        """Mark an agent `status` for `ttl` seconds."""
-        _check_presence(status, ttl)
-        agents = self._presence.setdefault(tenant_id, {})
-        agents[agent_id] = (status, time.monotonic() + ttl)
-
-    async def clear_presence(self, tenant_id: int, agent_id: int) -> None:
-        """Forget an agent's presence (signed out, socket closed)."""
-        self._presence.get(tenant_id, {}).pop(agent_id, None)
-
-    async def presence(self, tenant_id: int) -> dict[int, str]:
-        """Agent id -> status of the agents whose presence has not expired."""
-        agents = self._presence.get(tenant_id, {})
-        now = time.monotonic()
-        for agent_id in [a for a, (_, expires) in agents.items() if expires <= now]:
-            del agents[agent_id]
-        return {agent_id: status for agent_id, (status, _) in agents.items()}
-
 
 # Prune expired fields and set one, atomically (a read-then-HDEL from the client could delete
 # another process's fresh entry); the hash itself lives as long as its longest entry.
@@ -260,7 +40,7 @@ end
 """
 
 
-class RedisHub(_LocalHub):
+class RedisHub(LocalHub):
     """The hub of many processes: one pub/sub connection per process, local fan-out.
 
     A reader task owns the pub/sub connection. It SUBSCRIBEs on the first local subscriber of
@@ -333,9 +113,14 @@ class RedisHub(_LocalHub):
         self, tenant_id: int, agent_id: int, status: str, ttl: float = 60
     ) -> None:
         """Mark an agent `status` for `ttl` seconds, seen by every process."""
-        _check_presence(status, ttl)
+        check_presence(status, ttl)
         now = time.time()
-        args = [agent_id, f"{status}:{now + ttl:.3f}", f"{now:.3f}", math.ceil(ttl * 1000)]
+        args: list[str | int] = [
+            agent_id,
+            f"{status}:{now + ttl:.3f}",
+            f"{now:.3f}",
+            math.ceil(ttl * 1000),
+        ]
         await self._quietly(self._set_presence(keys=[_presence_key(tenant_id)], args=args))
 
     async def clear_presence(self, tenant_id: int, agent_id: int) -> None:
@@ -490,10 +275,3 @@ class RedisHub(_LocalHub):
 
 def _presence_key(tenant_id: int) -> str:
     return f"presence:{tenant_id}"
-
-
-def _check_presence(status: str, ttl: float) -> None:
-    if status not in PRESENCE_STATUSES:
-        raise ValueError(f"presence status must be one of {PRESENCE_STATUSES}, not {status!r}")
-    if ttl <= 0:
-        raise ValueError("presence ttl must be positive")

@@ -1,0 +1,94 @@
+"""The customer session: the portal's, the chat's and the widget's signed-in customer.
+
+`portal_customer` holds `signer.dumps("customer-session", {"c", "t", "s"})`: the customer id,
+the tenant id and a random token (256 bits) made at every sign-in. The core keeps a session row
+named by the token's SHA-256 (`portal.sessions.store`), never the token itself; a request is
+signed in only when the signature is good (checked first, so a forged cookie costs no database
+read), the cookie names this request's tenant and the row exists, is unexpired and belongs to the
+same customer: one primary-key read. Signing out deletes the row, so a copied cookie stops
+working at once in every process, and "sign out everywhere" deletes every row of the customer.
+
+The cookie is HttpOnly, host-only, sent to every path of the tenant's host (the chat's socket
+and the widget's endpoints need it as much as the portal's pages; it used to be scoped to
+`/portal`, and signing out drops that old cookie too), lives 14 days, as does the row, and is
+refused on any other tenant's host. Inside an iframe it is partitioned (`portal.embedding`).
+The customer is read from the core on every request, so a changed organization takes effect at
+once. `session_data` checks only the signature: it is for callers that merely recognise a
+visitor (the messenger, the header's "My tickets"), never for deciding what a signed-in
+customer may see or do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
+
+from portal.core.contract import Customer, NotFound
+from portal.embedding import delete_cookie, set_cookie
+from portal.request_helpers import tenant_of
+from portal.security import Signer, signed_session
+from portal.services import services
+from portal.sessions import store
+
+SESSION_COOKIE = "portal_customer"
+SESSION_PATH = "/"
+LEGACY_SESSION_PATH = "/portal"  # where cookies set before the widget still live
+SESSION_MAX_AGE = 14 * 24 * 3600
+
+
+def session_token(signer: Signer, customer: Customer, token: str) -> str:
+    """The cookie's value: the customer, the tenant and the session's random token, signed."""
+    return signer.dumps("customer-session", {"c": customer.id, "t": customer.tenant_id, "s": token})
+
+
+def session_data(connection: HTTPConnection) -> dict[str, Any] | None:
+    """The signed payload if valid, unexpired and for this tenant; says nothing of sign-out."""
+    return signed_session(
+        connection,
+        SESSION_COOKIE,
+        "customer-session",
+        SESSION_MAX_AGE,
+        tenant_key="t",
+        id_key="c",
+        sid_key="s",
+    )
+
+
+async def current_session(connection: HTTPConnection) -> tuple[Customer, str] | None:
+    """(customer, session id) when the cookie names a live session of this tenant, or None."""
+    data = session_data(connection)
+    if data is None:
+        return None
+    sid = await store.check(connection, data["s"], store.CUSTOMER, data["c"])
+    if sid is None:
+        return None
+    try:
+        customer = await services(connection).core.customers.get_customer(
+            tenant_of(connection).id, data["c"]
+        )
+    except NotFound:
+        return None
+    return customer, sid
+
+
+async def sign_in(response: Response, request: Request, customer: Customer, *, embed: bool) -> str:
+    """Start a session for `customer` and set its cookie; returns the session id."""
+    token, sid = await store.start(request, store.CUSTOMER, customer.id, SESSION_MAX_AGE)
+    set_cookie(
+        response,
+        request,
+        SESSION_COOKIE,
+        session_token(services(request).signer, customer, token),
+        max_age=SESSION_MAX_AGE,
+        path=SESSION_PATH,
+        embed=embed,
+    )
+    return sid
+
+
+def sign_out(response: Response, request: Request) -> None:
+    """Drop the cookie; the caller ends the session itself (`store.end` or `store.end_all`)."""
+    delete_cookie(response, request, SESSION_COOKIE, SESSION_PATH)
+    delete_cookie(response, request, SESSION_COOKIE, LEGACY_SESSION_PATH)
