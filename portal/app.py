@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -18,31 +17,41 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
+from portal.admin.auth import LoginGuard
 from portal.admin.routes import routes as admin_routes
 from portal.agent.routes import routes as agent_routes
 from portal.attachments import AttachmentStore
 from portal.bodylimit import BodyLimitMiddleware
+from portal.capabilities import gate_routes
 from portal.core.contract import EVENTS_RESUMED, HelpdeskCore
 from portal.core.embedded.core import EmbeddedCore
+from portal.customer.auth import SignInLimits
 from portal.customer.notifications import notify_customers
 from portal.customer.routes import routes as customer_routes
 from portal.events import EventFeed
+from portal.forms.cache import FormCache
 from portal.forms.routes import routes as forms_routes
+from portal.hub import make_hub
+from portal.i18n import LanguageMiddleware
 from portal.kb.routes import routes as kb_routes
 from portal.kb.search import SearchService
 from portal.kb.store import KnowledgeBase
 from portal.mail import Mailer
-from portal.messenger.hub import make_hub
 from portal.messenger.routes import routes as messenger_routes
 from portal.messenger.service import Messenger
 from portal.messenger.sockets import ConnectionLimits
+from portal.navigation import NavigationMiddleware
+from portal.ratelimit import RateLimits
 from portal.resources import STATIC_DIR
 from portal.security import SecurityHeadersMiddleware, Signer
+from portal.services import Services, services
 from portal.settings import Settings
 from portal.templating import make_templates, render
 from portal.tenancy import TenancyMiddleware, TenantResolver
 from portal.urls import PathCache
+from portal.widget.config import FormIds
 from portal.widget.identity import routes as identity_routes
+from portal.widget.routes import LoaderCache
 from portal.widget.routes import routes as widget_routes
 
 log = logging.getLogger(__name__)
@@ -55,7 +64,7 @@ async def healthz(request: Request) -> Response:
 async def tls_ask(request: Request) -> Response:
     """Caddy's on-demand TLS "ask": 200 only for domains that belong to a tenant."""
     domain = request.query_params.get("domain", "")
-    tenant = await request.state.tenants.resolve(domain) if domain else None
+    tenant = await services(request).tenants.resolve(domain) if domain else None
     if tenant is None:
         return PlainTextResponse("unknown domain", status_code=404)
     return PlainTextResponse("ok")
@@ -109,14 +118,14 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
     settings.validate()
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Services]]:
         settings.data_path.mkdir(parents=True, exist_ok=True)
         own_core = core is None
         the_core: HelpdeskCore = core or EmbeddedCore(settings.resolved_database_url)
         if own_core:
             await the_core.start()
         search = SearchService(settings.data_path / "indexes", the_core)
-        for tenant in await the_core.list_tenants():
+        for tenant in await the_core.tenants.list_tenants():
             await search.catch_up(tenant.id)
         kb = KnowledgeBase(the_core)
         resolver = TenantResolver(the_core, settings.base_domain)
@@ -128,7 +137,6 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
         feed = EventFeed(the_core, hub)
         tasks = [
             asyncio.create_task(feed.run(), name="event-relay"),
-            asyncio.create_task(messenger.watch_unanswered(), name="chat-watch"),
             asyncio.create_task(search.follow_events(feed.events()), name="search-follow"),
             asyncio.create_task(_follow_core_events(feed, resolver, kb), name="cache-follow"),
             asyncio.create_task(kb.flush_views_forever(), name="view-flush"),
@@ -137,22 +145,32 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
                 name="customer-mail",
             ),
         ]
+        if the_core.capabilities.chat:
+            tasks.append(asyncio.create_task(messenger.watch_unanswered(), name="chat-watch"))
+        app_services = Services(
+            settings=settings,
+            core=the_core,
+            tenants=resolver,
+            signer=signer,
+            templates=make_templates(settings.data_path / "templates"),
+            paths=PathCache(app.router),
+            search=search,
+            kb=kb,
+            attachments=AttachmentStore(settings.data_path / "attachments"),
+            mailer=mailer,
+            hub=hub,
+            messenger=messenger,
+            events=feed,
+            form_cache=FormCache(),
+            widget_form_ids=FormIds(),
+            widget_loaders=LoaderCache(),
+            rate_limits=RateLimits(),
+            sign_in_limits=SignInLimits(),
+            login_guard=LoginGuard(),
+            socket_limits=ConnectionLimits(settings.ws_max_per_ip_count),
+        )
         try:
-            yield {
-                "settings": settings,
-                "core": the_core,
-                "search": search,
-                "kb": kb,
-                "tenants": resolver,
-                "signer": signer,
-                "templates": make_templates(settings.data_path / "templates"),
-                "attachments": AttachmentStore(settings.data_path / "attachments"),
-                "mailer": mailer,
-                "hub": hub,
-                "messenger": messenger,
-                "events": feed,
-                "socket_limits": ConnectionLimits(settings.ws_max_per_ip_count),
-            }
+            yield {"services": app_services}
         finally:
             for task in tasks:
                 task.cancel()
@@ -170,16 +188,19 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
         *kb_routes,
         *forms_routes,
         *customer_routes,
-        *messenger_routes,  # before the /agent mount, which would take /agent/ws
+        *messenger_routes,
         *identity_routes,
         *widget_routes,
         Mount("/admin", routes=admin_routes),
-        Mount("/agent", routes=agent_routes),
+        Mount("/agent", routes=agent_routes),  # the console and its socket, /agent/ws
     ]
+    gate_routes(routes)  # 404 for the routes of what the core lacks (e.g. chat)
     middleware = [
         Middleware(SecurityHeadersMiddleware, hsts=settings.production),
         Middleware(GZipMiddleware, minimum_size=1024),
         Middleware(TenancyMiddleware, not_found_app=unknown_host),
+        Middleware(LanguageMiddleware),  # inside tenancy: the tenant's default counts
+        Middleware(NavigationMiddleware),  # the header of the tenant's pages, read once
         Middleware(BodyLimitMiddleware),  # inside tenancy: caps follow the tenant's limits
     ]
     app = Starlette(
@@ -188,5 +209,4 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
         lifespan=lifespan,
         exception_handlers={HTTPException: _error_page, Exception: _error_page},
     )
-    app.state.paths = PathCache(app.router)
     return app

@@ -9,12 +9,15 @@ import getpass
 import logging
 import resource
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from portal.core.contract import Conflict, NotFound
 from portal.core.embedded.core import EmbeddedCore
 from portal.settings import Settings, SettingsError, settings_table
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +27,7 @@ def _core(settings: Settings) -> EmbeddedCore:
     return EmbeddedCore(settings.resolved_database_url)
 
 
-async def _with_core(settings: Settings, action):  # type: ignore[no-untyped-def]
+async def _with_core(settings: Settings, action: Callable[[EmbeddedCore], Awaitable[T]]) -> T:
     core = _core(settings)
     await core.start()
     try:
@@ -101,7 +104,7 @@ def cmd_reindex(settings: Settings, args: argparse.Namespace) -> int:
     async def action(core: EmbeddedCore) -> int:
         search = SearchService(settings.data_path / "indexes", core)
         try:
-            tenants = await core.list_tenants()
+            tenants = await core.tenants.list_tenants()
             if args.tenant:
                 tenants = [t for t in tenants if t.slug == args.tenant]
                 if not tenants:
@@ -122,7 +125,7 @@ def cmd_kb_import(settings: Settings, args: argparse.Namespace) -> int:
 
     async def action(core: EmbeddedCore) -> int:
         try:
-            tenant = await core.get_tenant(args.tenant)
+            tenant = await core.tenants.get_tenant(args.tenant)
         except NotFound:
             print(
                 f"no tenant {args.tenant!r}; create it with `portal demo` or the admin",
@@ -148,8 +151,8 @@ def cmd_create_agent(settings: Settings, args: argparse.Namespace) -> int:
 
     async def action(core: EmbeddedCore) -> int:
         try:
-            tenant = await core.get_tenant(args.tenant)
-            await core.create_agent(
+            tenant = await core.tenants.get_tenant(args.tenant)
+            await core.tenants.create_agent(
                 tenant.id, args.email, args.name, hash_password(password), args.role
             )
         except (NotFound, Conflict) as exc:

@@ -19,7 +19,7 @@ from typing import Any
 
 from portal.core.bus import EventBus
 from portal.core.contract import EVENTS_RESUMED, Event, HelpdeskCore
-from portal.messenger.hub import RESUMED, Hub
+from portal.hub import RESUMED, Hub
 
 log = logging.getLogger(__name__)
 

@@ -131,4 +131,6 @@ class Settings:
 
 def settings_table() -> list[tuple[str, str, str]]:
     """(variable, default, help) for every setting, for the README and `portal settings`."""
-    return [("PORTAL_" + f.name.upper(), f.default, f.metadata["help"]) for f in fields(Settings)]
+    return [
+        (f"PORTAL_{f.name.upper()}", str(f.default), f.metadata["help"]) for f in fields(Settings)
+    ]

@@ -1,23 +1,14 @@
-"""The agent session: a server-side session, sign in/out, role checks, CSRF and login limits.
+"""The staff pages' guard and login: role checks, CSRF of the pages, login CSRF and limits.
 
-Session
-    `portal_agent` holds `signer.dumps("agent-session", {"agent_id", "tenant_id", "sid"})`, where
-    `sid` is a random token (256 bits) made at every sign-in. The core keeps a session row named
-    by the token's SHA-256 (`portal.sessions`), never the token itself. A request is signed in
-    only when the signature is good (checked first, so a forged cookie costs no database read),
-    the cookie names this request's tenant, and the row exists, is unexpired and belongs to the
-    same agent: one primary-key read. Signing out deletes the row, so a copy of the cookie stops
-    working at once in every process; "sign out everywhere" deletes every row of the agent. The
-    cookie is HttpOnly, SameSite=Lax, Secure in production, host-only (no Domain attribute) and
-    lasts 12 hours, as does the row. The agent is read from the core on every request too, so a
-    deleted agent or a changed role takes effect at once.
+The staff session itself (its cookie, loading the agent) is `portal.sessions.staff`; this module
+holds what the admin and agent pages put around it.
 
-CSRF
-    Every POST form carries `csrf_token` = `csrf_token(signer, session id)` (the stored id, not
-    the cookie's token, so a page's HTML never holds what the cookie holds); `require_agent`
-    checks it (with `csrf_ok`) before the endpoint runs, and a missing or forged token is a 403
-    page that asks to reload the page. In addition, a POST whose `Origin` header names another
-    host is refused (browsers send it on cross-site form posts; it is only checked when present).
+Guard
+    `require_agent(role)` stands in front of every staff page: no session is a 303 to the login
+    page, too small a role a 403 page, and every POST form must carry `csrf_token` =
+    `csrf_token(signer, session id)` (`portal.csrf`), else a 403 page that asks to reload the
+    page. A POST whose `Origin` header names another host is refused too (browsers send it on
+    cross-site form posts; it is only checked when present).
 
 Login CSRF
     The login form has no session yet, so it uses a pre-session token: a random nonce in the
@@ -51,169 +42,52 @@ from __future__ import annotations
 import functools
 import secrets
 import time
-import weakref
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode, urlsplit
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, Response
 
-from portal import sessions
-from portal.core.contract import Agent, NotFound
+from portal.csrf import SAFE_METHODS, csrf_ok, csrf_token, form_csrf_ok
 from portal.ratelimit import RateLimiter
-from portal.security import Signer, csrf_ok, csrf_token, signed_session
-from portal.templating import page_language, render, use_language
+from portal.redirects import staff_login_redirect
+from portal.request_helpers import csrf_token_of, same_origin, tenant_of
+from portal.security import Signer
+from portal.services import services
+from portal.sessions.staff import SESSION_MAX_AGE, current_session
+from portal.templating import render
 
-SESSION_COOKIE = "portal_agent"
 LOGIN_COOKIE = "portal_login"
-SESSION_MAX_AGE = 12 * 3600
-LOGIN_PATH = "/admin/login"
-DEFAULT_NEXT = "/admin/"
-NEXT_AREAS = ("/admin", "/agent")  # where `next` may send a signed-in agent
+LOGIN_COOKIE_PATH = "/admin"
 ROLES = {"agent": 1, "admin": 2}
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-# ------------------------------------------------------------------ session cookie
 def _signer(request: Request) -> Signer:
-    return request.state.signer
-
-
-def _secure(request: Request) -> bool:
-    return bool(request.state.settings.production)
-
-
-def session_data(request: Request) -> dict[str, Any] | None:
-    """The signed session payload if it is valid, unexpired and for this request's tenant."""
-    return signed_session(
-        request,
-        SESSION_COOKIE,
-        "agent-session",
-        SESSION_MAX_AGE,
-        tenant_key="tenant_id",
-        id_key="agent_id",
-        sid_key="sid",
-    )
-
-
-async def _session(request: Request) -> tuple[Agent, str] | None:
-    """(agent, session id) when the cookie names a live session of this tenant, else None."""
-    data = session_data(request)
-    if data is None:
-        return None
-    sid = await sessions.check(request, data["sid"], sessions.AGENT, data["agent_id"])
-    if sid is None:
-        return None
-    try:
-        agent = await request.state.core.get_agent(request.state.tenant.id, data["agent_id"])
-    except NotFound:
-        return None
-    if agent.tenant_id != request.state.tenant.id:
-        return None
-    return agent, sid
-
-
-async def current_agent(request: Request) -> Agent | None:
-    """The signed-in agent of this request's tenant, or None."""
-    session = await _session(request)
-    return session[0] if session else None
-
-
-async def sign_in(response: Response, request: Request, agent: Agent) -> str:
-    """Start a session for `agent` and set its cookie on `response`; returns the session id."""
-    token, sid = await sessions.start(request, sessions.AGENT, agent.id, SESSION_MAX_AGE)
-    cookie = _signer(request).dumps(
-        "agent-session", {"agent_id": agent.id, "tenant_id": agent.tenant_id, "sid": token}
-    )
-    response.set_cookie(
-        SESSION_COOKIE,
-        cookie,
-        max_age=SESSION_MAX_AGE,
-        path="/",
-        secure=_secure(request),
-        httponly=True,
-        samesite="lax",
-    )
-    response.delete_cookie(LOGIN_COOKIE, path="/admin")
-    return sid
-
-
-def cookie_session_id(request: Request) -> str | None:
-    """The session id the (validly signed) cookie names, whether or not it is still live."""
-    data = session_data(request)
-    return sessions.session_id(data["sid"]) if data else None
-
-
-def sign_out(response: Response) -> None:
-    """Drop the cookie; the caller ends the session itself (`sessions.end` or `end_all`)."""
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
-
-
-# ------------------------------------------------------------------ redirects
-def safe_next(value: str | None) -> str:
-    """`value` if it is a path inside /admin or /agent on this host, else the dashboard.
-
-    Anything else (another host, a scheme, a path elsewhere) gives the dashboard: no open redirect.
-    """
-    if not value or len(value) > 2000:
-        return DEFAULT_NEXT
-    if "\\" in value or any(ord(ch) < 33 or ord(ch) == 127 for ch in value):
-        return DEFAULT_NEXT
-    parts = urlsplit(value)
-    if parts.scheme or parts.netloc or value.startswith("//"):
-        return DEFAULT_NEXT
-    if not any(parts.path == area or parts.path.startswith(area + "/") for area in NEXT_AREAS):
-        return DEFAULT_NEXT
-    return value
-
-
-def login_redirect(request: Request) -> RedirectResponse:
-    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return RedirectResponse(f"{LOGIN_PATH}?{urlencode({'next': here})}", status_code=303)
+    return services(request).signer
 
 
 # ------------------------------------------------------------------ pages
 def admin_page(
     request: Request, name: str, context: dict[str, Any] | None = None, *, status_code: int = 200
 ) -> HTMLResponse:
-    """Render an admin page: the agent, the CSRF token, no caching, the agent's language."""
+    """Render an admin page: the agent, the CSRF token, no caching, the request's language."""
     context = dict(context or {})
     context.setdefault("agent", getattr(request.state, "agent", None))
-    context.setdefault("csrf_token", getattr(request.state, "csrf_token", ""))
-    response = render(
-        request, name, context, status_code=status_code, language=page_language(request)
-    )
+    context.setdefault("csrf_token", csrf_token_of(request))
+    response = render(request, name, context, status_code=status_code)
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
 def csrf_failed(request: Request) -> HTMLResponse:
+    """The 403 page for a form that is too old or was not sent from our page."""
     return admin_page(request, "admin/denied.html", {"reason": "csrf"}, status_code=403)
 
 
-# ------------------------------------------------------------------ CSRF
-def origin_ok(request: Request) -> bool:
-    """False when the browser says the request comes from another site (Origin header)."""
-    origin = request.headers.get("origin")
-    if origin is None:
-        return True
-    host = request.headers.get("host", "").lower()
-    return bool(host) and urlsplit(origin).netloc.lower() == host
-
-
-async def form_csrf_ok(request: Request, session_id: str) -> bool:
-    if not origin_ok(request):
-        return False
-    form = await request.form()
-    token = form.get("csrf_token")
-    return isinstance(token, str) and csrf_ok(_signer(request), session_id, token)
-
-
+# ------------------------------------------------------------------ login CSRF
 def login_nonce(request: Request) -> tuple[str, bool]:
     """The pre-session nonce from the login cookie, or a new one (second item: is it new)."""
     nonce = request.cookies.get(LOGIN_COOKIE, "")
@@ -227,20 +101,26 @@ def login_csrf_token(request: Request, nonce: str) -> str:
 
 
 def set_login_cookie(response: Response, request: Request, nonce: str) -> None:
+    """Keep the login form's nonce in its own cookie, for the POST to prove it came from us."""
     response.set_cookie(
         LOGIN_COOKIE,
         nonce,
         max_age=SESSION_MAX_AGE,
-        path="/admin",
-        secure=_secure(request),
+        path=LOGIN_COOKIE_PATH,
+        secure=bool(services(request).settings.production),
         httponly=True,
         samesite="lax",
     )
 
 
+def drop_login_cookie(response: Response) -> None:
+    """Forget the nonce once signed in: the session's CSRF token takes over."""
+    response.delete_cookie(LOGIN_COOKIE, path=LOGIN_COOKIE_PATH)
+
+
 async def login_csrf_ok(request: Request) -> bool:
     nonce = request.cookies.get(LOGIN_COOKIE)
-    if not nonce or not origin_ok(request):
+    if not nonce or not same_origin(request):
         return False
     form = await request.form()
     token = form.get("csrf_token")
@@ -251,9 +131,10 @@ async def login_csrf_ok(request: Request) -> bool:
 def require_agent(role: str = "admin") -> Callable[[Endpoint], Endpoint]:
     """Endpoint decorator: signed in (else 303 to the login page), `role` (else 403), CSRF.
 
-    `role="agent"` admits agents and admins, `role="admin"` only admins. The endpoint finds the
-    agent in `request.state.agent` and the form token in `request.state.csrf_token`; unsafe
-    methods must carry a valid `csrf_token` field or get a 403 before the endpoint runs.
+    `role="agent"` admits agents and admins, `role="admin"` only admins. The endpoint reads the
+    agent with `agent_of(request)` and the form token with `csrf_token_of(request)`
+    (`portal.request_helpers`); unsafe methods must carry a valid `csrf_token` field or get a
+    403 before the endpoint runs.
     """
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
@@ -261,20 +142,17 @@ def require_agent(role: str = "admin") -> Callable[[Endpoint], Endpoint]:
     def decorator(handler: Endpoint) -> Endpoint:
         @functools.wraps(handler)
         async def endpoint(request: Request) -> Response:
-            with use_language(page_language(request)):
-                session = await _session(request)
-                if session is None:
-                    return login_redirect(request)
-                agent, sid = session
-                request.state.agent = agent
-                request.state.csrf_token = csrf_token(_signer(request), sid)
-                if ROLES.get(agent.role, 0) < ROLES[role]:
-                    return admin_page(
-                        request, "admin/denied.html", {"reason": "role"}, status_code=403
-                    )
-                if request.method not in SAFE_METHODS and not await form_csrf_ok(request, sid):
-                    return csrf_failed(request)
-                return await handler(request)
+            session = await current_session(request)
+            if session is None:
+                return staff_login_redirect(request)
+            agent, sid = session
+            request.state.agent = agent
+            request.state.csrf_token = csrf_token(_signer(request), sid)
+            if ROLES.get(agent.role, 0) < ROLES[role]:
+                return admin_page(request, "admin/denied.html", {"reason": "role"}, status_code=403)
+            if request.method not in SAFE_METHODS and not await form_csrf_ok(request, sid):
+                return csrf_failed(request)
+            return await handler(request)
 
         return endpoint
 
@@ -308,11 +186,11 @@ class LoginGuard:
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
+        self.clock = clock  # every window and backoff reads this clock, so tests can move it
         self.per_address = RateLimiter(ADDRESS_LIMIT, ADDRESS_WINDOW)
+        # Each account's failures from all addresses; a full window means "under attack".
+        self.per_account = RateLimiter(ACCOUNT_FAILURES, FORGET_AFTER)
         self._pairs: dict[tuple[Account, str], _Failures] = {}
-        # The latest failure times of each account; full and recent means "under attack".
-        self._accounts: dict[Account, deque[float]] = {}
         self._account_next: dict[Account, float] = {}
 
     def address_wait(self, address: str) -> float:
@@ -331,8 +209,7 @@ class LoginGuard:
             delay = min(FIRST_DELAY * 2**doublings, MAX_DELAY)
             if now < pair.last + delay:
                 return pair.last + delay - now
-        recent = self._accounts.get(account)
-        if recent is not None and len(recent) == recent.maxlen and recent[0] > now - FORGET_AFTER:
+        if self.per_account.wait(_account_key(account), now):
             next_slot = self._account_next.get(account, now)
             if now < next_slot:
                 return next_slot - now
@@ -341,24 +218,19 @@ class LoginGuard:
         return 0.0
 
     def _failed(self, account: Account, address: str, pair: _Failures | None, now: float) -> None:
-        if len(self._pairs) > 10_000 or len(self._accounts) > 10_000:
+        if len(self._pairs) > 10_000 or len(self._account_next) > 10_000:
             self.prune()
         if pair is None:
             pair = self._pairs[(account, address)] = _Failures()
         pair.count += 1
         pair.last = now
-        recent = self._accounts.get(account)
-        if recent is None:
-            recent = self._accounts[account] = deque(maxlen=ACCOUNT_FAILURES)
-        recent.append(now)
+        self.per_account.record(_account_key(account), now)
 
     def _undo(self, account: Account, address: str) -> None:
         pair = self._pairs.get((account, address))
         if pair is not None and pair.count > 0:
             pair.count -= 1
-        recent = self._accounts.get(account)
-        if recent:
-            recent.pop()
+        self.per_account.refund(_account_key(account))
 
     def succeeded(self, account: Account, address: str) -> None:
         """The password was right: this address starts afresh for this account, and the attempt
@@ -373,25 +245,19 @@ class LoginGuard:
         self.per_address.refund(address)
 
     def prune(self) -> None:
-        cutoff = self.clock() - FORGET_AFTER
-        for key in [k for k, v in self._pairs.items() if v.last <= cutoff]:
+        """Forget what no longer decides anything (the windows prune themselves)."""
+        now = self.clock()
+        for key in [k for k, v in self._pairs.items() if v.last <= now - FORGET_AFTER]:
             del self._pairs[key]
-        for account in [k for k, v in self._accounts.items() if not v or v[-1] <= cutoff]:
-            del self._accounts[account]
-            self._account_next.pop(account, None)
+        # A slot in the past lets the next attempt through, as no slot does.
+        for account in [k for k, v in self._account_next.items() if v <= now]:
+            del self._account_next[account]
 
 
-_guards: weakref.WeakKeyDictionary[Any, LoginGuard] = weakref.WeakKeyDictionary()
-
-
-def login_guard(request: Request) -> LoginGuard:
-    """The guard of this app instance (so separate apps, e.g. in tests, do not share counts)."""
-    app = request.app
-    guard = _guards.get(app)
-    if guard is None:
-        guard = _guards[app] = LoginGuard()
-    return guard
+def _account_key(account: Account) -> str:
+    tenant_id, email = account
+    return f"{tenant_id}:{email}"
 
 
 def login_account(request: Request, email: str) -> Account:
-    return request.state.tenant.id, email.strip().lower()
+    return tenant_of(request).id, email.strip().lower()

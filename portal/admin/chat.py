@@ -8,21 +8,17 @@ from typing import Any
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import Route
 
 from portal.admin.auth import admin_page, require_agent
 from portal.core.contract import Conflict, NotFound
+from portal.embedding import ORIGIN_RE
+from portal.i18n import gettext
 from portal.messenger.hours import DAYS, PRECHAT_MODES, ChatSettings, HoursError, parse_hours
-from portal.templating import gettext
-from portal.tenancy import ORIGIN_RE
+from portal.request_helpers import form_text, redirect_to, tenant_of
+from portal.services import services
 
 MAX_CANNED = 5_000
 SHORTCUT_RE = re.compile(r"[a-z0-9_-]{1,40}")
-
-
-def _text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
 
 
 def _values(settings: dict[str, Any]) -> dict[str, Any]:
@@ -42,8 +38,8 @@ def _values(settings: dict[str, Any]) -> dict[str, Any]:
 async def _page(
     request: Request, values: dict[str, Any], errors: dict[str, str], status: int = 200
 ):
-    core = request.state.core
-    tenant = request.state.tenant
+    core = services(request).core
+    tenant = tenant_of(request)
     return admin_page(
         request,
         "admin/chat.html",
@@ -52,7 +48,7 @@ async def _page(
             "errors": errors,
             "days": DAYS,
             "prechat_modes": PRECHAT_MODES,
-            "canned": await core.list_canned_responses(tenant.id),
+            "canned": await core.chat.list_canned_responses(tenant.id),
             "done": request.query_params.get("done", ""),
             "nav": "chat",
         },
@@ -62,11 +58,13 @@ async def _page(
 
 def _parse(form: FormData) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
     """(values as typed, settings to store, errors by field)."""
-    values: dict[str, Any] = {k: _text(form, k) for k in ("prechat", "answer_timeout", "timezone")}
+    values: dict[str, Any] = {
+        k: form_text(form, k) for k in ("prechat", "answer_timeout", "timezone")
+    }
     values["enabled"] = form.get("enabled") == "1"
-    values["origins"] = _text(form, "origins")
+    values["origins"] = form_text(form, "origins")
     for day in DAYS:
-        values[f"day_{day}"] = _text(form, f"day_{day}")
+        values[f"day_{day}"] = form_text(form, f"day_{day}")
     errors: dict[str, str] = {}
     if values["prechat"] not in PRECHAT_MODES:
         errors["prechat"] = gettext("Choose one of the options.")
@@ -107,22 +105,22 @@ def _parse(form: FormData) -> tuple[dict[str, Any], dict[str, Any], dict[str, st
 
 @require_agent("admin")
 async def chat_settings(request: Request) -> Response:
-    core = request.state.core
-    tenant = await core.get_tenant(request.state.tenant.slug)
+    core = services(request).core
+    tenant = await core.tenants.get_tenant(tenant_of(request).slug)
     if request.method != "POST":
         return await _page(request, _values(tenant.settings), {})
     values, settings, errors = _parse(await request.form())
     if errors:
         return await _page(request, values, errors, 400)
-    await core.update_tenant_settings(tenant.id, settings)
+    await core.tenants.update_tenant_settings(tenant.id, settings)
     return _back(request, "settings")
 
 
 @require_agent("admin")
 async def canned_add(request: Request) -> Response:
     form = await request.form()
-    shortcut, body = _text(form, "shortcut").lower(), _text(form, "body")
-    tenant = request.state.tenant
+    shortcut, body = form_text(form, "shortcut").lower(), form_text(form, "body")
+    tenant = tenant_of(request)
     errors: dict[str, str] = {}
     if not SHORTCUT_RE.fullmatch(shortcut):
         errors["shortcut"] = gettext("Use 1 to 40 lower-case letters, digits, - or _.")
@@ -130,12 +128,12 @@ async def canned_add(request: Request) -> Response:
         errors["body"] = gettext("Write the reply (at most 5000 characters).")
     if not errors:
         try:
-            await request.state.core.save_canned_response(tenant.id, shortcut, body)
+            await services(request).core.chat.save_canned_response(tenant.id, shortcut, body)
             return _back(request, "canned")
         except Conflict:
             errors["shortcut"] = gettext("That shortcut is taken.")
-    core = request.state.core
-    fresh = await core.get_tenant(tenant.slug)
+    core = services(request).core
+    fresh = await core.tenants.get_tenant(tenant.slug)
     values = {**_values(fresh.settings), "shortcut": shortcut, "body": body}
     return await _page(request, values, errors, 400)
 
@@ -143,8 +141,8 @@ async def canned_add(request: Request) -> Response:
 @require_agent("admin")
 async def canned_delete(request: Request) -> Response:
     try:
-        await request.state.core.delete_canned_response(
-            request.state.tenant.id, request.path_params["id"]
+        await services(request).core.chat.delete_canned_response(
+            tenant_of(request).id, request.path_params["id"]
         )
     except NotFound:
         pass  # deleted already: the list shows the truth
@@ -152,16 +150,4 @@ async def canned_delete(request: Request) -> Response:
 
 
 def _back(request: Request, done: str) -> RedirectResponse:
-    return RedirectResponse(request.url_for("admin_chat").path + f"?done={done}", status_code=303)
-
-
-routes = [
-    Route("/chat", chat_settings, methods=["GET", "POST"], name="admin_chat"),
-    Route("/chat/canned", canned_add, methods=["POST"], name="admin_canned_add"),
-    Route(
-        "/chat/canned/{id:int}/delete",
-        canned_delete,
-        methods=["POST"],
-        name="admin_canned_delete",
-    ),
-]
+    return redirect_to(request, "admin_chat", f"done={done}")

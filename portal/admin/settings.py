@@ -3,8 +3,8 @@
 Every setting is one row of `GROUPS`: its key in `tenants.settings`, its kind, the default the
 code reading it uses (imported from that code, so the page never shows a stale number), its
 bounds and its texts. Parsing, validation and the template follow that table, so adding a setting
-is adding a row. Saving goes through `core.update_tenant_settings`, whose `tenant.changed` event
-makes every process drop its cached tenant: a change applies from the next request on.
+is adding a row. Saving goes through `core.tenants.update_tenant_settings`, whose `tenant.changed`
+event makes every process drop its cached tenant: a change applies from the next request on.
 """
 
 from __future__ import annotations
@@ -16,13 +16,15 @@ from typing import Any, Literal
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from portal.admin.auth import admin_page, require_agent
 from portal.attachments import DEFAULT_DANGEROUS_NAMES, DEFAULT_MAX_BYTES, DEFAULT_MAX_COUNT
 from portal.customer.links import MAX_LINK_MINUTES, NOTIFICATION_LINK_HOURS, SIGN_IN_MINUTES
 from portal.forms.abuse import DEFAULT_IP_LIMIT, DEFAULT_TENANT_LIMIT
-from portal.templating import N_, gettext
+from portal.i18n import N_, gettext
+from portal.request_helpers import form_text, redirect_to, tenant_of
+from portal.services import services
 
 MB = 1024 * 1024  # attachments.py counts bytes and shows them as MB of this size
 
@@ -146,8 +148,7 @@ def shown(setting: Setting, settings: dict[str, Any]) -> str:
 
 
 def typed(setting: Setting, form: FormData) -> str:
-    value = form.get(setting.key)
-    text = value.strip() if isinstance(value, str) else ""
+    text = form_text(form, setting.key)
     if setting.kind == "bool":
         return "1" if text == "1" else ""
     return text
@@ -253,9 +254,9 @@ def _page(
 @require_agent("admin")
 async def settings(request: Request) -> Response:
     """GET: the settings with their current values; POST: check them all, store the changes."""
-    core = request.state.core
+    core = services(request).core
     # Fresh from the core, not the request's cached tenant: a save is compared with the truth.
-    tenant = await core.get_tenant(request.state.tenant.slug)
+    tenant = await core.tenants.get_tenant(tenant_of(request).slug)
     current = tenant.settings
     if request.method != "POST":
         return _page(request, {s.key: shown(s, current) for s in SETTINGS}, {})
@@ -263,5 +264,5 @@ async def settings(request: Request) -> Response:
     if errors:
         return _page(request, values, errors, 400)
     if changes:
-        await core.update_tenant_settings(tenant.id, changes)
-    return RedirectResponse(request.url_for("admin_settings").path + "?saved=1", status_code=303)
+        await core.tenants.update_tenant_settings(tenant.id, changes)
+    return redirect_to(request, "admin_settings", "saved=1")

@@ -11,11 +11,13 @@ from typing import Any
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from portal.admin.auth import admin_page, require_agent
 from portal.core.contract import Form
-from portal.templating import gettext
+from portal.i18n import gettext
+from portal.request_helpers import form_text, redirect_to, tenant_of
+from portal.services import services
 from portal.urls import absolute, path_for
 from portal.widget.settings import (
     APPS,
@@ -30,11 +32,6 @@ from portal.widget.settings import (
 
 # Edited on its own page (identity and keys); a save here must not change it.
 ELSEWHERE = "widget_require_identity"
-
-
-def _text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
 
 
 def _values(settings: WidgetSettings) -> dict[str, Any]:
@@ -61,7 +58,7 @@ def _parse(
 ) -> tuple[dict[str, Any], WidgetSettings | None, dict[str, str]]:
     """(values as typed, the settings to store or None, errors by field)."""
     names = ("position", "offset_x", "offset_y", "z_index", "label", "greeting", "form_id", "away")
-    values: dict[str, Any] = {name: _text(form, name) for name in names}
+    values: dict[str, Any] = {name: form_text(form, name) for name in names}
     chosen = [a for a in form.getlist("apps") if isinstance(a, str)]
     values["apps"] = chosen
     errors: dict[str, str] = {}
@@ -155,10 +152,10 @@ async def _page(
 
 @require_agent("admin")
 async def widget_settings(request: Request) -> Response:
-    core = request.state.core
+    core = services(request).core
     # Fresh from the core, not the resolver's cached tenant: the form must show what is stored.
-    tenant = await core.get_tenant(request.state.tenant.slug)
-    forms = await core.list_forms(tenant.id)
+    tenant = await core.tenants.get_tenant(tenant_of(request).slug)
+    forms = await core.forms.list_forms(tenant.id)
     current = WidgetSettings.for_tenant(tenant)
     if request.method != "POST":
         return await _page(request, _values(current), {}, forms)
@@ -166,5 +163,5 @@ async def widget_settings(request: Request) -> Response:
     if settings is None:
         return await _page(request, values, errors, forms, 400)
     changes = {k: v for k, v in settings.as_settings().items() if k != ELSEWHERE}
-    await core.update_tenant_settings(tenant.id, changes)
-    return RedirectResponse(path_for(request, "admin_widget") + "?done=1", status_code=303)
+    await core.tenants.update_tenant_settings(tenant.id, changes)
+    return redirect_to(request, "admin_widget", "done=1")

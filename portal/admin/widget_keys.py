@@ -18,12 +18,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import Route
 
 from portal import jsonsafe
 from portal.admin.auth import admin_page, require_agent
 from portal.core.contract import Conflict, NotFound
-from portal.templating import gettext
+from portal.i18n import gettext
+from portal.request_helpers import form_text, redirect_to, tenant_of
+from portal.services import services
 from portal.widget.settings import WidgetSettings
 
 KID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -32,11 +33,6 @@ MAX_KEY_TEXT = 10_000
 
 class UnusableKey(ValueError):
     """A pasted key we cannot use; the message (translated) says why."""
-
-
-def _text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
 
 
 def public_key(text: str) -> tuple[str, str, str]:
@@ -49,7 +45,8 @@ def public_key(text: str) -> tuple[str, str, str]:
             data = jsonsafe.loads(text)
             if not isinstance(data, dict):
                 raise ValueError
-            kid = data.get("kid") if isinstance(data.get("kid"), str) else ""
+            found = data.get("kid")
+            kid = found if isinstance(found, str) else ""
             key: Any = jwt.PyJWK(data).key
         else:
             key = serialization.load_pem_public_key(text.encode())
@@ -81,13 +78,13 @@ async def _page(
     made: Any = None,
     status: int = 200,
 ) -> Response:
-    core = request.state.core
-    tenant = await core.get_tenant(request.state.tenant.slug)
+    core = services(request).core
+    tenant = await core.tenants.get_tenant(tenant_of(request).slug)
     return admin_page(
         request,
         "admin/widget_keys.html",
         {
-            "keys": await core.list_widget_keys(tenant.id),
+            "keys": await core.customers.list_widget_keys(tenant.id),
             "require_identity": WidgetSettings.for_tenant(tenant).require_identity,
             "values": values or {},
             "errors": errors or {},
@@ -104,24 +101,24 @@ async def widget_keys(request: Request) -> Response:
     if request.method != "POST":
         return await _page(request)
     form = await request.form()
-    action = _text(form, "action")
+    action = form_text(form, "action")
     if action == "generate":
         return await _generate(request)
     if action == "public":
         return await _add_public(request, form)
     if action == "require":
-        await request.state.core.update_tenant_settings(
-            request.state.tenant.id, {"widget_require_identity": form.get("require") == "1"}
+        await services(request).core.tenants.update_tenant_settings(
+            tenant_of(request).id, {"widget_require_identity": form.get("require") == "1"}
         )
         return _back(request, "require")
     return await _page(request, status=400)
 
 
 async def _generate(request: Request) -> Response:
-    core, tenant = request.state.core, request.state.tenant
+    core, tenant = services(request).core, tenant_of(request)
     for _attempt in range(3):  # a random kid that is taken already: draw again
         try:
-            made = await core.add_widget_key(
+            made = await core.customers.add_widget_key(
                 tenant.id, _new_kid("hs"), "HS256", secrets.token_urlsafe(32), None
             )
         except Conflict:
@@ -131,7 +128,7 @@ async def _generate(request: Request) -> Response:
 
 
 async def _add_public(request: Request, form: FormData) -> Response:
-    text, kid = _text(form, "public_key")[:MAX_KEY_TEXT], _text(form, "kid")
+    text, kid = form_text(form, "public_key")[:MAX_KEY_TEXT], form_text(form, "kid")
     values, errors = {"public_key": text, "kid": kid}, {}
     alg = pem = jwk_kid = ""
     try:
@@ -143,7 +140,9 @@ async def _add_public(request: Request, form: FormData) -> Response:
         errors["kid"] = gettext("Use 1 to 64 letters, digits, dots, - or _.")
     if not errors:
         try:
-            await request.state.core.add_widget_key(request.state.tenant.id, kid, alg, None, pem)
+            await services(request).core.customers.add_widget_key(
+                tenant_of(request).id, kid, alg, None, pem
+            )
             return _back(request, "added")
         except Conflict:
             errors["kid"] = gettext("That key id is taken.")
@@ -153,8 +152,8 @@ async def _add_public(request: Request, form: FormData) -> Response:
 @require_agent("admin")
 async def widget_key_delete(request: Request) -> Response:
     try:
-        await request.state.core.delete_widget_key(
-            request.state.tenant.id, request.path_params["id"]
+        await services(request).core.customers.delete_widget_key(
+            tenant_of(request).id, request.path_params["id"]
         )
     except NotFound:
         pass  # deleted already: the list shows the truth
@@ -162,16 +161,4 @@ async def widget_key_delete(request: Request) -> Response:
 
 
 def _back(request: Request, done: str) -> RedirectResponse:
-    path = request.url_for("admin_widget_keys").path
-    return RedirectResponse(f"{path}?done={done}", status_code=303)
-
-
-routes = [
-    Route("/widget/keys", widget_keys, methods=["GET", "POST"], name="admin_widget_keys"),
-    Route(
-        "/widget/keys/{id:int}/delete",
-        widget_key_delete,
-        methods=["POST"],
-        name="admin_widget_key_delete",
-    ),
-]
+    return redirect_to(request, "admin_widget_keys", f"done={done}")

@@ -7,8 +7,8 @@ addresses get no mail.
 
 Opening a link only shows a confirm button: mail scanners that fetch every link in a mail would
 otherwise spend it before the person clicks. The POST of that button spends the token id, marks
-the customer's address as verified and starts a server-side session (see `session.py`). Signing
-out ends that session; "sign out everywhere" ends every session of the customer.
+the customer's address as verified and starts a server-side session (`portal.sessions.customer`).
+Signing out ends that session; "sign out everywhere" ends every session of the customer.
 
 Rate limits (per app instance and process): 30 sign-in requests per IP address and 5 per email
 address (per tenant) in 15 minutes, then a 429 page that says when to try again; 5 code attempts
@@ -18,37 +18,27 @@ per sign-in request.
 from __future__ import annotations
 
 import math
-import weakref
-from typing import Any
 
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from portal import sessions
 from portal.core.contract import HelpdeskCore, NotFound, Tenant
 from portal.customer import links
-from portal.customer.session import (
-    DEFAULT_NEXT,
-    csrf_failed,
-    current_session,
-    delete_cookie,
-    embedded,
-    localized,
-    origin_ok,
-    page,
-    require_customer,
-    safe_next,
-    set_cookie,
-    sign_in,
-    sign_out,
-)
-from portal.forms.validation import clean_email
+from portal.customer.pages import csrf_failed, page, require_customer
+from portal.emails import clean_email
+from portal.embedding import delete_cookie, embedded, set_cookie
+from portal.i18n import current_language, ngettext, use_language
+from portal.i18n import gettext as _
 from portal.mail import Mailer
 from portal.ratelimit import RateLimiter
+from portal.redirects import CUSTOMER_HOME, safe_customer_next
+from portal.request_helpers import customer_of, same_origin, session_id_of, tenant_of
+from portal.services import services
+from portal.sessions import store
+from portal.sessions.customer import current_session, sign_in, sign_out
 from portal.settings import Settings
-from portal.templating import gettext as _
-from portal.templating import ngettext, page_language, use_language
+from portal.urls import path_for, tenant_url
 
 PENDING_COOKIE = "portal_signin"
 PENDING_PATH = "/portal/sign-in"
@@ -58,22 +48,13 @@ EMAIL_LIMIT = 5
 CODE_ATTEMPTS = 5
 
 
-class Limits:
+class SignInLimits:
+    """The sign-in limiters of one app (in its services): per address, per email, per code."""
+
     def __init__(self) -> None:
         self.ip = RateLimiter(IP_LIMIT, WINDOW)
         self.email = RateLimiter(EMAIL_LIMIT, WINDOW)
         self.code = RateLimiter(CODE_ATTEMPTS, WINDOW)
-
-
-_limits: weakref.WeakKeyDictionary[Any, Limits] = weakref.WeakKeyDictionary()
-
-
-def limits(request: Request) -> Limits:
-    """The limiters of this app instance (separate apps, e.g. in tests, do not share counts)."""
-    found = _limits.get(request.app)
-    if found is None:
-        found = _limits[request.app] = Limits()
-    return found
 
 
 def client_ip(request: Request) -> str:
@@ -111,20 +92,19 @@ def _sign_in_form(
     return page(request, "customer/sign_in.html", context, status_code=status_code)
 
 
-@localized
 async def sign_in_page(request: Request) -> Response:
     if request.method == "POST":
         return await _request_link(request)
     next_path = request.query_params.get("next", "")
     if await current_session(request) is not None:
-        return RedirectResponse(safe_next(next_path), status_code=303)
+        return RedirectResponse(safe_customer_next(next_path), status_code=303)
     return _sign_in_form(
         request, next_path=next_path, signed_out=request.query_params.get("signed_out") == "1"
     )
 
 
 async def _request_link(request: Request) -> Response:
-    if not origin_ok(request):
+    if not same_origin(request):
         return csrf_failed(request)
     form = await request.form()
     email = str(form.get("email", "")).strip()
@@ -139,15 +119,15 @@ async def _request_link(request: Request) -> Response:
             status_code=400,
             embed=embed,
         )
-    tenant: Tenant = request.state.tenant
-    lim = limits(request)
+    tenant = tenant_of(request)
+    lim = services(request).sign_in_limits
     wait = lim.ip.hit(client_ip(request)) or lim.email.hit(f"{tenant.id}:{email.lower()}")
     if wait:
         return too_many(request, wait)
 
-    signer, settings = request.state.signer, request.state.settings
+    signer, settings = services(request).signer, services(request).settings
     minutes = links.sign_in_minutes(tenant)
-    safe = safe_next(next_path) if next_path else ""
+    safe = safe_customer_next(next_path) if next_path else ""
     token, token_id = links.make_magic_link(signer, tenant, email, minutes=minutes, next_path=safe)
     link = links.MagicLink(tenant.id, email.lower(), token_id, minutes, safe)
     response = page(
@@ -166,15 +146,15 @@ async def _request_link(request: Request) -> Response:
     )
     response.background = BackgroundTask(
         send_sign_in_mail,
-        request.state.core,
-        request.state.mailer,
+        services(request).core,
+        services(request).mailer,
         settings,
         tenant,
         email,
         token,
         links.sign_in_code(settings.secret_key, token_id),
         minutes,
-        page_language(request),
+        current_language(),  # the mail is written after the answer, in the page's language
     )
     return response
 
@@ -192,10 +172,10 @@ async def send_sign_in_mail(
 ) -> None:
     """Mail the link, only when the address belongs to a customer of this tenant."""
     try:
-        await core.find_customer(tenant.id, email)
+        await core.customers.find_customer(tenant.id, email)
     except NotFound:
         return
-    url = f"{links.public_base(settings, tenant)}/portal/sign-in/{token}"
+    url = tenant_url(settings, tenant, f"/portal/sign-in/{token}")
     with use_language(language):
         subject = _("Your sign-in link for %(name)s") % {"name": tenant.name}
         body = "\n\n".join(
@@ -235,59 +215,59 @@ def _link_problem(request: Request, status_code: int = 400) -> Response:
     )
 
 
-@localized
 async def magic_link(request: Request) -> Response:
-    tenant: Tenant = request.state.tenant
+    tenant = tenant_of(request)
     token = request.path_params["token"]
-    link = links.read_magic_link(request.state.signer, token, tenant.id)
+    link = links.read_magic_link(services(request).signer, token, tenant.id)
     if link is None:
         return _link_problem(request)
     if request.method == "GET":
         session = await current_session(request)
         if session is not None and session[0].email == link.email:
-            return RedirectResponse(safe_next(link.next), status_code=303)
+            return RedirectResponse(safe_customer_next(link.next), status_code=303)
         return page(
             request,
             "customer/confirm.html",
             {"email": link.email, "token": token},
             headers={"Referrer-Policy": "same-origin"},
         )
-    if not origin_ok(request):
+    if not same_origin(request):
         return csrf_failed(request)
     form = await request.form()
-    if not await request.state.core.spend_token(link.token_id, link.expires_at):
+    if not await services(request).core.customers.spend_token(link.token_id, link.expires_at):
         return _link_problem(request)
     return await _finish_sign_in(request, link, embedded(request, form))
 
 
 async def _finish_sign_in(request: Request, link: links.MagicLink, embed: bool) -> Response:
     try:
-        customer = await request.state.core.find_customer(request.state.tenant.id, link.email)
+        customer = await services(request).core.customers.find_customer(
+            tenant_of(request).id, link.email
+        )
     except NotFound:
         return _link_problem(request)
     # Following the link (or typing its code) proves the customer reads mail at this address.
-    await request.state.core.verify_customer_email(customer.tenant_id, customer.id)
-    response = RedirectResponse(safe_next(link.next or DEFAULT_NEXT), status_code=303)
+    await services(request).core.customers.verify_customer_email(customer.tenant_id, customer.id)
+    response = RedirectResponse(safe_customer_next(link.next or CUSTOMER_HOME), status_code=303)
     await sign_in(response, request, customer, embed=embed)
     delete_cookie(response, request, PENDING_COOKIE, PENDING_PATH)
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
-@localized
 async def sign_in_code(request: Request) -> Response:
     """The code from the mail, typed in the browser that asked for it."""
-    if not origin_ok(request):
+    if not same_origin(request):
         return csrf_failed(request)
     form = await request.form()
     embed = embedded(request, form)
-    settings = request.state.settings
-    tenant: Tenant = request.state.tenant
+    settings = services(request).settings
+    tenant = tenant_of(request)
     pending = request.cookies.get(PENDING_COOKIE, "")
     link = links.read_pending(settings.secret_key, pending, tenant.id) if pending else None
     if link is None:
         return _link_problem(request)
-    wait = limits(request).code.hit(link.token_id)
+    wait = services(request).sign_in_limits.code.hit(link.token_id)
     if wait:
         return too_many(request, wait)
     typed = str(form.get("code", ""))[:40]
@@ -303,7 +283,7 @@ async def sign_in_code(request: Request) -> Response:
             },
             status_code=400,
         )
-    if not await request.state.core.spend_token(link.token_id, link.expires_at):
+    if not await services(request).core.customers.spend_token(link.token_id, link.expires_at):
         return _link_problem(request)
     return await _finish_sign_in(request, link, embed)
 
@@ -311,19 +291,19 @@ async def sign_in_code(request: Request) -> Response:
 async def _signed_out(request: Request) -> Response:
     form = await request.form()
     query = "?signed_out=1" + ("&embed=1" if embedded(request, form) else "")
-    response = RedirectResponse(f"/portal/sign-in{query}", status_code=303)
+    response = RedirectResponse(path_for(request, "customer_sign_in") + query, status_code=303)
     sign_out(response, request)
     return response
 
 
 @require_customer
 async def sign_out_endpoint(request: Request) -> Response:
-    await sessions.end(request, request.state.sid)
+    await store.end(request, session_id_of(request))
     return await _signed_out(request)
 
 
 @require_customer
 async def sign_out_everywhere(request: Request) -> Response:
     """End every session of this customer, this one included (copied cookies die too)."""
-    await sessions.end_all(request, sessions.CUSTOMER, request.state.customer.id)
+    await store.end_all(request, store.CUSTOMER, customer_of(request).id)
     return await _signed_out(request)

@@ -6,7 +6,7 @@ Magic link
     lifetime is signed into the token (15 minutes for a sign-in, tenant setting
     `magic_link_minutes`; 3 days for the link in a notification mail, tenant setting
     `notification_link_hours`) and checked with itsdangerous' `max_age`. The token id is spent
-    with `core.spend_token` when the link is used, so it works once.
+    with `core.customers.spend_token` when the link is used, so it works once.
 
 Sign-in code
     The sign-in mail also carries a short code, an HMAC of the token id, for people who read the
@@ -38,7 +38,6 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from portal.core.contract import Tenant
 from portal.security import Signer
-from portal.settings import Settings
 
 SIGN_IN_MINUTES = 15
 NOTIFICATION_LINK_HOURS = 72
@@ -107,7 +106,9 @@ def read_magic_link(signer: Signer, token: str, tenant_id: int) -> MagicLink | N
         return None
     if signer.loads("magic-link", token, max_age=minutes * 60) is None:
         return None  # expired
-    next_path = data.get("n") if isinstance(data.get("n"), str) else ""
+    next_path = data.get("n")
+    if not isinstance(next_path, str):
+        next_path = ""
     return MagicLink(tenant_id, email, token_id, minutes, next_path)
 
 
@@ -167,11 +168,3 @@ def read_rating_link(signer: Signer, token: str, tenant_id: int) -> tuple[int, b
     if not isinstance(ticket_id, int) or not isinstance(good, bool):
         return None
     return ticket_id, good
-
-
-def public_base(settings: Settings, tenant: Tenant) -> str:
-    """The tenant's canonical origin for links in mail."""
-    host = tenant.domains[0] if tenant.domains else f"{tenant.slug}.{settings.base_domain}"
-    if not settings.production and settings.port not in ("80", "443"):
-        host = f"{host}:{settings.port}"  # `portal serve` in development: links that work
-    return f"{settings.public_scheme}://{host}"

@@ -32,10 +32,10 @@ from portal.core.contract import (
     Reply,
     Ticket,
 )
-from portal.customer.session import not_found, require_customer
+from portal.customer.pages import not_found, require_customer
 from portal.customer.tickets import visible_ticket
 from portal.labels import status_label
-from portal.templating import page_language, use_language
+from portal.services import services
 
 HEARTBEAT_SECONDS = 15.0
 MAX_STREAM_SECONDS = 600.0
@@ -66,9 +66,9 @@ def reply_data(reply: Reply) -> dict[str, Any]:
     }
 
 
-def status_data(status: str, language: str) -> dict[str, Any]:
-    with use_language(language):
-        label = status_label(status)
+def status_data(status: str) -> dict[str, Any]:
+    """The status event: its label in the request's language (the stream runs inside it)."""
+    label = status_label(status)
     return {"status": status, "label": label, "closed": status in CLOSED_STATUSES}
 
 
@@ -82,7 +82,6 @@ async def _stream(
     events: AsyncIterator[Event],
     ticket: Ticket,
     after: int,
-    language: str,
 ) -> AsyncIterator[str]:
     queue: asyncio.Queue[Event] = asyncio.Queue()
 
@@ -100,7 +99,7 @@ async def _stream(
 
     async def new_replies() -> list[str]:
         out = []
-        for reply in await core.list_replies(ticket.tenant_id, ticket.id):
+        for reply in await core.tickets.list_replies(ticket.tenant_id, ticket.id):
             if reply.id > after and reply.id not in sent:
                 sent.add(reply.id)
                 out.append(sse("reply", reply_data(reply), reply.id))
@@ -108,9 +107,9 @@ async def _stream(
 
     try:
         await asyncio.sleep(0)  # let the follower subscribe before looking back
-        current = await core.get_ticket(ticket.tenant_id, ticket.id)
+        current = await core.tickets.get_ticket(ticket.tenant_id, ticket.id)
         yield "retry: 3000\n\n"
-        yield sse("status", status_data(current.status, language))
+        yield sse("status", status_data(current.status))
         for chunk in await new_replies():
             yield chunk
         yield ": connected\n\n"
@@ -125,10 +124,10 @@ async def _stream(
                 yield ": ping\n\n"
                 continue
             if event.type == "ticket.status_changed":
-                yield sse("status", status_data(str(event.data.get("status")), language))
+                yield sse("status", status_data(str(event.data.get("status"))))
             elif event.type == EVENTS_RESUMED:  # something may have gone unheard: look
-                current = await core.get_ticket(ticket.tenant_id, ticket.id)
-                yield sse("status", status_data(current.status, language))
+                current = await core.tickets.get_ticket(ticket.tenant_id, ticket.id)
+                yield sse("status", status_data(current.status))
                 for chunk in await new_replies():
                     yield chunk
             elif not event.data.get("internal"):
@@ -146,11 +145,10 @@ async def ticket_events(request: Request) -> Response:
         return not_found(request)
     return StreamingResponse(
         _stream(
-            request.state.core,
-            request.state.events.events(),
+            services(request).core,
+            services(request).events.events(),
             ticket,
             _after(request),
-            page_language(request),
         ),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},

@@ -2,9 +2,9 @@
 
 A background task of the app follows `core.events()`. Each mail carries a magic link that signs
 in once and lands on the ticket (valid `notification_link_hours`, default 72); when the ticket is
-resolved, the mail also carries signed one-click rating links (good / bad). Mail is written in the
-tenant's default language (the portal does not store a customer's language). A tenant can switch
-these mails off with the setting `customer_notifications: false`.
+resolved, the mail also carries signed one-click rating links (good / bad) if the core keeps
+ratings. Mail is written in the tenant's default language (the portal does not store a customer's
+language). A tenant can switch these mails off with the setting `customer_notifications: false`.
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ import logging
 
 from portal.core.contract import Event, HelpdeskCore, NotFound, Tenant, Ticket
 from portal.customer import links
+from portal.i18n import gettext as _
+from portal.i18n import ngettext, use_language
 from portal.labels import status_label
 from portal.mail import Mailer
 from portal.security import Signer
 from portal.settings import Settings
-from portal.templating import gettext as _
-from portal.templating import ngettext, use_language
+from portal.urls import tenant_url
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ class _Tenants:
 
     async def get(self, tenant_id: int) -> Tenant | None:
         if tenant_id not in self._by_id:
-            self._by_id = {t.id: t for t in await self.core.list_tenants()}
+            self._by_id = {t.id: t for t in await self.core.tenants.list_tenants()}
         return self._by_id.get(tenant_id)
 
     def forget(self) -> None:
@@ -72,7 +73,7 @@ def _ticket_link(signer: Signer, settings: Settings, tenant: Tenant, ticket: Tic
         minutes=links.notification_link_minutes(tenant),
         next_path=f"/portal/tickets/{ticket.id}",
     )
-    return f"{links.public_base(settings, tenant)}/portal/sign-in/{token}"
+    return tenant_url(settings, tenant, f"/portal/sign-in/{token}")
 
 
 def _link_paragraph(signer: Signer, settings: Settings, tenant: Tenant, ticket: Ticket) -> str:
@@ -104,13 +105,13 @@ async def compose(
         data.get("internal") or data.get("author_type") != "agent"
     ):
         return None
-    ticket = await core.get_ticket(tenant.id, ticket_id)
+    ticket = await core.tickets.get_ticket(tenant.id, ticket_id)
     if not ticket.requester_email:
         return None
     names = {"number": ticket.number, "subject": ticket.subject}
     with use_language(tenant.default_locale):
         if event.type == "ticket.replied":
-            replies = await core.list_replies(tenant.id, ticket.id)
+            replies = await core.tickets.list_replies(tenant.id, ticket.id)
             reply = next((r for r in replies if r.id == data.get("reply_id")), None)
             if reply is None:
                 return None
@@ -137,16 +138,17 @@ async def compose(
                 )
                 % {**names, **labels}
             ]
-            if status == "resolved":
+            if status == "resolved" and core.capabilities.ratings:
                 good = links.make_rating_link(signer, tenant.id, ticket.id, True)
                 bad = links.make_rating_link(signer, tenant.id, ticket.id, False)
-                base = links.public_base(settings, tenant)
                 parts.append(
                     _("How did we do? Rate our help with one click:")
                     + "\n"
-                    + _("Good: %(url)s") % {"url": f"{base}/portal/rate/{good}"}
+                    + _("Good: %(url)s")
+                    % {"url": tenant_url(settings, tenant, f"/portal/rate/{good}")}
                     + "\n"
-                    + _("Bad: %(url)s") % {"url": f"{base}/portal/rate/{bad}"}
+                    + _("Bad: %(url)s")
+                    % {"url": tenant_url(settings, tenant, f"/portal/rate/{bad}")}
                 )
         parts.append(_link_paragraph(signer, settings, tenant, ticket))
         parts.append(

@@ -10,11 +10,14 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from portal.core.contract import CLOSED_STATUSES, NotFound, Tenant
+from portal.core.contract import CLOSED_STATUSES, NotFound
 from portal.customer import links
-from portal.customer.session import csrf_failed, localized, origin_ok, page
-from portal.customer.tickets import LABELS, MAX_COMMENT, store_rating
-from portal.templating import gettext as _
+from portal.customer.pages import csrf_failed, page
+from portal.customer.tickets import MAX_COMMENT, store_rating
+from portal.i18n import gettext as _
+from portal.labels import CUSTOMER_LABELS
+from portal.request_helpers import same_origin, tenant_of
+from portal.services import services
 
 
 def _bad_link(request: Request) -> Response:
@@ -31,20 +34,19 @@ def _bad_link(request: Request) -> Response:
     )
 
 
-@localized
 async def rate_link(request: Request) -> Response:
-    tenant: Tenant = request.state.tenant
+    tenant = tenant_of(request)
     token = request.path_params["token"]
-    found = links.read_rating_link(request.state.signer, token, tenant.id)
+    found = links.read_rating_link(services(request).signer, token, tenant.id)
     if found is None:
         return _bad_link(request)
     ticket_id, good = found
-    core = request.state.core
+    core = services(request).core
     try:
-        ticket = await core.get_ticket(tenant.id, ticket_id)
+        ticket = await core.tickets.get_ticket(tenant.id, ticket_id)
     except NotFound:
         return _bad_link(request)
-    rating = await core.get_rating(tenant.id, ticket.id)
+    rating = await core.tickets.get_rating(tenant.id, ticket.id)
     context = {
         "ticket": ticket,
         "token": token,
@@ -52,10 +54,10 @@ async def rate_link(request: Request) -> Response:
         "comment": rating.comment if rating else "",
         "rating": rating,
         "closed": ticket.status in CLOSED_STATUSES,
-        **LABELS,
+        **CUSTOMER_LABELS,
     }
     if request.method == "POST":
-        if not origin_ok(request):
+        if not same_origin(request):
             return csrf_failed(request)
         form = await request.form()
         choice = form.get("good")
@@ -69,6 +71,6 @@ async def rate_link(request: Request) -> Response:
         if error:
             context["error"] = error
             return page(request, "customer/rate.html", context, status_code=409)
-        context["rating"] = await core.get_rating(tenant.id, ticket.id)
+        context["rating"] = await core.tickets.get_rating(tenant.id, ticket.id)
         context["saved"] = True
     return page(request, "customer/rate.html", context, headers={"Referrer-Policy": "same-origin"})

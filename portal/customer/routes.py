@@ -1,20 +1,12 @@
-"""The customer portal: magic-link sign-in, tickets, live updates, replies and ratings."""
+"""The customer portal's route table: magic-link sign-in, tickets, live updates, ratings."""
 
-from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from portal.customer import auth, live, rating, tickets
 
-
-async def portal_home(request: Request) -> Response:
-    query = f"?{request.url.query}" if request.url.query else ""
-    return RedirectResponse(f"/portal/tickets{query}", status_code=302)
-
-
 routes: list[BaseRoute] = [
-    Route("/portal", portal_home, name="customer_home"),
-    Route("/portal/", portal_home, name="customer_home_slash"),
+    Route("/portal", tickets.portal_home, name="customer_home"),
+    Route("/portal/", tickets.portal_home, name="customer_home_slash"),
     Route("/portal/sign-in", auth.sign_in_page, methods=["GET", "POST"], name="customer_sign_in"),
     Route(
         "/portal/sign-in/code", auth.sign_in_code, methods=["POST"], name="customer_sign_in_code"

@@ -16,30 +16,34 @@ from urllib.parse import urlencode
 
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import FileResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 
 from portal.attachments import (
-    ALLOWED_TYPES,
     AttachmentRejected,
-    AttachmentStore,
     Limits,
-    safe_filename,
-    sniff,
+    Upload,
+    check,
+    download_response,
+    upload_limits,
 )
 from portal.core.contract import (
     CLOSED_STATUSES,
     AttachmentDraft,
+    Capabilities,
     Conflict,
     Customer,
     NotFound,
     Reply,
+    ReplyDraft,
     Tenant,
     Ticket,
 )
-from portal.customer.session import not_found, page, require_customer
-from portal.labels import priority_label, status_label
-from portal.templating import gettext as _
-from portal.templating import ngettext
+from portal.customer.pages import not_found, page, require_customer
+from portal.i18n import gettext as _
+from portal.labels import CUSTOMER_LABELS, status_label
+from portal.request_helpers import customer_of, tenant_of
+from portal.services import services
+from portal.urls import path_for
 
 PAGE_SIZE = 25
 MAX_BODY = 20_000
@@ -47,36 +51,34 @@ MAX_COMMENT = 2_000
 KEY_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
-# ------------------------------------------------------------------ labels
-LABELS = {"status_label": status_label, "priority_label": priority_label}
-
-
 # ------------------------------------------------------------------ visibility
-def sees_organization(tenant: Tenant, customer: Customer) -> bool:
+def sees_organization(tenant: Tenant, customer: Customer, capabilities: Capabilities) -> bool:
     return (
-        tenant.settings.get("ticket_visibility", "own") == "organization"
+        capabilities.organization_tickets
+        and tenant.settings.get("ticket_visibility", "own") == "organization"
         and customer.organization_id is not None
     )
 
 
-def can_see(tenant: Tenant, customer: Customer, ticket: Ticket) -> bool:
+def can_see(tenant: Tenant, customer: Customer, ticket: Ticket, capabilities: Capabilities) -> bool:
     if ticket.tenant_id != tenant.id:
         return False
     if ticket.customer_id == customer.id:
         return True
-    return sees_organization(tenant, customer) and ticket.organization_id == (
+    return sees_organization(tenant, customer, capabilities) and ticket.organization_id == (
         customer.organization_id
     )
 
 
 async def visible_ticket(request: Request, ticket_id: int) -> Ticket | None:
     """The ticket if the signed-in customer may see it; None both for others' and missing ones."""
-    tenant: Tenant = request.state.tenant
+    tenant = tenant_of(request)
     try:
-        ticket = await request.state.core.get_ticket(tenant.id, ticket_id)
+        ticket = await services(request).core.tickets.get_ticket(tenant.id, ticket_id)
     except NotFound:
         return None
-    return ticket if can_see(tenant, request.state.customer, ticket) else None
+    capabilities = services(request).core.capabilities
+    return ticket if can_see(tenant, customer_of(request), ticket, capabilities) else None
 
 
 # ------------------------------------------------------------------ list
@@ -96,10 +98,16 @@ def listed(ticket: Ticket) -> ListedTicket:
     )
 
 
+async def portal_home(request: Request) -> Response:
+    """`/portal` goes to the ticket list (which asks for a sign-in first when needed)."""
+    query = f"?{request.url.query}" if request.url.query else ""
+    return RedirectResponse(path_for(request, "customer_tickets") + query, status_code=302)
+
+
 @require_customer
 async def ticket_list(request: Request) -> Response:
-    tenant: Tenant = request.state.tenant
-    customer: Customer = request.state.customer
+    tenant = tenant_of(request)
+    customer = customer_of(request)
     params = request.query_params
     state = params.get("state", "")
     state = state if state in ("open", "closed") else ""
@@ -110,10 +118,10 @@ async def ticket_list(request: Request) -> Response:
         number = 1
     scope: dict[str, Any] = (
         {"organization_id": customer.organization_id}
-        if sees_organization(tenant, customer)
+        if sees_organization(tenant, customer, services(request).core.capabilities)
         else {"customer_id": customer.id}
     )
-    result = await request.state.core.list_tickets(
+    result = await services(request).core.tickets.list_tickets(
         tenant.id,
         **scope,
         state=state or None,
@@ -123,11 +131,13 @@ async def ticket_list(request: Request) -> Response:
     )
     pages = max(1, math.ceil(result.total / PAGE_SIZE))
 
+    path = path_for(request, "customer_tickets")
+
     def page_url(n: int) -> str:
         query_args = {k: v for k, v in (("state", state), ("q", query)) if v}
         if n > 1:
             query_args["page"] = str(n)
-        return "/portal/tickets" + (f"?{urlencode(query_args)}" if query_args else "")
+        return path + (f"?{urlencode(query_args)}" if query_args else "")
 
     return page(
         request,
@@ -142,7 +152,7 @@ async def ticket_list(request: Request) -> Response:
             "page_url": page_url,
             "organization": "organization_id" in scope,
             "nav": "tickets",
-            **LABELS,
+            **CUSTOMER_LABELS,
         },
     )
 
@@ -157,10 +167,11 @@ async def _ticket_page(
     reply_body: str = "",
     rating_error: str = "",
 ) -> Response:
-    tenant: Tenant = request.state.tenant
-    core = request.state.core
-    replies: list[Reply] = await core.list_replies(tenant.id, ticket.id)
-    rating = await core.get_rating(tenant.id, ticket.id)
+    tenant = tenant_of(request)
+    core = services(request).core
+    replies: list[Reply] = await core.tickets.list_replies(tenant.id, ticket.id)
+    ratings = core.capabilities.ratings
+    rating = await core.tickets.get_rating(tenant.id, ticket.id) if ratings else None
     expected = str(tenant.settings.get("expected_response", "") or "").strip()
     return page(
         request,
@@ -168,6 +179,7 @@ async def _ticket_page(
         {
             "ticket": ticket,
             "replies": replies,
+            "ratings": ratings,
             "rating": rating,
             "closed": ticket.status in CLOSED_STATUSES,
             "expected_response": expected if ticket.is_open else "",
@@ -177,9 +189,9 @@ async def _ticket_page(
             "rating_error": rating_error,
             "rated": request.query_params.get("rated") == "1",
             "last_reply_id": replies[-1].id if replies else 0,
-            "limits": Limits.for_tenant(tenant),
+            "limits": upload_limits(tenant, core.capabilities),
             "nav": "tickets",
-            **LABELS,
+            **CUSTOMER_LABELS,
         },
         status_code=status_code,
     )
@@ -194,45 +206,17 @@ async def ticket_detail(request: Request) -> Response:
 
 
 # ------------------------------------------------------------------ replies
-def _uploads(form: Any) -> list[UploadFile]:
+def _files(form: Any) -> list[UploadFile]:
     files = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
     return [f for f in files if f.filename or (f.size or 0) > 0]
 
 
-async def _check_files(
-    store: AttachmentStore, uploads: list[UploadFile], limits: Limits
-) -> list[tuple[str, bytes]]:
-    """The files' names and bytes; AttachmentRejected with a message in the page's language."""
-    if len(uploads) > limits.max_count:
-        raise AttachmentRejected(
-            ngettext(
-                "Attach at most %(num)d file.", "Attach at most %(num)d files.", limits.max_count
-            )
-            % {"num": limits.max_count}
-        )
-    files = []
-    for upload in uploads:
-        name = safe_filename(upload.filename or "")
-        size = upload.size if upload.size is not None else 0
-        if size > limits.max_bytes:
-            raise AttachmentRejected(
-                _("%(name)s is larger than %(size)s MB.")
-                % {"name": name, "size": f"{limits.max_bytes / (1024 * 1024):g}"}
-            )
-        data = await upload.read()
-        if not data:
-            raise AttachmentRejected(_("%(name)s is empty.") % {"name": name})
-        try:
-            store.check([(name, data)], limits)
-        except AttachmentRejected as exc:
-            if len(data) > limits.max_bytes or sniff(data) in ALLOWED_TYPES:
-                raise  # too big, or a name the tenant refuses: the message says so already
-            raise AttachmentRejected(
-                _("%(name)s is not a file type we accept (images, PDF, plain text or ZIP).")
-                % {"name": name}
-            ) from exc
-        files.append((upload.filename or name, data))
-    return files
+async def _read(files: list[UploadFile], limits: Limits) -> list[Upload]:
+    """The files, each read up to one byte past the tenant's limit (enough to refuse it)."""
+    return [
+        Upload("files", file.filename or "file", await file.read(limits.max_bytes + 1))
+        for file in files
+    ]
 
 
 @require_customer
@@ -240,11 +224,11 @@ async def add_reply(request: Request) -> Response:
     ticket = await visible_ticket(request, request.path_params["id"])
     if ticket is None:
         return not_found(request)
-    tenant: Tenant = request.state.tenant
-    customer: Customer = request.state.customer
+    tenant = tenant_of(request)
+    customer = customer_of(request)
     form = await request.form()
     body = str(form.get("body", "")).replace("\r\n", "\n").strip()
-    uploads = _uploads(form)
+    files = _files(form)
     if len(body) > MAX_BODY:
         return await _ticket_page(
             request,
@@ -254,37 +238,42 @@ async def add_reply(request: Request) -> Response:
             reply_error=_("Your message is too long; keep it under %(num)d characters.")
             % {"num": MAX_BODY},
         )
-    if not body and not uploads:
+    if not body and not files:
         return await _ticket_page(
             request,
             ticket,
             status_code=400,
             reply_error=_("Write a message or attach a file."),
         )
-    store: AttachmentStore = request.state.attachments
+    store = services(request).attachments
+    limits = upload_limits(tenant, services(request).core.capabilities)
+    uploads = await _read(files, limits)
     try:
-        files = await _check_files(store, uploads, Limits.for_tenant(tenant))
+        check(uploads, limits)
     except AttachmentRejected as exc:
         return await _ticket_page(
             request, ticket, status_code=400, reply_body=body, reply_error=str(exc)
         )
     drafts: tuple[AttachmentDraft, ...] = tuple(
-        store.save(tenant.id, name, data) for name, data in files
+        store.save(tenant.id, u.filename, u.data, content_type=u.content_type) for u in uploads
     )
     key = str(form.get("idempotency_key", ""))
     if not KEY_RE.fullmatch(key):
         key = secrets.token_urlsafe(24)
-    reply = await request.state.core.add_reply(
+    reply = await services(request).core.tickets.add_reply(
         tenant.id,
         ticket.id,
-        author_type="customer",
-        author_id=customer.id,
-        body=body,
-        internal=False,
-        idempotency_key=f"portal:{customer.id}:{key}",
-        attachments=drafts,
+        ReplyDraft(
+            author_type="customer",
+            author_id=customer.id,
+            body=body,
+            internal=False,
+            attachments=drafts,
+        ),
+        f"portal:{customer.id}:{key}",
     )
-    return RedirectResponse(f"/portal/tickets/{ticket.id}#reply-{reply.id}", status_code=303)
+    path = path_for(request, "customer_ticket", id=ticket.id)
+    return RedirectResponse(f"{path}#reply-{reply.id}", status_code=303)
 
 
 # ------------------------------------------------------------------ rating
@@ -303,16 +292,17 @@ async def rate_from_portal(request: Request) -> Response:
     error = await store_rating(request, ticket, good == "1", comment)
     if error:
         return await _ticket_page(request, ticket, status_code=409, rating_error=error)
-    return RedirectResponse(f"/portal/tickets/{ticket.id}?rated=1#rating", status_code=303)
+    path = path_for(request, "customer_ticket", id=ticket.id)
+    return RedirectResponse(f"{path}?rated=1#rating", status_code=303)
 
 
 async def store_rating(request: Request, ticket: Ticket, good: bool, comment: str) -> str:
     """Rate through the core; an error message in the page's language when it refuses."""
-    core = request.state.core
+    core = services(request).core
     try:
-        await core.rate_ticket(ticket.tenant_id, ticket.id, good=good, comment=comment)
+        await core.tickets.rate_ticket(ticket.tenant_id, ticket.id, good=good, comment=comment)
     except Conflict:
-        current = await core.get_ticket(ticket.tenant_id, ticket.id)
+        current = await core.tickets.get_ticket(ticket.tenant_id, ticket.id)
         if current.status not in CLOSED_STATUSES:
             return _("You can rate this request once it is resolved.")
         return _("A rating can be changed for 7 days after it was given; this one can no longer.")
@@ -322,10 +312,10 @@ async def store_rating(request: Request, ticket: Ticket, good: bool, comment: st
 # ------------------------------------------------------------------ attachments
 @require_customer
 async def attachment(request: Request) -> Response:
-    tenant: Tenant = request.state.tenant
-    core = request.state.core
+    tenant = tenant_of(request)
+    core = services(request).core
     try:
-        found = await core.get_attachment(tenant.id, request.path_params["id"])
+        found = await core.tickets.get_attachment(tenant.id, request.path_params["id"])
     except NotFound:
         return not_found(request)
     if found.ticket_id is None:
@@ -333,24 +323,11 @@ async def attachment(request: Request) -> Response:
     ticket = await visible_ticket(request, found.ticket_id)
     if ticket is None:
         return not_found(request)
-    public = {reply.id for reply in await core.list_replies(tenant.id, ticket.id)}
+    public = {reply.id for reply in await core.tickets.list_replies(tenant.id, ticket.id)}
     if found.reply_id not in public:
         return not_found(request)  # a file on an internal note
-    store: AttachmentStore = request.state.attachments
-    try:
-        path = store.path(tenant.id, found.storage_key)
-    except FileNotFoundError:
+    store = services(request).attachments
+    path = store.stored(tenant.id, found.storage_key)
+    if path is None:
         return not_found(request)
-    if not path.is_file():
-        return not_found(request)
-    return FileResponse(
-        path,
-        media_type=found.content_type or "application/octet-stream",
-        filename=found.filename,
-        content_disposition_type="attachment",
-        headers={
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "private, no-store",
-            "Content-Security-Policy": "default-src 'none'; sandbox",
-        },
-    )
+    return download_response(path, found)

@@ -33,19 +33,21 @@ async def load_demo(core: HelpdeskCore, settings: Settings) -> None:
     """Create the demo tenant on 127.0.0.1 and localhost; an existing one is left as it is,
     except that one made before the demo had a contact form gets it (`add_contact_form`)."""
     try:
-        existing = await core.get_tenant(DEMO_SLUG)
+        existing = await core.tenants.get_tenant(DEMO_SLUG)
     except NotFound:
         pass
     else:
         await add_contact_form(core, existing)
         print(f"demo tenant exists already; serving it on http://127.0.0.1:{settings.port}/")
         return
-    tenant = await core.create_tenant(DEMO_SLUG, "Demo Co", domains=("127.0.0.1", "localhost"))
-    await core.create_agent(
+    tenant = await core.tenants.create_tenant(
+        DEMO_SLUG, "Demo Co", domains=("127.0.0.1", "localhost")
+    )
+    await core.tenants.create_agent(
         tenant.id, DEMO_ADMIN_EMAIL, "Demo Admin", hash_password(DEMO_ADMIN_PASSWORD), "admin"
     )
     for shortcut, body in DEMO_CANNED:
-        await core.save_canned_response(tenant.id, shortcut, body)
+        await core.chat.save_canned_response(tenant.id, shortcut, body)
     report = await import_folder(core, tenant.id, DEMO_ARTICLES_DIR)
     for problem in report.errors:
         log.error("demo article: %s", problem)
@@ -105,18 +107,18 @@ async def add_contact_form(core: HelpdeskCore, tenant: Tenant) -> int | None:
     if CONTACT_DONE in tenant.settings:
         return None
     # Found by name, so a run interrupted half-way makes nothing twice on the next one.
-    departments = {d.name: d.id for d in await core.list_departments(tenant.id)}
+    departments = {d.name: d.id for d in await core.forms.list_departments(tenant.id)}
     for name in DEMO_DEPARTMENTS:
         if name not in departments:
-            departments[name] = (await core.create_department(tenant.id, name)).id
-    forms = [f for f in await core.list_forms(tenant.id) if f.title == DEMO_FORM_TITLE]
+            departments[name] = (await core.forms.create_department(tenant.id, name)).id
+    forms = [f for f in await core.forms.list_forms(tenant.id) if f.title == DEMO_FORM_TITLE]
     if forms:
         form = forms[0]
     else:
         draft = contact_form_draft(*(departments[name] for name in DEMO_DEPARTMENTS))
-        form = await core.save_form(tenant.id, draft)
+        form = await core.forms.save_form(tenant.id, draft)
     changes: dict[str, object] = {CONTACT_DONE: form.id}
     if not tenant.settings.get("embed_origins"):
         changes["embed_origins"] = [DEMO_SITE]
-    await core.update_tenant_settings(tenant.id, changes)
+    await core.tenants.update_tenant_settings(tenant.id, changes)
     return form.id

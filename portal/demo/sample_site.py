@@ -8,6 +8,7 @@ production. `portal demo` lets that origin embed the demo tenant's apps.
 from __future__ import annotations
 
 import html
+from collections.abc import Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -60,7 +61,7 @@ document.getElementById("search-kb").addEventListener("click", function () {
 def sample_site(service: str) -> Starlette:
     """The sample site's app, loading the widget from `service`."""
 
-    def page(title: str):  # type: ignore[no-untyped-def]
+    def page(title: str) -> Callable[[Request], Awaitable[HTMLResponse]]:
         async def endpoint(request: Request) -> HTMLResponse:
             body = PAGE.format(
                 service=html.escape(service), service_text=html.escape(service), title=title

@@ -10,13 +10,9 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from portal.ratelimit import (
-    SUBMISSIONS_PER_ADDRESS,
-    SUBMISSIONS_PER_TENANT,
-    Check,
-    client_ip,
-    limits_of,
-)
+from portal.ratelimit import SUBMISSIONS_PER_ADDRESS, SUBMISSIONS_PER_TENANT, Check, client_ip
+from portal.request_helpers import tenant_of
+from portal.services import services
 
 # A text input hidden from people (CSS, aria-hidden, tabindex=-1) that bots fill in. The name is
 # one browsers do not autofill.
@@ -34,7 +30,7 @@ def submission_checks(ip: str) -> tuple[Check, ...]:
 def submission_wait(request: Request) -> float:
     """Count a submission; 0 when allowed, else the seconds until the next one is."""
     checks = submission_checks(client_ip(request))
-    refused = limits_of(request).check(request.state.tenant, *checks)
+    refused = services(request).rate_limits.check(tenant_of(request), *checks)
     return refused.wait if refused else 0.0
 
 

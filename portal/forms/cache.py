@@ -10,9 +10,7 @@ is gone makes the core refuse the ticket, which the routes answer as a field err
 from __future__ import annotations
 
 import time
-from typing import Any
-
-from starlette.requests import Request
+from dataclasses import replace
 
 from portal.core.contract import Department, Form, HelpdeskCore, NotFound
 
@@ -33,9 +31,12 @@ class FormCache:
         if cached is not None and cached[0] > now:
             return cached[1]
         try:
-            form: Form | None = await core.get_form(tenant_id, form_id)
+            form: Form | None = await core.forms.get_form(tenant_id, form_id)
         except NotFound:
             form = None
+        if form is not None and not core.capabilities.attachments:
+            # A core that keeps no files: file fields are neither shown nor required.
+            form = replace(form, fields=tuple(f for f in form.fields if f.type != "file"))
         if len(self._forms) > MAX_ENTRIES:
             self._forms.clear()  # unknown ids must not grow memory without bound
         self._forms[key] = (now + self.ttl, form)
@@ -46,7 +47,7 @@ class FormCache:
         cached = self._departments.get(tenant_id)
         if cached is not None and cached[0] > now:
             return list(cached[1])
-        departments = await core.list_departments(tenant_id)
+        departments = await core.forms.list_departments(tenant_id)
         if len(self._departments) > MAX_ENTRIES:
             self._departments.clear()
         self._departments[tenant_id] = (now + self.ttl, list(departments))
@@ -57,12 +58,3 @@ class FormCache:
         self._departments.pop(tenant_id, None)
         for key in [k for k in self._forms if k[0] == tenant_id]:
             del self._forms[key]
-
-
-def form_cache(request: Request) -> FormCache:
-    """The cache of this app instance (so separate apps, e.g. in tests, never share entries)."""
-    state: Any = request.app.state
-    cache: FormCache | None = getattr(state, "forms_cache", None)
-    if cache is None:
-        cache = state.forms_cache = FormCache()
-    return cache

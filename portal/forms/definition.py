@@ -7,8 +7,9 @@ from typing import Any
 from portal.attachments import ALLOWED_TYPES, Limits
 from portal.core.contract import PRIORITIES, Department, Field, Form
 from portal.forms.abuse import HONEYPOT
-from portal.forms.validation import ATTACHMENTS, DEPARTMENT, MAX_LENGTH, priority_labels
-from portal.templating import gettext
+from portal.forms.validation import ATTACHMENTS, DEPARTMENT, MAX_LENGTH
+from portal.i18n import gettext
+from portal.labels import priority_labels
 
 
 def standard_labels() -> dict[str, str]:
@@ -43,7 +44,9 @@ def fields_for(form: Form, department_id: int | None) -> list[dict[str, Any]]:
     return [_field(f, department_id) for f in form.fields if f.shown_for(department_id)]
 
 
-def standard_fields(form: Form, departments: list[Department]) -> list[dict[str, Any]]:
+def standard_fields(
+    form: Form, departments: list[Department], *, files: bool = True
+) -> list[dict[str, Any]]:
     labels = standard_labels()
     fields: list[dict[str, Any]] = [
         {"key": "name", "label": labels["name"], "type": "text", "required": False},
@@ -76,8 +79,11 @@ def standard_fields(form: Form, departments: list[Department]) -> list[dict[str,
             "default": "normal",
             "choices": [{"value": p, "label": priorities[p]} for p in PRIORITIES],
         },
-        {"key": ATTACHMENTS, "label": labels[ATTACHMENTS], "type": "file", "required": False},
     ]
+    if files:
+        fields.append(
+            {"key": ATTACHMENTS, "label": labels[ATTACHMENTS], "type": "file", "required": False}
+        )
     for item in fields:
         if item["key"] in MAX_LENGTH:
             item["max_length"] = MAX_LENGTH[item["key"]]
@@ -95,7 +101,7 @@ def definition(
         "kind": form.kind,
         "language": language,
         "department_id": form.department_id,
-        "standard_fields": standard_fields(form, departments),
+        "standard_fields": standard_fields(form, departments, files=limits.max_count > 0),
         # The custom fields to show while no department is chosen (or for the form's own one)...
         "fields": fields_for(form, form.department_id),
         # ...and once the visitor picks one of these departments.

@@ -23,7 +23,8 @@ import re
 import secrets
 from typing import Any
 
-from portal.security import Signer, csrf_ok, csrf_token
+from portal.csrf import csrf_ok, csrf_token
+from portal.security import Signer
 
 FORM_TOKEN_MAX_AGE = 24 * 3600
 THANKS_MAX_AGE = 24 * 3600

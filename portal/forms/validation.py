@@ -3,44 +3,34 @@
 Pure functions: given a `Form`, the tenant's departments, the submitted values (every name maps
 to the list of strings sent for it) and the uploaded files (already read, at most the tenant's
 size limit plus one byte each), `validate` returns the cleaned submission or per-field errors.
-Messages go through `gettext`, so they come out in the language the caller set with
-`use_language` (the visitor's). Values of fields the chosen department does not show, and files
-sent for them, are ignored; choice values of other departments are refused.
+Messages go through `gettext`, so they come out in the request's language (the visitor's);
+files are checked by the upload policy of `portal.attachments`. Values of fields the chosen
+department does not show, and files sent for them, are ignored; choice values of other
+departments are refused.
 """
 
 from __future__ import annotations
 
-import functools
 import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
-
-from portal.attachments import (
-    ALLOWED_TYPES,
-    REFUSE,
-    Limits,
-    dangerous_name_message,
-    is_dangerous_name,
-    safe_filename,
-    sniff,
-    stored_filename,
-)
+from portal.attachments import Limits, Upload, refusals, stored_filename
 from portal.core.contract import PRIORITIES, Department, Field, Form
-from portal.templating import gettext, ngettext
-from portal.text import one_line
+from portal.emails import MAX_LENGTH as EMAIL_MAX_LENGTH
+from portal.emails import clean_email
+from portal.i18n import gettext
+from portal.text import clean_name
 
 ATTACHMENTS = "attachments"  # the name of the form's general file input
 DEPARTMENT = "department_id"
 
 MAX_LENGTH = {
     "name": 200,
-    "email": 254,
+    "email": EMAIL_MAX_LENGTH,
     "subject": 300,
     "description": 20_000,
     "text": 1000,
@@ -49,22 +39,7 @@ MAX_LENGTH = {
 CHECKED = {"on", "1", "true", "yes"}
 _NUMBER_RE = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)")
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
-# RFC 5322 allows these in an address, but no help desk customer needs them, and they are what
-# header and URL tricks are made of: "x?cc=attacker%40evil.example&subject=hi@example.com" is a
-# valid address that a mailto: link turns into a mail with an extra Cc. Quotes and "!" (UUCP
-# bang paths), "#" (URL fragments) and "/" (paths) go the same way. The apostrophe stays: real
-# people have addresses like o'brien@example.com.
-_EMAIL_REFUSED = frozenset('?%&/=!#"`')
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-@dataclass(frozen=True)
-class Upload:
-    """One uploaded file: the input it came from, the browser's name for it, its bytes."""
-
-    field: str
-    filename: str
-    data: bytes
 
 
 @dataclass(frozen=True)
@@ -91,24 +66,6 @@ class Outcome:
 
 
 # ------------------------------------------------------------------ helpers
-def priority_labels() -> dict[str, str]:
-    """PRIORITIES with their labels in the current language."""
-    return {
-        "low": gettext("Low"),
-        "normal": gettext("Normal"),
-        "high": gettext("High"),
-        "urgent": gettext("Urgent"),
-    }
-
-
-def human_size(size: int) -> str:
-    if size >= 1024 * 1024:
-        return f"{size / (1024 * 1024):g} MB"
-    if size >= 1024:
-        return f"{size / 1024:g} KB"
-    return f"{size} B"
-
-
 def _first(data: Mapping[str, Sequence[str]], name: str) -> str:
     values = data.get(name) or ()
     return values[0] if values else ""
@@ -130,34 +87,6 @@ def _too_long(value: str, maximum: int) -> str | None:
 
 def _required() -> str:
     return gettext("This field is required.")
-
-
-# email-validator costs ~35 µs an address, ten times the rest of a submission's checks; the same
-# customers write again and again (and retries resend the same body), so results are kept.
-@functools.lru_cache(maxsize=4096)
-def clean_email(value: str) -> str | None:
-    """The address with its domain in lower case (IDNA), or None when it is not one.
-
-    email-validator checks the syntax (without DNS: a help desk must take mail from a domain that
-    is down); we are stricter than RFC 5322 and refuse the characters of _EMAIL_REFUSED and any
-    format character (U+202E and the other bidi controls make an address look like another).
-    """
-    value = value.strip()
-    if len(value) > MAX_LENGTH["email"]:
-        return None
-    if any(ch in _EMAIL_REFUSED or unicodedata.category(ch) == "Cf" for ch in value):
-        return None
-    try:
-        found = validate_email(value, check_deliverability=False)
-    except EmailNotValidError:
-        return None
-    return f"{found.local_part}@{found.ascii_domain}"
-
-
-def clean_name(value: str) -> str:
-    """A person's name as typed, on one line, without control, bidi or other format characters
-    (they reorder or hide what an agent is shown); "" for none. Length is the caller's to check."""
-    return one_line(value)
 
 
 def choose_department(
@@ -240,37 +169,6 @@ def _clean_custom(
     return None, None, first  # unknown types are ignored
 
 
-def check_uploads(uploads: Sequence[Upload], limits: Limits) -> tuple[list[Upload], dict[str, str]]:
-    """Count, size and type (by content) of the files; errors keyed by the input they came in."""
-    errors: dict[str, str] = {}
-    for upload in uploads:
-        if upload.field in errors:
-            continue
-        name = safe_filename(upload.filename)
-        if len(upload.data) > limits.max_bytes:
-            errors[upload.field] = gettext("%(name)s is larger than %(size)s.") % {
-                "name": name,
-                "size": human_size(limits.max_bytes),
-            }
-        elif not upload.data:
-            errors[upload.field] = gettext("%(name)s is empty.") % {"name": name}
-        elif sniff(upload.data) not in ALLOWED_TYPES:
-            errors[upload.field] = gettext(
-                "%(name)s is not a file type we accept (images, PDF, plain text or ZIP)."
-            ) % {"name": name}
-        elif limits.dangerous_names == REFUSE and is_dangerous_name(name):
-            errors[upload.field] = dangerous_name_message(name)
-    if len(uploads) > limits.max_count:
-        errors.setdefault(
-            ATTACHMENTS,
-            ngettext(
-                "Attach at most %(num)d file.", "Attach at most %(num)d files.", limits.max_count
-            )
-            % {"num": limits.max_count},
-        )
-    return list(uploads), errors
-
-
 # ------------------------------------------------------------------ the whole form
 def validate(
     form: Form,
@@ -324,14 +222,13 @@ def validate(
     fields = shown_fields(form, department_id)
     file_keys = {f.key for f in fields if f.type == "file"}
     kept = [u for u in uploads if u.field == ATTACHMENTS or u.field in file_keys]
-    kept, upload_errors = check_uploads(kept, limits)
-    errors.update(upload_errors)
+    errors.update(refusals(kept, limits, count_field=ATTACHMENTS))
 
     custom: dict[str, Any] = {}
     for f in fields:
         if f.type == "file":
             # The names the files are stored under (a renamed page.html is page.html.txt).
-            names = [stored_filename(u.filename, sniff(u.data)) for u in kept if u.field == f.key]
+            names = [stored_filename(u.filename, u.content_type) for u in kept if u.field == f.key]
             if not names and f.required:
                 errors.setdefault(f.key, gettext("Attach a file."))
             if names:

@@ -298,12 +298,12 @@ class _Categories:
         key = (language, slugify(name), parent_id)
         if key in self._known:
             return self._known[key]
-        category = await self.core.ensure_category(
+        category = await self.core.kb.ensure_category(
             self.tenant_id, language, name, parent_id=parent_id
         )
         if parent_id is not None and category.parent_id != parent_id:
             # The category existed already under another parent (or none): the file wins.
-            category = await self.core.update_category(
+            category = await self.core.kb.update_category(
                 self.tenant_id,
                 category.id,
                 name=category.name,
@@ -364,7 +364,7 @@ async def import_folder(core: HelpdeskCore, tenant_id: int, path: Path) -> Impor
                 category_id=category.id,
             )
             try:
-                existing: Article | None = await core.get_article_by_slug(
+                existing: Article | None = await core.kb.get_article_by_slug(
                     tenant_id, parsed.language, parsed.slug
                 )
             except NotFound:
@@ -373,7 +373,7 @@ async def import_folder(core: HelpdeskCore, tenant_id: int, path: Path) -> Impor
                 # Saving would bump the revision and make every cache re-render for nothing.
                 report.unchanged += 1
                 continue
-            await core.save_article(tenant_id, draft)
+            await core.kb.save_article(tenant_id, draft)
         except (Conflict, NotFound) as exc:
             report.errors.append(ImportProblem(file, 1, f"could not save the article: {exc}"))
             continue

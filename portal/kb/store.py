@@ -43,7 +43,7 @@ class KnowledgeBase:
         if page is not None:
             self._pages.move_to_end(key)
             return page
-        article = await self.core.get_article_by_slug(tenant_id, language, slug)
+        article = await self.core.kb.get_article_by_slug(tenant_id, language, slug)
         if not article.published:
             raise NotFound("no such article")
         page = ArticlePage(
@@ -52,7 +52,7 @@ class KnowledgeBase:
             description=plain_text(article.body_md, 160),
             breadcrumb=tuple(await self.breadcrumb(tenant_id, article.category_id)),
             translations=tuple(
-                a for a in await self.core.translations(tenant_id, slug) if a.id != article.id
+                a for a in await self.core.kb.translations(tenant_id, slug) if a.id != article.id
             ),
         )
         self._pages[key] = page
@@ -67,7 +67,7 @@ class KnowledgeBase:
         while category_id is not None and category_id not in seen:
             seen.add(category_id)
             try:
-                category = await self.core.get_category(tenant_id, category_id)
+                category = await self.core.kb.get_category(tenant_id, category_id)
             except NotFound:
                 break
             trail.append(category)
@@ -89,7 +89,7 @@ class KnowledgeBase:
         pending, self._views = self._views, {}
         for tenant_id, counts in pending.items():
             try:
-                await self.core.add_article_views(tenant_id, dict(counts))
+                await self.core.kb.add_article_views(tenant_id, dict(counts))
             except Exception:
                 log.exception("could not store article views; keeping them for the next flush")
                 self._views.setdefault(tenant_id, Counter()).update(counts)

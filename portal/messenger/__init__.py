@@ -1,1 +1,1 @@
-"""The messenger: websocket chat between visitors and agents, and the hub between processes."""
+"""The messenger: visitors' websocket chat with agents (the hub it uses is `portal.hub`)."""

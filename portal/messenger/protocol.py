@@ -75,6 +75,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from portal import jsonsafe
+from portal.request_helpers import MAX_DB_ID
 
 MAX_FRAME_BYTES = 16_384
 MAX_FRAME_DEPTH = 8  # the deepest frame (a message with attachment ids) nests 2 levels
@@ -139,7 +140,7 @@ def parse(text: str, allowed: frozenset[str]) -> dict[str, Any]:
 def integer(frame: dict[str, Any], key: str, *, default: int | None = None) -> int:
     """A non-negative integer field of a frame."""
     value = frame.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**62:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_DB_ID:
         raise FrameError("invalid", f'"{key}" must be a non-negative integer.')
     return value
 

@@ -19,12 +19,13 @@ from portal.core.contract import (
     Conflict,
     Conversation,
     HelpdeskCore,
+    MessageDraft,
     NotFound,
     Tenant,
 )
+from portal.hub import Hub
 from portal.mail import Mailer
 from portal.messenger.hours import ChatSettings, is_open
-from portal.messenger.hub import Hub
 from portal.security import Signer
 
 log = logging.getLogger(__name__)
@@ -192,35 +193,15 @@ class Messenger:
         )
 
     async def post(
-        self,
-        tenant: Tenant,
-        conversation_id: int,
-        *,
-        author_type: str,
-        author_id: int | None,
-        author_name: str,
-        body: str,
-        client_id: str,
-        internal: bool = False,
-        attachments: tuple[AttachmentDraft, ...] = (),
+        self, tenant: Tenant, conversation_id: int, draft: MessageDraft
     ) -> tuple[ChatMessage, Conversation]:
         """Store a message (a resend returns the stored one), then fan it out.
 
         Returns the message and the conversation as it is after it."""
-        message = await self.core.add_chat_message(
-            tenant.id,
-            conversation_id,
-            author_type=author_type,
-            author_id=author_id,
-            author_name=author_name,
-            body=body,
-            client_id=client_id,
-            internal=internal,
-            attachments=attachments,
-        )
+        message = await self.core.chat.add_chat_message(tenant.id, conversation_id, draft)
         await self.publish_message(tenant.id, message)
-        conversation = await self.core.get_conversation(tenant.id, conversation_id)
-        if not internal:
+        conversation = await self.core.chat.get_conversation(tenant.id, conversation_id)
+        if not draft.internal:
             # Agents' inboxes show the latest message; the conversation's own sockets have it.
             await self.hub.publish(
                 inbox_channel(tenant.id),
@@ -240,7 +221,7 @@ class Messenger:
         client_id: str,
     ) -> Conversation:
         """Open a conversation (once per client id) with its first message, if any."""
-        conversation = await self.core.start_conversation(
+        conversation = await self.core.chat.start_conversation(
             tenant.id,
             visitor_id=visitor_id,
             customer_id=customer_id,
@@ -250,15 +231,14 @@ class Messenger:
             idempotency_key=f"{visitor_id}:{client_id}",
         )
         if body:
-            _message, conversation = await self.post(
-                tenant,
-                conversation.id,
+            first = MessageDraft(
                 author_type="visitor",
                 author_id=conversation.customer_id,
                 author_name=name or conversation.visitor_name,
                 body=body,
                 client_id=f"{visitor_owner(visitor_id)}/{client_id}",
             )
+            _message, conversation = await self.post(tenant, conversation.id, first)
         else:
             await self.publish_conversation(conversation)
         return conversation
@@ -296,9 +276,9 @@ class Messenger:
         """Tell the visitor; with an email known, the conversation becomes a ticket now."""
         ticket_number = None
         if conversation.visitor_email:
-            ticket = await self.core.conversation_to_ticket(tenant.id, conversation.id)
+            ticket = await self.core.chat.conversation_to_ticket(tenant.id, conversation.id)
             ticket_number = ticket.number
-            conversation = await self.core.get_conversation(tenant.id, conversation.id)
+            conversation = await self.core.chat.get_conversation(tenant.id, conversation.id)
             await self.publish_conversation(conversation)
         await self.hub.publish(
             conversation_channel(tenant.id, conversation.id),
@@ -342,8 +322,8 @@ class Messenger:
 
     async def sweep_unanswered(self, now: datetime | None = None) -> None:
         """One round of the watcher; `now` lets tests look into the future."""
-        for tenant in await self.core.list_tenants():
-            for conversation in await self.core.list_conversations(
+        for tenant in await self.core.tenants.list_tenants():
+            for conversation in await self.core.chat.list_conversations(
                 tenant.id, status="waiting", limit=500
             ):
                 key = (tenant.id, conversation.id)
@@ -360,7 +340,7 @@ class Messenger:
         text, an open mail relay."""
         addresses = [conversation.visitor_email] if conversation.visitor_email else []
         if conversation.customer_id is not None:
-            customer = await self.core.get_customer(tenant_id, conversation.customer_id)
+            customer = await self.core.customers.get_customer(tenant_id, conversation.customer_id)
             if customer.email and customer.email.lower() not in map(str.lower, addresses):
                 addresses.append(customer.email)
         return addresses
@@ -370,7 +350,7 @@ class Messenger:
         allowed = await self.transcript_addresses(tenant.id, conversation)
         if to.lower() not in map(str.lower, allowed):
             raise Conflict("The transcript goes only to the email address this chat has.")
-        messages = await self.core.chat_messages(tenant.id, conversation.id)
+        messages = await self.core.chat.chat_messages(tenant.id, conversation.id)
         lines = [
             f"[{m.created_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC] {m.author_name}: {m.body}"
             + "".join(f" [{a.filename}]" for a in m.attachments)
@@ -389,7 +369,7 @@ async def visible_conversation(
     customer_id: int | None,
 ) -> Conversation:
     """The conversation if this visitor (or signed-in customer) owns it; NotFound otherwise."""
-    conversation = await core.get_conversation(tenant_id, conversation_id)
+    conversation = await core.chat.get_conversation(tenant_id, conversation_id)
     if conversation.visitor_id == visitor_id:
         return conversation
     if customer_id is not None and conversation.customer_id == customer_id:

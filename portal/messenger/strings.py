@@ -1,9 +1,8 @@
-"""The texts the messenger's scripts show, translated on the server for the page's language."""
+"""The texts the messenger's scripts show, translated on the server in the request's language."""
 
 from __future__ import annotations
 
-from portal.templating import gettext as _
-from portal.templating import use_language
+from portal.i18n import gettext as _
 
 
 def _shared() -> dict[str, str]:
@@ -29,52 +28,46 @@ def _shared() -> dict[str, str]:
     }
 
 
-def visitor_strings(language: str) -> dict[str, str]:
+def visitor_strings() -> dict[str, str]:
     """Texts of the visitor's chat page, keyed as `static/messenger/messenger.js` uses them."""
-    with use_language(language):
-        return {
-            **_shared(),
-            "you": _("You"),
-            "intro": _("Ask us anything. We answer right here."),
-            "waiting_for_agent": _("We will be with you shortly."),
-            "status_waiting": _("Waiting for an answer"),
-            "not_available": _("The chat is not available on this site."),
-            "outside_hours": _(
-                "We are closed right now. Leave your email and we will answer by mail."
-            ),
-            "no_agents": _(
-                "Nobody is available right now. Leave your email and we will answer by mail."
-            ),
-            "no_answer": _("Sorry for the wait. Leave your email and we will answer by mail."),
-            "ticketed": _(
-                "We have made request #%(number)s from this chat and will answer by email."
-            ),
-            "start_failed": _("The chat could not start. Please check your details and try again."),
-            "contact_saved": _("Thank you. We will answer by email."),
-            "email_hint_contact": _("Where can we answer you?"),
-            "email_hint_transcript": _("Where should we send the transcript?"),
-            "email_invalid": _("Please check the email address."),
-            "transcript_sending": _("Sending the transcript…"),
-            "transcript_sent": _("The transcript is on its way."),
-            "transcript_failed": _("The transcript could not be sent. Please try again later."),
-        }
+    return {
+        **_shared(),
+        "you": _("You"),
+        "intro": _("Ask us anything. We answer right here."),
+        "waiting_for_agent": _("We will be with you shortly."),
+        "status_waiting": _("Waiting for an answer"),
+        "not_available": _("The chat is not available on this site."),
+        "outside_hours": _("We are closed right now. Leave your email and we will answer by mail."),
+        "no_agents": _(
+            "Nobody is available right now. Leave your email and we will answer by mail."
+        ),
+        "no_answer": _("Sorry for the wait. Leave your email and we will answer by mail."),
+        "ticketed": _("We have made request #%(number)s from this chat and will answer by email."),
+        "start_failed": _("The chat could not start. Please check your details and try again."),
+        "contact_saved": _("Thank you. We will answer by email."),
+        "email_hint_contact": _("Where can we answer you?"),
+        "email_hint_transcript": _("Where should we send the transcript?"),
+        "email_invalid": _("Please check the email address."),
+        "transcript_sending": _("Sending the transcript…"),
+        "transcript_sent": _("The transcript is on its way."),
+        "transcript_failed": _("The transcript could not be sent. Please try again later."),
+    }
 
 
-def agent_strings(language: str) -> dict[str, str]:
+def agent_strings() -> dict[str, str]:
     """Texts of the agent console's chat inbox, keyed as `static/agent/chats.js` uses them."""
-    with use_language(language):
-        return {
-            **_shared(),
-            "note": _("Internal note"),
-            "online": _("Online"),
-            "away": _("Away"),
-            "visitor": _("Visitor"),
-            "me": _("Me (%(name)s)"),
-            "unassigned": _("Unassigned"),
-            "status_waiting": _("Waiting"),
-            "online_count": _("Agents online: %(count)s"),
-            "open_ticket": _("Open the ticket"),
-            "unread": _("Unread"),
-            "action_failed": _("That did not work. Please try again."),
-            "signed_out": _("You are signed out. Reload the page to sign in again."),
-        }
+    return {
+        **_shared(),
+        "note": _("Internal note"),
+        "online": _("Online"),
+        "away": _("Away"),
+        "visitor": _("Visitor"),
+        "me": _("Me (%(name)s)"),
+        "unassigned": _("Unassigned"),
+        "status_waiting": _("Waiting"),
+        "online_count": _("Agents online: %(count)s"),
+        "open_ticket": _("Open the ticket"),
+        "unread": _("Unread"),
+        "action_failed": _("That did not work. Please try again."),
+        "signed_out": _("You are signed out. Reload the page to sign in again."),
+    }

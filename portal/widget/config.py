@@ -14,11 +14,12 @@ from typing import Any
 
 from starlette.requests import Request
 
-from portal.appstate import shared
 from portal.core.contract import Tenant
+from portal.embedding import embed_origins
+from portal.i18n import current_language, gettext
 from portal.messenger.hours import ChatSettings, is_open
-from portal.templating import gettext, page_language, use_language
-from portal.tenancy import embed_origins
+from portal.request_helpers import tenant_of
+from portal.services import services
 from portal.urls import absolute, path_for
 from portal.widget.settings import WidgetSettings
 
@@ -37,15 +38,11 @@ class FormIds:
         cached = self._ids.get(tenant.id)
         if cached is not None and cached[0] > now:
             return cached[1]
-        ids = tuple(f.id for f in await request.state.core.list_forms(tenant.id))
+        ids = tuple(f.id for f in await services(request).core.forms.list_forms(tenant.id))
         if len(self._ids) > 10_000:
             self._ids.clear()
         self._ids[tenant.id] = (now + self.ttl, ids)
         return ids
-
-
-def form_ids(request: Request) -> FormIds:
-    return shared(request, "widget_form_ids", FormIds)
 
 
 def contact_form(settings: WidgetSettings, ids: tuple[int, ...]) -> int | None:
@@ -56,14 +53,20 @@ def contact_form(settings: WidgetSettings, ids: tuple[int, ...]) -> int | None:
 
 
 def available_apps(
-    tenant: Tenant, settings: WidgetSettings, form_id: int | None, now_open: bool
+    tenant: Tenant,
+    settings: WidgetSettings,
+    form_id: int | None,
+    now_open: bool,
+    *,
+    core_has_chat: bool,
 ) -> tuple[tuple[str, ...], bool]:
     """(the apps the panel offers, whether the launcher shows at all)."""
-    chat = ChatSettings.for_tenant(tenant)
+    # A core without chat is a tenant with chat switched off, whatever its settings say.
+    chat_on = core_has_chat and ChatSettings.for_tenant(tenant).enabled
     apps = [a for a in settings.apps if a != "form" or form_id is not None]
-    if "chat" in apps and not chat.enabled:
+    if "chat" in apps and not chat_on:
         apps.remove("chat")
-    if chat.enabled and not now_open:
+    if chat_on and not now_open:
         if settings.away == "hide":
             return (), False
         if "chat" in apps:
@@ -73,22 +76,23 @@ def available_apps(
     return tuple(apps), bool(apps)
 
 
-async def widget_config(request: Request, language: str | None = None) -> dict[str, Any]:
-    """Everything the loader needs, in the visitor's language (or `language`)."""
-    tenant: Tenant = request.state.tenant
+async def widget_config(request: Request) -> dict[str, Any]:
+    """Everything the loader needs, in the request's language."""
+    tenant = tenant_of(request)
     settings = WidgetSettings.for_tenant(tenant)
-    language = language or page_language(request)
-    form_id = contact_form(settings, await form_ids(request).get(request, tenant))
+    language = current_language()
+    form_id = contact_form(settings, await services(request).widget_form_ids.get(request, tenant))
     now_open = is_open(ChatSettings.for_tenant(tenant).business_hours)
-    apps, visible = available_apps(tenant, settings, form_id, now_open)
-    with use_language(language):
-        strings = {
-            "label": settings.label or gettext("Help"),
-            "open": gettext("Open help"),
-            "close": gettext("Close help"),
-            "unread": gettext("New messages"),
-            "greeting": settings.greeting or gettext("How can we help?"),
-        }
+    apps, visible = available_apps(
+        tenant, settings, form_id, now_open, core_has_chat=services(request).core.capabilities.chat
+    )
+    strings = {
+        "label": settings.label or gettext("Help"),
+        "open": gettext("Open help"),
+        "close": gettext("Close help"),
+        "unread": gettext("New messages"),
+        "greeting": settings.greeting or gettext("How can we help?"),
+    }
     return {
         "origin": absolute(request, ""),
         "panel": path_for(request, "widget_panel"),

@@ -37,12 +37,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from portal import jsonsafe, sessions
+from portal import jsonsafe
 from portal.core.contract import Conflict, NotFound, WidgetKey
-from portal.customer.session import SESSION_MAX_AGE, origin_ok, set_cookie, sign_in, sign_out
-from portal.forms.validation import clean_email, clean_name
+from portal.emails import clean_email
+from portal.embedding import set_cookie
 from portal.messenger.service import visitor_token
-from portal.ratelimit import IDENTIFY_PER_ADDRESS, client_ip, limits_of, too_many
+from portal.ratelimit import IDENTIFY_PER_ADDRESS, client_ip, too_many
+from portal.request_helpers import same_origin, tenant_of
+from portal.services import services
+from portal.sessions import store
+from portal.sessions.customer import SESSION_MAX_AGE, sign_in, sign_out
+from portal.text import clean_name
 
 MAX_LIFETIME_S = 24 * 3600
 LEEWAY_S = 60  # clocks of the company's servers and ours may differ a little
@@ -173,7 +178,9 @@ def is_identified_visitor(visitor_id: str) -> bool:
 
 # ------------------------------------------------------------------ HTTP
 def _widget_cookies(request: Request) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(request.state.settings.secret_key, salt="portal.widget-session")
+    return URLSafeTimedSerializer(
+        services(request).settings.secret_key, salt="portal.widget-session"
+    )
 
 
 def _widget_session(request: Request) -> str | None:
@@ -185,7 +192,7 @@ def _widget_session(request: Request) -> str | None:
         data = _widget_cookies(request).loads(value, max_age=SESSION_MAX_AGE)
     except BadSignature:
         return None
-    if not isinstance(data, dict) or data.get("t") != request.state.tenant.id:
+    if not isinstance(data, dict) or data.get("t") != tenant_of(request).id:
         return None
     sid = data.get("s")
     return sid if isinstance(sid, str) else None
@@ -197,21 +204,23 @@ def _refused(reason: str, status: int = 401) -> Response:
 
 async def identify(request: Request) -> Response:
     """`{"token": JWT}` -> the customer, signed in, and a visitor token; 401 with the reason."""
-    tenant = request.state.tenant
-    if not origin_ok(request):
+    tenant = tenant_of(request)
+    if not same_origin(request):
         return _refused("Only the widget's own panel may sign visitors in.", 403)
-    refused = limits_of(request).check(tenant, (IDENTIFY_PER_ADDRESS, client_ip(request)))
+    refused = services(request).rate_limits.check(
+        tenant, (IDENTIFY_PER_ADDRESS, client_ip(request))
+    )
     if refused is not None:
         return too_many(request, refused)
     try:
         body = jsonsafe.loads(await request.body())
     except jsonsafe.JSONError as exc:
         return _refused(str(exc), 400)
-    core = request.state.core
+    core = services(request).core
     try:
         token = body.get("token") if isinstance(body, dict) else None
-        identity = verify(token, await core.list_widget_keys(tenant.id))
-        customer = await core.identified_customer(
+        identity = verify(token, await core.customers.list_widget_keys(tenant.id))
+        customer = await core.customers.identified_customer(
             tenant.id, identity.external_id, identity.email, identity.name
         )
     except IdentityRefused as exc:
@@ -220,7 +229,7 @@ async def identify(request: Request) -> Response:
         customer = None  # no email to make them with: chats still follow them, tickets cannot
     except Conflict:
         return _refused("The token's email belongs to a user with another external_id.")
-    secret = request.state.settings.secret_key
+    secret = services(request).settings.secret_key
     visitor_id = identified_visitor_id(secret, tenant.id, identity.external_id)
     shown = None
     if customer is not None:
@@ -232,13 +241,13 @@ async def identify(request: Request) -> Response:
     response = JSONResponse(
         {
             "customer": shown,
-            "visitor_token": visitor_token(request.state.signer, tenant.id, visitor_id),
+            "visitor_token": visitor_token(services(request).signer, tenant.id, visitor_id),
         },
         headers={"Cache-Control": "no-store"},
     )
     old = _widget_session(request)
     if old is not None:  # a token refreshed, or another user on this device: one session each
-        await sessions.end(request, old)
+        await store.end(request, old)
     if customer is None:
         sign_out(response, request)
         _drop_widget_cookie(response, request)
@@ -263,11 +272,11 @@ def _drop_widget_cookie(response: Response, request: Request) -> None:
 
 async def logout(request: Request) -> Response:
     """End the session identify started (the portal's cookie dies with it) and drop cookies."""
-    if not origin_ok(request):
+    if not same_origin(request):
         return _refused("Only the widget's own panel may sign visitors out.", 403)
     sid = _widget_session(request)
     if sid is not None:
-        await sessions.end(request, sid)
+        await store.end(request, sid)
     response = Response(status_code=204, headers={"Cache-Control": "no-store"})
     sign_out(response, request)
     _drop_widget_cookie(response, request)

@@ -21,12 +21,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from portal.appstate import shared
 from portal.core.contract import NotFound, Tenant
-from portal.customer.session import secure_headers
-from portal.i18n import normalize_language
+from portal.embedding import secure_headers
+from portal.i18n import current_language, language_from_query, normalize_language
+from portal.request_helpers import tenant_of
 from portal.resources import STATIC_DIR
-from portal.templating import page_language, render
+from portal.services import services
+from portal.templating import render
 from portal.widget.config import FORMS_TTL_S, widget_config
 
 PLACEHOLDER = "/*CONFIG*/null"
@@ -58,10 +59,6 @@ def _revalidated(request: Request, body: bytes, media_type: str) -> Response:
     return Response(body, media_type=media_type, headers=headers)
 
 
-def _language(request: Request) -> str | None:
-    return normalize_language(request.query_params.get("lang", ""))
-
-
 class LoaderCache:
     """Built loaders, kept a few seconds: every page view of a customer's site asks for one.
 
@@ -72,14 +69,15 @@ class LoaderCache:
         self.ttl = ttl
         self._built: dict[tuple[int, str, str], tuple[float, Tenant, bytes]] = {}
 
-    async def get(self, request: Request, language: str | None) -> bytes:
-        tenant: Tenant = request.state.tenant
-        key = (tenant.id, language or page_language(request), request.headers.get("host", ""))
+    async def get(self, request: Request) -> bytes:
+        """The loader for this request's tenant, language and host."""
+        tenant = tenant_of(request)
+        key = (tenant.id, current_language(), request.headers.get("host", ""))
         now = time.monotonic()
         found = self._built.get(key)
         if found is not None and found[0] > now and found[1] is tenant:
             return found[2]
-        config = await widget_config(request, key[1])
+        config = await widget_config(request)
         body = _loader_source().replace(PLACEHOLDER, _inline_json(config)).encode()
         if len(self._built) > 10_000:
             self._built.clear()  # hostile Host headers must not grow it without bound
@@ -87,24 +85,24 @@ class LoaderCache:
         return body
 
 
-def _loaders(request: Request) -> LoaderCache:
-    return shared(request, "widget_loaders", LoaderCache)
-
-
+# The loader, its config and the panel speak `?lang=` when the host page asks for a language.
+@language_from_query
 async def loader(request: Request) -> Response:
-    body = await _loaders(request).get(request, _language(request))
+    body = await services(request).widget_loaders.get(request)
     return _revalidated(request, body, "text/javascript; charset=utf-8")
 
 
+@language_from_query
 async def config_json(request: Request) -> Response:
-    config = await widget_config(request, _language(request))
+    config = await widget_config(request)
     response = _revalidated(request, _inline_json(config).encode(), "application/json")
     response.headers["Access-Control-Allow-Origin"] = "*"
     return response
 
 
+@language_from_query
 async def panel(request: Request) -> Response:
-    config = await widget_config(request, _language(request))
+    config = await widget_config(request)
     language = config["lang"]
     context = {
         "config": config,
@@ -116,12 +114,12 @@ async def panel(request: Request) -> Response:
 
 async def article(request: Request) -> Response:
     """An article for the panel's frame: in the language asked for, else the tenant's."""
-    tenant = request.state.tenant
+    tenant = tenant_of(request)
     slug, lang = request.path_params["slug"], normalize_language(request.path_params["lang"])
     page = None
     for language in dict.fromkeys(x for x in (lang, tenant.default_locale) if x):
         try:
-            page = await request.state.kb.article_page(tenant.id, language, slug)
+            page = await services(request).kb.article_page(tenant.id, language, slug)
             break
         except NotFound:
             continue

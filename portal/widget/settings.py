@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from portal.core.contract import Tenant
+from portal.request_helpers import MAX_DB_ID
 
 APPS = ("kb", "chat", "form", "tickets")  # in the order the panel's home lists them
 POSITIONS = ("right", "left")  # "right" is the end side: mirrored in right-to-left pages
@@ -55,7 +56,7 @@ class WidgetSettings:
             z_index=_int(s.get("widget_z_index"), 0, MAX_Z_INDEX, d.z_index),
             label=_text(s.get("widget_label"), MAX_LABEL),
             greeting=_text(s.get("widget_greeting"), MAX_GREETING),
-            form_id=_int(s.get("widget_form_id"), 1, 2**31 - 1, None),
+            form_id=_int(s.get("widget_form_id"), 1, MAX_DB_ID, None),
             away=_choice(s.get("widget_away"), AWAY_MODES, d.away),
             require_identity=s.get("widget_require_identity") is True,
         )

@@ -476,6 +476,7 @@
     uploads.add(fileInput.files);
     fileInput.value = "";
   });
+  if (!cfg.upload_url) fileInput.parentNode.hidden = true;  // the core keeps no files
 
   /* ---------------------------------------------------------------- read receipts */
   var receipts = new C.ReadReceipts({

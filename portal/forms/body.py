@@ -1,9 +1,7 @@
-"""From a request to a ticket: reading the body, storing attachments, creating the ticket."""
+"""Reading a submission's body: urlencoded, multipart (with files) or JSON, as lists of strings."""
 
 from __future__ import annotations
 
-import asyncio
-import random
 from typing import Any
 
 from starlette.datastructures import FormData, UploadFile
@@ -11,12 +9,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from portal import jsonsafe
-from portal.attachments import AttachmentStore, Limits
-from portal.core.contract import Conflict, Form, HelpdeskCore, Tenant, Ticket, TicketDraft
-from portal.forms.validation import Submission, Upload
+from portal.attachments import Limits, Upload
+from portal.core.contract import Form
+from portal.i18n import gettext
 
 MAX_JSON_BYTES = 1024 * 1024
-CREATE_ATTEMPTS = 5
 MAX_TEXT_PART = 256 * 1024  # the largest non-file multipart field (description is 20,000 chars)
 
 
@@ -29,6 +26,7 @@ class BodyError(Exception):
 
 
 def check_length(request: Request, maximum: int) -> None:
+    """BodyError(413) when the declared length is not a number or exceeds `maximum`."""
     raw = request.headers.get("content-length")
     if raw is not None and (not raw.isdigit() or int(raw) > maximum):
         raise BodyError(413)
@@ -92,54 +90,13 @@ async def read_json(request: Request) -> dict[str, list[str]]:
 
 
 def first(data: dict[str, list[str]], name: str) -> str:
+    """The first value sent for `name`, or ""."""
     values = data.get(name) or []
     return values[0] if values else ""
 
 
-async def create_ticket(
-    core: HelpdeskCore,
-    store: AttachmentStore,
-    tenant: Tenant,
-    form: Form,
-    submission: Submission,
-    *,
-    idempotency_key: str,
-    visit_key: str | None,
-    source: str,
-) -> Ticket:
-    """Store the files, create the ticket (once per key) and mark the visit as ticketed.
-
-    Raises AttachmentRejected when the store refuses a file (validation checks the same rules
-    first, so this is a second line of defence), and Conflict when the core could not store the
-    ticket after a few tries (answered 503: try again).
-    """
-    files = [(u.filename, u.data) for u in submission.uploads]
-    if files:
-        store.check(files, Limits.for_tenant(tenant))
-    drafts = tuple(store.save(tenant.id, u.filename, u.data) for u in submission.uploads)
-    draft = TicketDraft(
-        subject=submission.subject,
-        description=submission.description,
-        requester_email=submission.email,
-        requester_name=submission.name,
-        priority=submission.priority,
-        kind=form.kind,
-        department_id=submission.department_id,
-        custom_fields=dict(submission.custom_fields),
-        source=source,
-        attachments=drafts,
-    )
-    key = f"form:{form.id}:{idempotency_key}"
-    for attempt in range(CREATE_ATTEMPTS):
-        try:
-            ticket = await core.create_ticket(tenant.id, draft, key)
-            break
-        except Conflict:
-            # The core gives up when many tickets race for the next number; the key makes a
-            # retry safe (it never makes a second ticket).
-            if attempt == CREATE_ATTEMPTS - 1:
-                raise
-            await asyncio.sleep(random.uniform(0.005, 0.02) * (attempt + 1))
-    if visit_key:
-        await core.mark_visit_ticketed(tenant.id, visit_key)
-    return ticket
+def body_message(status: int) -> str:
+    """What a visitor is told when a body cannot be read (BodyError's status)."""
+    if status == 413:
+        return gettext("The files are too large to send together. Send fewer or smaller files.")
+    return gettext("The form could not be read. Reload the page and try again.")

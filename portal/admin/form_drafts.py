@@ -1,12 +1,10 @@
-"""The admin form builder: forms (title, department, ticket or task, fields) and departments.
+"""The form builder's HTML form as data: rows of fields, choices as text, a FormDraft.
 
 A form's custom fields are edited as rows of one HTML form, so it works without JavaScript:
 every existing field is a row, plus a few blank rows for new fields; a row left blank (or marked
 "Remove") is dropped, and the order of the rows is the order of the fields. Choices are written
 one per line as `value|label|departments`, where the label defaults to the value and the
-departments (names or numbers, separated by commas) default to every department. The forms
-list also shows how often articles suggested on the forms were opened, and how often no ticket
-followed (the core's `deflection_summary`).
+departments (names or numbers, separated by commas) default to every department.
 """
 
 from __future__ import annotations
@@ -15,27 +13,19 @@ import re
 from typing import Any
 
 from starlette.datastructures import FormData
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
-from starlette.routing import Route
 
-from portal.admin.auth import admin_page, require_agent
 from portal.core.contract import (
     FIELD_TYPES,
     STANDARD_FIELDS,
     Choice,
-    Conflict,
     Department,
     Field,
     Form,
     FormDraft,
-    NotFound,
-    Tenant,
 )
 from portal.forms.abuse import HONEYPOT
-from portal.forms.cache import form_cache
-from portal.templating import gettext
+from portal.i18n import gettext
+from portal.request_helpers import form_text
 
 KEY_RE = re.compile(r"[a-z][a-z0-9_]{0,49}")
 RESERVED_KEYS = frozenset(
@@ -55,38 +45,9 @@ RESERVED_KEYS = frozenset(
 KINDS = ("ticket", "task")
 BLANK_ROWS = 3
 MAX_ROWS = 100
-MAX_DB_ID = 2**31 - 1
 ROW_KEYS = ("key", "label", "type", "help", "choices")
 
 
-def _tenant(request: Request) -> Tenant:
-    return request.state.tenant
-
-
-def _text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
-
-
-def _redirect(request: Request, name: str, query: str = "", **params: Any) -> RedirectResponse:
-    path = request.url_for(name, **params).path
-    return RedirectResponse(path + (f"?{query}" if query else ""), status_code=303)
-
-
-def type_labels() -> dict[str, str]:
-    return {
-        "text": gettext("Text (one line)"),
-        "textarea": gettext("Text (several lines)"),
-        "number": gettext("Number"),
-        "date": gettext("Date"),
-        "choice": gettext("Single choice"),
-        "multichoice": gettext("Multiple choice"),
-        "checkbox": gettext("Checkbox"),
-        "file": gettext("File"),
-    }
-
-
-# ------------------------------------------------------------------ choices as text
 def _department_ref(department: Department, departments: list[Department]) -> str:
     """How a department is written in a choice line: its name when that is unambiguous."""
     name = department.name
@@ -162,7 +123,6 @@ def parse_choices(
     return tuple(choices), None
 
 
-# ------------------------------------------------------------------ rows
 def _row_values(field: Field | None, departments: list[Department]) -> dict[str, Any]:
     if field is None:
         return {
@@ -198,7 +158,7 @@ def form_values(form: Form | None, departments: list[Department]) -> dict[str, A
 
 def _submitted_rows(data: FormData) -> list[dict[str, Any]]:
     try:
-        count = min(int(_text(data, "rows") or "0"), MAX_ROWS)
+        count = min(int(form_text(data, "rows") or "0"), MAX_ROWS)
     except ValueError:
         count = 0
     rows = []
@@ -207,11 +167,11 @@ def _submitted_rows(data: FormData) -> list[dict[str, Any]]:
         choices = data.get(prefix + "choices")
         rows.append(
             {
-                "key": _text(data, prefix + "key"),
-                "label": _text(data, prefix + "label"),
-                "type": _text(data, prefix + "type") or "text",
+                "key": form_text(data, prefix + "key"),
+                "label": form_text(data, prefix + "label"),
+                "type": form_text(data, prefix + "type") or "text",
                 "required": data.get(prefix + "required") is not None,
-                "help": _text(data, prefix + "help"),
+                "help": form_text(data, prefix + "help"),
                 "choices": choices.replace("\r\n", "\n").strip()
                 if isinstance(choices, str)
                 else "",
@@ -233,9 +193,9 @@ def parse_form(
 ) -> tuple[FormDraft | None, dict[str, str], dict[str, Any]]:
     """The draft, the errors (by input name) and the values to show again."""
     errors: dict[str, str] = {}
-    title = _text(data, "title")
-    raw_department = _text(data, "department_id")
-    kind = _text(data, "kind") or "ticket"
+    title = form_text(data, "title")
+    raw_department = form_text(data, "department_id")
+    kind = form_text(data, "kind") or "ticket"
     rows = [row for row in _submitted_rows(data) if not row["remove"] and not _blank(row)]
     values = {
         "title": title,
@@ -306,152 +266,3 @@ def parse_form(
     if errors:
         return None, errors, values
     return FormDraft(title, department_id, kind, tuple(fields)), errors, values
-
-
-# ------------------------------------------------------------------ pages
-def _absolute(request: Request, path: str) -> str:
-    scheme = request.state.settings.public_scheme
-    return f"{scheme}://{request.headers.get('host', request.url.netloc)}{path}"
-
-
-@require_agent("admin")
-async def forms_list(request: Request) -> Response:
-    tenant = _tenant(request)
-    core = request.state.core
-    departments = {d.id: d.name for d in await core.list_departments(tenant.id)}
-    query = request.query_params
-    return admin_page(
-        request,
-        "admin/forms.html",
-        {
-            "forms": await core.list_forms(tenant.id),
-            "department_names": departments,
-            "deflections": await core.deflection_summary(tenant.id),
-            "deleted": query.get("deleted") == "1",
-        },
-    )
-
-
-async def _edit_page(
-    request: Request,
-    form: Form | None,
-    departments: list[Department],
-    values: dict[str, Any],
-    *,
-    errors: dict[str, str] | None = None,
-    problem: str = "",
-    status_code: int = 200,
-) -> Response:
-    links: dict[str, str] = {}
-    if form is not None:
-        page = request.url_for("forms_page", form_id=form.id).path
-        links = {
-            "page": _absolute(request, page),
-            "embed": _absolute(request, page + "?embed=1"),
-            "api": _absolute(request, request.url_for("forms_api_form", form_id=form.id).path),
-        }
-    return admin_page(
-        request,
-        "admin/forms_edit.html",
-        {
-            "form": form,
-            "departments": departments,
-            "values": values,
-            "errors": errors or {},
-            "problem": problem,
-            "types": type_labels(),
-            "links": links,
-            "saved": request.query_params.get("saved") == "1",
-        },
-        status_code=status_code,
-    )
-
-
-async def _save(request: Request, form: Form | None) -> Response:
-    tenant = _tenant(request)
-    core = request.state.core
-    departments = await core.list_departments(tenant.id)
-    if request.method != "POST":
-        return await _edit_page(request, form, departments, form_values(form, departments))
-    draft, errors, values = parse_form(await request.form(), departments)
-    if draft is None:
-        return await _edit_page(request, form, departments, values, errors=errors, status_code=400)
-    try:
-        saved = await core.save_form(tenant.id, draft, form.id if form else None)
-    except (Conflict, NotFound):
-        form_cache(request).forget(tenant.id)
-        problem = gettext("The form could not be saved. Reload the page and try again.")
-        return await _edit_page(
-            request, form, departments, values, problem=problem, status_code=409
-        )
-    form_cache(request).forget(tenant.id)
-    return _redirect(request, "admin_form_edit", "saved=1", id=saved.id)
-
-
-async def _get_form(request: Request) -> Form:
-    form_id = request.path_params["id"]
-    try:
-        if form_id > MAX_DB_ID:
-            raise NotFound
-        return await request.state.core.get_form(_tenant(request).id, form_id)
-    except NotFound as exc:
-        raise HTTPException(404, gettext("There is no such form.")) from exc
-
-
-@require_agent("admin")
-async def form_new(request: Request) -> Response:
-    return await _save(request, None)
-
-
-@require_agent("admin")
-async def form_edit(request: Request) -> Response:
-    return await _save(request, await _get_form(request))
-
-
-@require_agent("admin")
-async def form_delete(request: Request) -> Response:
-    form = await _get_form(request)
-    await request.state.core.delete_form(_tenant(request).id, form.id)
-    form_cache(request).forget(_tenant(request).id)
-    return _redirect(request, "admin_forms", "deleted=1")
-
-
-@require_agent("admin")
-async def departments(request: Request) -> Response:
-    tenant = _tenant(request)
-    core = request.state.core
-    errors: dict[str, str] = {}
-    name = ""
-    if request.method == "POST":
-        name = _text(await request.form(), "name")
-        existing = await core.list_departments(tenant.id)
-        if not name:
-            errors["name"] = gettext("This field is required.")
-        elif len(name) > 200:
-            errors["name"] = gettext("Use at most %(max)d characters.") % {"max": 200}
-        elif any(d.name.casefold() == name.casefold() for d in existing):
-            errors["name"] = gettext("There is a department with this name already.")
-        if not errors:
-            await core.create_department(tenant.id, name)
-            form_cache(request).forget(tenant.id)
-            return _redirect(request, "admin_departments", "created=1")
-    return admin_page(
-        request,
-        "admin/departments.html",
-        {
-            "departments": await core.list_departments(tenant.id),
-            "values": {"name": name},
-            "errors": errors,
-            "created": request.query_params.get("created") == "1",
-        },
-        status_code=400 if errors else 200,
-    )
-
-
-routes = [
-    Route("/forms", forms_list, name="admin_forms"),
-    Route("/forms/new", form_new, methods=["GET", "POST"], name="admin_form_new"),
-    Route("/forms/{id:int}", form_edit, methods=["GET", "POST"], name="admin_form_edit"),
-    Route("/forms/{id:int}/delete", form_delete, methods=["POST"], name="admin_form_delete"),
-    Route("/departments", departments, methods=["GET", "POST"], name="admin_departments"),
-]
