@@ -20,13 +20,17 @@ serve: $(STAMP)
 node_modules/.installed: package.json package-lock.json
 	command -v npm >/dev/null && npm ci --no-audit --no-fund --loglevel=error && touch $@ || true
 
+# Two workers; a test module stays on one of them (tests/security starts one server per module).
 test: $(STAMP) node_modules/.installed
+	$(BIN)/ruff format --check portal tests benchmarks
 	$(BIN)/ruff check portal tests benchmarks
-	$(BIN)/python -m pytest
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -n 2 --dist loadscope
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check portal tests benchmarks
 	$(BIN)/ruff check portal tests benchmarks
+	$(BIN)/mypy
 
 # Refresh the message catalogs after changing UI strings: extract, then merge into each locale.
 i18n: $(STAMP)

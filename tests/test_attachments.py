@@ -1,3 +1,8 @@
+"""The upload policy (one check for forms, replies and chat), the store, and the one download."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from portal.attachments import (
@@ -6,10 +11,20 @@ from portal.attachments import (
     AttachmentRejected,
     AttachmentStore,
     Limits,
+    Upload,
+    check,
+    content_disposition,
+    refusals,
     safe_filename,
     sniff,
 )
-from portal.core.contract import Tenant
+from portal.core.contract import MessageDraft, Tenant, TicketDraft
+from portal.i18n import translations, use_language
+from portal.messenger.service import file_link
+from portal.security import Signer
+from portal.sessions import staff
+from portal.sessions.store import session_id
+from tests.conftest import customer_cookie
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 PDF = b"%PDF-1.7\n" + b"x" * 64
@@ -39,18 +54,37 @@ def test_types_are_sniffed_from_content_not_name():
     assert sniff(b"\xff\xfe\x00\x00binary") is None
 
 
-def test_limits_and_types_are_enforced(tmp_path):
-    store = AttachmentStore(tmp_path)
+def upload(name: str, data: bytes) -> Upload:
+    return Upload("files", name, data)
+
+
+def test_limits_and_types_are_enforced():
     limits = Limits(max_bytes=100, max_count=2)
-    store.check([("a.png", PNG)], limits)
+    check([upload("a.png", PNG)], limits)
     with pytest.raises(AttachmentRejected, match="at most 2"):
-        store.check([("a.png", PNG)] * 3, limits)
-    with pytest.raises(AttachmentRejected, match="larger than"):
-        store.check([("big.png", PNG + b"x" * 100)], limits)
+        check([upload("a.png", PNG)] * 3, limits)
+    with pytest.raises(AttachmentRejected, match="big.png is larger than 100 B"):
+        check([upload("big.png", PNG + b"x" * 100)], limits)
     with pytest.raises(AttachmentRejected, match="not a file type"):
-        store.check([("photo.png", b"MZ\x90\x00" + b"\x00" * 60)], limits)
+        check([upload("photo.png", b"MZ\x90\x00" + b"\x00" * 60)], limits)
     with pytest.raises(AttachmentRejected, match="empty"):
-        store.check([("empty.txt", b"")], limits)
+        check([upload("empty.txt", b"")], limits)
+
+
+def test_refusals_are_keyed_by_the_input_and_in_the_current_language():
+    exe = Upload("screenshot", "x.png", b"MZ\x90\x00" + b"\x00" * 60)
+    notes = [Upload("attachments", f"{n}.txt", b"note") for n in range(3)]
+    found = refusals([exe, *notes], Limits(max_count=2), count_field="attachments")
+    assert found == {
+        "screenshot": "x.png is not a file type we accept (images, PDF, plain text or ZIP).",
+        "attachments": "Attach at most 2 files.",
+    }
+    big = [upload("big.txt", b"a" * 11)]
+    with use_language("nb"):
+        [message] = refusals(big, Limits(max_bytes=10), count_field="files").values()
+    wanted = translations("nb").gettext("%(name)s is larger than %(size)s.")
+    assert message == wanted % {"name": "big.txt", "size": "10 B"}
+    assert message != "big.txt is larger than 10 B."
 
 
 def test_saved_files_stay_inside_the_tenant_folder(tmp_path):
@@ -95,18 +129,17 @@ def test_safe_filename_drops_bidi_and_format_characters(raw, safe):
 )
 def test_names_that_could_run_are_stored_with_a_safe_extension(tmp_path, name, data, stored):
     store = AttachmentStore(tmp_path)
-    store.check([(name, data)], Limits())  # the default policy renames, it does not refuse
+    check([upload(name, data)], Limits())  # the default policy renames, it does not refuse
     assert store.save(1, name, data).filename == stored
 
 
-def test_a_tenant_may_refuse_names_that_could_run(tmp_path):
-    store = AttachmentStore(tmp_path)
+def test_a_tenant_may_refuse_names_that_could_run():
     refuse = Limits(dangerous_names=REFUSE)
     with pytest.raises(AttachmentRejected, match=r"page\.html is not accepted: .*run programs"):
-        store.check([("page.html", b"<p>hi</p>")], refuse)
+        check([upload("page.html", b"<p>hi</p>")], refuse)
     with pytest.raises(AttachmentRejected, match="invoicefdp.bat is not accepted"):
-        store.check([("invoice\u202efdp.bat", b"echo")], refuse)
-    store.check([("notes.txt", b"fine")], refuse)
+        check([upload("invoice\u202efdp.bat", b"echo")], refuse)
+    check([upload("notes.txt", b"fine")], refuse)
 
 
 def test_the_policy_comes_from_the_tenant_settings():
@@ -116,3 +149,81 @@ def test_the_policy_comes_from_the_tenant_settings():
     assert Limits.for_tenant(tenant()).dangerous_names == RENAME
     assert Limits.for_tenant(tenant(attachment_dangerous_names=REFUSE)).dangerous_names == REFUSE
     assert Limits.for_tenant(tenant(attachment_dangerous_names="bogus")).dangerous_names == RENAME
+
+
+# ------------------------------------------------------------------ the one download answer
+def test_a_download_names_its_file_for_every_client():
+    assert content_disposition("shot.png") == (
+        "attachment; filename=\"shot.png\"; filename*=UTF-8''shot.png"
+    )
+    header = content_disposition('résumé "final".pdf')
+    assert header.startswith('attachment; filename="resume _final_.pdf"; ')
+    assert header.endswith("filename*=UTF-8''r%C3%A9sum%C3%A9%20%22final%22.pdf")
+    assert 'filename="file"' in content_disposition("日本")
+
+
+async def staff_cookie(core, secret: str, tenant: Tenant, email: str) -> str:
+    """The `Cookie` header of a signed-in agent, with the session row a login makes."""
+    agent = await core.tenants.get_agent_by_email(tenant.id, email)
+    token = uuid.uuid4().hex
+    expires = datetime.now(UTC) + timedelta(seconds=staff.SESSION_MAX_AGE)
+    await core.customers.create_session(tenant.id, "agent", agent.id, session_id(token), expires)
+    payload = {"agent_id": agent.id, "tenant_id": tenant.id, "sid": token}
+    return f"{staff.SESSION_COOKIE}={Signer(secret).dumps('agent-session', payload)}"
+
+
+async def test_the_three_downloads_send_the_same_security_headers(server, settings):
+    """The portal's, the console's and the chat's file: one answer, the safest headers."""
+    tenant = await server.tenant()
+    await server.agent(tenant, "agent@acme.example", "agent-password", role="agent")
+    core, store = server.core, AttachmentStore(settings.data_path / "attachments")
+    saved = store.save(tenant.id, "shot.png", PNG)
+    draft = TicketDraft(
+        subject="A file",
+        description="See the file.",
+        requester_email="kari@example.com",
+        attachments=(saved,),
+    )
+    ticket = await core.tickets.create_ticket(tenant.id, draft, "downloads")
+    [reply] = await core.tickets.list_replies(tenant.id, ticket.id)
+    [ticket_file] = reply.attachments
+    conversation = await core.chat.start_conversation(
+        tenant.id, visitor_id="v1", idempotency_key="downloads"
+    )
+    message = await core.chat.add_chat_message(
+        tenant.id,
+        conversation.id,
+        MessageDraft(
+            author_type="visitor",
+            author_id=None,
+            author_name="Kari",
+            body="",
+            client_id="c1",
+            attachments=(saved,),
+        ),
+    )
+    [chat_file] = message.attachments
+    customer = await core.customers.ensure_customer(tenant.id, "kari@example.com", "Kari")
+    secret = settings.secret_key
+    answers = {}
+    async with server.client() as client:
+        answers["portal"] = await client.get(
+            f"/portal/attachments/{ticket_file.id}",
+            headers={"cookie": await customer_cookie(core, secret, customer)},
+        )
+        answers["console"] = await client.get(
+            f"/agent/attachments/{ticket_file.id}",
+            headers={"cookie": await staff_cookie(core, secret, tenant, "agent@acme.example")},
+        )
+        answers["chat"] = await client.get(file_link(Signer(secret), chat_file.id))
+    wanted = {
+        "content-disposition": "attachment; filename=\"shot.png\"; filename*=UTF-8''shot.png",
+        "content-type": "image/png",
+        "x-content-type-options": "nosniff",
+        "content-security-policy": "default-src 'none'; sandbox",
+        "cache-control": "private, no-store",
+    }
+    for name, answer in answers.items():
+        assert answer.status_code == 200, name
+        assert answer.content == PNG, name
+        assert {key: answer.headers.get(key) for key in wanted} == wanted, name

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from redis.asyncio import Redis
 
 from portal.core.contract import EVENTS_RESUMED, ArticleDraft
 from portal.core.embedded.core import EmbeddedCore
-from portal.events import EventFeed
-from portal.messenger.hub import RedisHub
+from portal.events import CHANNEL, EventFeed
+from portal.hub import RedisHub
 from tests.conftest import service_missing
 from tests.messenger.redis_server import RedisServer, redis_server_available
 
@@ -28,6 +29,21 @@ async def _next(events, timeout: float = 10.0):
     return await asyncio.wait_for(anext(events), timeout)
 
 
+async def _relays_listening(redis_url: str, hub: RedisHub, *heard) -> None:
+    """Wait until both relays listen to the hub (and so to their cores, which they subscribe to
+    first): both subscribed on the server, then a probe that each feed hands on."""
+    probes = [asyncio.create_task(_next(events)) for events in heard]
+    inspector = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        async with asyncio.timeout(10):
+            while dict(await inspector.pubsub_numsub(CHANNEL)) != {CHANNEL: 2}:
+                await asyncio.sleep(0.01)
+    finally:
+        await inspector.aclose()
+    await hub.publish(CHANNEL, {"origin": "test", "type": "probe", "tenant_id": 0})
+    assert [(await probe).type for probe in probes] == ["probe", "probe"]
+
+
 async def test_events_of_one_process_reach_the_other_once_and_an_outage_is_announced(
     tmp_path, redis
 ):
@@ -40,13 +56,13 @@ async def test_events_of_one_process_reach_the_other_once_and_an_outage_is_annou
     relays = [asyncio.create_task(feed_a.run()), asyncio.create_task(feed_b.run())]
     heard_by_a, heard_by_b = feed_a.events(), feed_b.events()
     try:
+        await _relays_listening(redis.url, hub_a, heard_by_a, heard_by_b)
         first_a, first_b = (
             asyncio.create_task(_next(heard_by_a)),
             asyncio.create_task(_next(heard_by_b)),
         )
-        await asyncio.sleep(0.3)  # both relays subscribed
-        tenant = await core_b.create_tenant("acme", "Acme")
-        await core_b.save_article(tenant.id, ArticleDraft("en", "hi", "Hi", "Hello"))
+        tenant = await core_b.tenants.create_tenant("acme", "Acme")
+        await core_b.kb.save_article(tenant.id, ArticleDraft("en", "hi", "Hi", "Hello"))
         assert (await first_b).type == "article.changed"  # its own, once
         assert (await first_a).type == "article.changed"  # and the other process's
         assert (await first_a).tenant_id == tenant.id

@@ -1,5 +1,6 @@
 """Locale negotiation and complete catalogs for every shipped language."""
 
+import functools
 import re
 from pathlib import Path
 
@@ -13,7 +14,8 @@ ROOT = Path(__file__).parent.parent
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]")
 
 
-def source_messages() -> set[str]:
+@functools.cache  # one extraction for every catalog's test
+def source_messages() -> frozenset[str]:
     """Every msgid in the Python code and templates, extracted the way `make i18n` does."""
     found: set[str] = set()
     methods = [("**.py", "python")]
@@ -26,7 +28,7 @@ def source_messages() -> set[str]:
             folder, method_map, options_map=options
         ):
             found.add(message[0] if isinstance(message, tuple) else message)
-    return found
+    return frozenset(found)
 
 
 @pytest.mark.parametrize("catalog_name", [name for name in LANGUAGES.values() if name != "en"])

@@ -42,8 +42,8 @@ async def site(server):
     """Acme with an article and two forms; the first is the contact form."""
     tenant = await server.tenant()
     await server.article(tenant, "Reset your password", "Click *Forgot password*.")
-    first = await server.core.save_form(tenant.id, FormDraft(title="Write to us"))
-    await server.core.save_form(tenant.id, FormDraft(title="Report a bug"))
+    first = await server.core.forms.save_form(tenant.id, FormDraft(title="Write to us"))
+    await server.core.forms.save_form(tenant.id, FormDraft(title="Report a bug"))
     return tenant, first
 
 
@@ -74,7 +74,7 @@ async def test_every_standalone_page_shows_the_same_menu_with_the_current_app(se
 
 async def test_a_signed_in_customer_sees_my_tickets(server, site, settings):
     tenant, _form = site
-    customer = await server.core.ensure_customer(tenant.id, "kari@example.com", "Kari")
+    customer = await server.core.customers.ensure_customer(tenant.id, "kari@example.com", "Kari")
     cookie = await customer_cookie(server.core, settings.secret_key, customer)
     async with server.client() as client:
         page = await client.get("/portal/tickets", headers={"cookie": cookie})
@@ -85,8 +85,8 @@ async def test_a_signed_in_customer_sees_my_tickets(server, site, settings):
 
 async def test_the_chosen_contact_form_is_linked_while_it_exists(server, site):
     tenant, first = site
-    second = (await server.core.list_forms(tenant.id))[1]
-    await server.core.update_tenant_settings(tenant.id, {"widget_form_id": second.id})
+    second = (await server.core.forms.list_forms(tenant.id))[1]
+    await server.core.tenants.update_tenant_settings(tenant.id, {"widget_form_id": second.id})
     async with server.client() as client:
         page = await client.get("/kb/en/")
     assert ("Contact us", f"/forms/{second.id}", False) in nav(page.text)
@@ -94,7 +94,7 @@ async def test_the_chosen_contact_form_is_linked_while_it_exists(server, site):
 
 async def test_a_missing_chosen_form_falls_back_to_the_first(server, site):
     tenant, first = site
-    await server.core.update_tenant_settings(tenant.id, {"widget_form_id": 999_999})
+    await server.core.tenants.update_tenant_settings(tenant.id, {"widget_form_id": 999_999})
     async with server.client() as client:
         page = await client.get("/kb/en/")
     assert ("Contact us", f"/forms/{first.id}", False) in nav(page.text)
@@ -109,7 +109,7 @@ async def test_the_chosen_help_center_language_is_kept_on_the_contact_form(serve
 
 async def test_chat_switched_off_hides_chat(server, site):
     tenant, _form = site
-    await server.core.update_tenant_settings(tenant.id, {"chat_enabled": False})
+    await server.core.tenants.update_tenant_settings(tenant.id, {"chat_enabled": False})
     async with server.client() as client:
         for path in ("/kb/en/", "/kb/en/articles/reset-your-password", "/messenger"):
             page = await client.get(path)
@@ -132,7 +132,9 @@ async def test_no_form_hides_contact_us(server):
 
 async def test_the_tenants_widget_switches_pick_the_apps(server, site):
     tenant, _form = site
-    await server.core.update_tenant_settings(tenant.id, {"widget_apps": ["kb", "chat", "form"]})
+    await server.core.tenants.update_tenant_settings(
+        tenant.id, {"widget_apps": ["kb", "chat", "form"]}
+    )
     async with server.client() as client:
         for path in ("/kb/en/", "/portal/sign-in"):
             page = await client.get(path)
@@ -141,7 +143,7 @@ async def test_the_tenants_widget_switches_pick_the_apps(server, site):
 
 async def test_without_chat_and_form_an_article_has_no_help_box(server, site):
     tenant, _form = site
-    await server.core.update_tenant_settings(tenant.id, {"widget_apps": ["kb", "tickets"]})
+    await server.core.tenants.update_tenant_settings(tenant.id, {"widget_apps": ["kb", "tickets"]})
     async with server.client() as client:
         article = await client.get("/kb/en/articles/reset-your-password")
     assert labels(article.text) == ["Help center", "Sign in"]

@@ -18,8 +18,9 @@ def test_normalize_host(raw, host):
     assert normalize_host(raw) == host
 
 
+@pytest.mark.both_databases
 async def test_subdomains_and_custom_domains_resolve(core):
-    acme = await core.create_tenant("acme", "Acme", domains=("support.acme.com",))
+    acme = await core.tenants.create_tenant("acme", "Acme", domains=("support.acme.com",))
     resolver = TenantResolver(core, "portal.test")
     assert (await resolver.resolve("acme.portal.test")).id == acme.id
     assert (await resolver.resolve("SUPPORT.ACME.COM:443")).id == acme.id
@@ -52,7 +53,7 @@ async def test_unknown_host_gets_a_plain_404_page(server):
 
 async def test_custom_domain_serves_its_tenant_and_tls_ask_knows_it(server):
     acme = await server.tenant("acme", "Acme")
-    await server.core.add_domain(acme.id, "help.acme.com")
+    await server.core.tenants.add_domain(acme.id, "help.acme.com")
     async with server.client("help.acme.com") as client:
         page = await client.get("/kb/en/")
         assert page.status_code == 200 and "Acme" in page.text
@@ -65,7 +66,7 @@ async def test_custom_domain_serves_its_tenant_and_tls_ask_knows_it(server):
 
 async def test_branding_is_applied_to_pages(server):
     acme = await server.tenant("acme", "Acme")
-    await server.core.update_branding(
+    await server.core.tenants.update_branding(
         acme.id,
         name="Acme <Support>",
         logo_url="https://cdn.acme.com/logo.png",

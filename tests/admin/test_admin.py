@@ -71,6 +71,7 @@ async def admin(server, acme):
 
 
 # ------------------------------------------------------------------ sign-in
+@pytest.mark.both_databases
 async def test_login_succeeds_and_sets_a_safe_session_cookie(server, acme):
     async with server.client() as client:
         response = await log_in(client, ADMIN_EMAIL.upper(), ADMIN_PASSWORD)
@@ -118,12 +119,10 @@ class FrozenClock:
 
 
 @pytest.fixture
-def clock(monkeypatch):
-    from portal.admin import auth
-
+def clock(server):
+    """The app's login guard reads this clock from now on."""
     frozen = FrozenClock()
-    guard = auth.LoginGuard
-    monkeypatch.setattr(auth, "LoginGuard", lambda: guard(clock=frozen))
+    server.service("login_guard").clock = frozen
     return frozen
 
 
@@ -178,7 +177,7 @@ async def test_signed_out_post_changes_nothing(server, acme):
         )
         assert response.status_code == 303
         assert response.headers["location"].startswith("/admin/login?next=")
-    assert (await server.core.get_tenant("acme")).name == "Acme"
+    assert (await server.core.tenants.get_tenant("acme")).name == "Acme"
 
 
 async def test_agents_without_the_admin_role_get_403(server, acme):
@@ -198,7 +197,7 @@ async def test_agents_without_the_admin_role_get_403(server, acme):
         # They can still sign out.
         out = await client.post("/admin/logout", data={"csrf_token": token})
         assert out.status_code == 303
-    assert (await server.core.get_tenant("acme")).name == "Acme"
+    assert (await server.core.tenants.get_tenant("acme")).name == "Acme"
 
 
 async def test_a_session_from_one_tenant_does_not_work_on_another(server, acme):
@@ -223,7 +222,7 @@ async def test_a_session_from_one_tenant_does_not_work_on_another(server, acme):
             },
         )
         assert post_b.status_code == 303
-    assert (await server.core.get_tenant("b")).name == "Bravo"
+    assert (await server.core.tenants.get_tenant("b")).name == "Bravo"
 
 
 async def test_logout_ends_the_session(server, admin):
@@ -258,21 +257,21 @@ async def test_posts_without_a_valid_csrf_token_are_refused(server, acme, admin)
         headers={"origin": "https://evil.example"},
     )
     assert cross_site.status_code == 403
-    assert (await server.core.get_tenant("acme")).name == "Acme"
+    assert (await server.core.tenants.get_tenant("acme")).name == "Acme"
     # The same form with its token works.
     assert (
         await admin.post("/admin/branding", data=good | {"csrf_token": token})
     ).status_code == 303
-    assert (await server.core.get_tenant("acme")).name == "Changed"
+    assert (await server.core.tenants.get_tenant("acme")).name == "Changed"
 
 
 async def test_csrf_protects_other_forms(server, acme, admin):
-    category = await server.core.ensure_category(acme.id, "en", "Billing")
+    category = await server.core.kb.ensure_category(acme.id, "en", "Billing")
     response = await admin.post(f"/admin/categories/{category.id}/delete", data={})
     assert response.status_code == 403
     response = await admin.post("/admin/categories", data={"language": "en", "name": "New"})
     assert response.status_code == 403
-    assert [c.name for c in await server.core.list_categories(acme.id)] == ["Billing"]
+    assert [c.name for c in await server.core.kb.list_categories(acme.id)] == ["Billing"]
     logout = await admin.post("/admin/logout", data={"csrf_token": "nope"})
     assert logout.status_code == 403
     assert (await admin.get("/admin/")).status_code == 200
@@ -334,7 +333,7 @@ async def test_branding_with_a_bad_colour_is_refused_and_nothing_is_saved(server
     assert "Enter an address that starts with https:// or http://" in response.text
     assert 'value="New name"' in response.text  # values are kept
     assert 'value="red;}body{display:none"' in response.text
-    tenant = await server.core.get_tenant("acme")
+    tenant = await server.core.tenants.get_tenant("acme")
     assert (tenant.name, tenant.logo_url, tenant.primary_color) == ("Acme", "", "#1f6feb")
 
 
@@ -388,6 +387,7 @@ async def test_saved_branding_shows_on_the_public_help_center(server, admin):
 
 
 # ------------------------------------------------------------------ categories and articles
+@pytest.mark.both_databases
 async def test_categories_and_articles_through_the_forms(server, acme, admin):
     token = await form_token(admin, "/admin/categories")
     created = await admin.post(
@@ -395,13 +395,13 @@ async def test_categories_and_articles_through_the_forms(server, acme, admin):
     )
     assert created.status_code == 303
     assert created.headers["location"] == "/admin/categories?created=1"
-    billing = await server.core.get_category_by_slug(acme.id, "en", "billing")
+    billing = await server.core.kb.get_category_by_slug(acme.id, "en", "billing")
     child = await admin.post(
         "/admin/categories",
         data={"csrf_token": token, "language": "en", "name": "Invoices", "parent_id": billing.id},
     )
     assert child.status_code == 303
-    invoices = await server.core.get_category_by_slug(acme.id, "en", "invoices")
+    invoices = await server.core.kb.get_category_by_slug(acme.id, "en", "invoices")
     assert invoices.parent_id == billing.id
     listing = await admin.get("/admin/categories")
     assert "Billing › Invoices" in listing.text
@@ -421,7 +421,7 @@ async def test_categories_and_articles_through_the_forms(server, acme, admin):
         },
     )
     assert saved.status_code == 303
-    article = await server.core.get_article_by_slug(acme.id, "en", "pay-an-invoice")
+    article = await server.core.kb.get_article_by_slug(acme.id, "en", "pay-an-invoice")
     assert saved.headers["location"] == f"/admin/articles/{article.id}?saved=1"
     assert article.category_id == invoices.id and article.published
     edit_page = await admin.get(saved.headers["location"])
@@ -448,7 +448,7 @@ async def test_categories_and_articles_through_the_forms(server, acme, admin):
         },
     )
     assert unpublished.status_code == 303
-    assert not (await server.core.get_article(acme.id, article.id)).published
+    assert not (await server.core.kb.get_article(acme.id, article.id)).published
 
     async def public_page_is_gone() -> bool:
         return (await admin.get("/kb/en/articles/pay-an-invoice")).status_code == 404
@@ -460,9 +460,9 @@ async def test_categories_and_articles_through_the_forms(server, acme, admin):
 
 
 async def test_editing_a_category(server, acme, admin):
-    top = await server.core.ensure_category(acme.id, "en", "Account")
-    child = await server.core.ensure_category(acme.id, "en", "Passwords", parent_id=top.id)
-    other_language = await server.core.ensure_category(acme.id, "nb", "Konto")
+    top = await server.core.kb.ensure_category(acme.id, "en", "Account")
+    child = await server.core.kb.ensure_category(acme.id, "en", "Passwords", parent_id=top.id)
+    other_language = await server.core.kb.ensure_category(acme.id, "nb", "Konto")
     token = await form_token(admin, f"/admin/categories/{top.id}")
     # A category cannot move under its own child, nor under a category in another language.
     for parent in (child.id, other_language.id, top.id):
@@ -490,7 +490,7 @@ async def test_editing_a_category(server, acme, admin):
     )
     assert saved.status_code == 303
     assert saved.headers["location"] == f"/admin/categories/{top.id}?saved=1"
-    updated = await server.core.get_category(acme.id, top.id)
+    updated = await server.core.kb.get_category(acme.id, top.id)
     assert (updated.name, updated.description, updated.position) == (
         "Your account",
         "Sign-in & profile",
@@ -503,23 +503,23 @@ async def test_editing_a_category(server, acme, admin):
 
 async def test_deleting_a_category_with_articles_is_a_conflict(server, acme, admin):
     await server.article(acme, "Change your email", "Go to settings.", category="Account")
-    category = await server.core.get_category_by_slug(acme.id, "en", "account")
-    empty = await server.core.ensure_category(acme.id, "en", "Empty")
+    category = await server.core.kb.get_category_by_slug(acme.id, "en", "account")
+    empty = await server.core.kb.ensure_category(acme.id, "en", "Empty")
     token = await form_token(admin, f"/admin/categories/{category.id}")
     refused = await admin.post(
         f"/admin/categories/{category.id}/delete", data={"csrf_token": token}
     )
     assert refused.status_code == 409
     assert "move or delete this category&#39;s articles first" in refused.text
-    await server.core.get_category(acme.id, category.id)  # still there
+    await server.core.kb.get_category(acme.id, category.id)  # still there
     deleted = await admin.post(f"/admin/categories/{empty.id}/delete", data={"csrf_token": token})
     assert deleted.status_code == 303
     assert deleted.headers["location"] == "/admin/categories?deleted=1"
-    assert [c.slug for c in await server.core.list_categories(acme.id)] == ["account"]
+    assert [c.slug for c in await server.core.kb.list_categories(acme.id)] == ["account"]
 
 
 async def test_article_form_errors_keep_the_values(server, acme, admin):
-    nb_category = await server.core.ensure_category(acme.id, "nb", "Konto")
+    nb_category = await server.core.kb.ensure_category(acme.id, "nb", "Konto")
     token = await form_token(admin, "/admin/articles/new")
     response = await admin.post(
         "/admin/articles/new",
@@ -540,13 +540,13 @@ async def test_article_form_errors_keep_the_values(server, acme, admin):
     assert 'value="not a slug!"' in response.text
     assert "Some &lt;b&gt;text&lt;/b&gt;" in response.text
     assert "checked" in response.text
-    assert await server.core.list_articles(acme.id, published_only=False) == []
+    assert await server.core.kb.list_articles(acme.id, published_only=False) == []
 
 
 async def test_a_slug_clash_is_an_error(server, acme, admin):
     await server.article(acme, "First", "The first body.", slug="first")
     await server.article(acme, "Second", "The second body.", slug="second")
-    second = await server.core.get_article_by_slug(acme.id, "en", "second")
+    second = await server.core.kb.get_article_by_slug(acme.id, "en", "second")
     token = await form_token(admin, f"/admin/articles/{second.id}")
     edit = await admin.post(
         f"/admin/articles/{second.id}",
@@ -562,7 +562,7 @@ async def test_a_slug_clash_is_an_error(server, acme, admin):
     assert edit.status_code == 400
     assert "Another article in this language uses this slug already." in edit.text
     assert 'value="first"' in edit.text
-    assert (await server.core.get_article(acme.id, second.id)).slug == "second"
+    assert (await server.core.kb.get_article(acme.id, second.id)).slug == "second"
     new = await admin.post(
         "/admin/articles/new",
         data={
@@ -575,7 +575,7 @@ async def test_a_slug_clash_is_an_error(server, acme, admin):
     )
     assert new.status_code == 400
     assert "Another article in this language uses this slug already." in new.text
-    first = await server.core.get_article_by_slug(acme.id, "en", "first")
+    first = await server.core.kb.get_article_by_slug(acme.id, "en", "first")
     assert first.body_md == "The first body." and first.title == "First"
     # The same slug in another language is fine.
     other_language = await admin.post(
@@ -594,7 +594,7 @@ async def test_a_slug_clash_is_an_error(server, acme, admin):
 async def test_admin_pages_escape_user_data(server, acme, admin):
     hostile = '<script>alert("x")</script>'
     await server.article(acme, hostile, "Body", slug="hostile", category=hostile)
-    await server.core.record_missed_search(acme.id, hostile, "en")
+    await server.core.kb.record_missed_search(acme.id, hostile, "en")
     for path in ("/admin/", "/admin/articles", "/admin/categories"):
         page = await admin.get(path)
         assert page.status_code == 200

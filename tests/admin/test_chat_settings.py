@@ -14,7 +14,7 @@ EMAIL, PASSWORD = "boss@acme.test", "boss password 123"
 @pytest.fixture
 async def admin(server):
     tenant = await server.tenant()
-    await server.core.create_agent(
+    await server.core.tenants.create_agent(
         tenant.id, EMAIL, "Boss", hash_password(PASSWORD, cost=TEST_HASH_COST), "admin"
     )
     async with server.client() as client:
@@ -43,7 +43,7 @@ async def test_chat_settings_are_saved_to_the_tenant(server, admin):
         "/admin/chat", data={**_form(), "csrf_token": hidden(TOKEN_RE, page.text)}
     )
     assert saved.status_code == 303
-    settings = (await server.core.get_tenant("acme")).settings
+    settings = (await server.core.tenants.get_tenant("acme")).settings
     assert settings["chat_prechat"] == "required"
     assert settings["chat_answer_timeout_s"] == 90
     assert settings["business_hours"] == {
@@ -74,7 +74,7 @@ async def test_bad_chat_settings_are_refused_with_the_reason_and_nothing_is_save
     )
     assert refused.status_code == 400
     assert message in refused.text.replace("&#34;", '"')
-    assert "business_hours" not in (await server.core.get_tenant("acme")).settings
+    assert "business_hours" not in (await server.core.tenants.get_tenant("acme")).settings
 
 
 async def test_canned_replies_are_added_refused_when_taken_and_deleted(server, admin):
@@ -85,7 +85,7 @@ async def test_canned_replies_are_added_refused_when_taken_and_deleted(server, a
         "/admin/chat/canned", data={"shortcut": "Hello", "body": body, "csrf_token": token}
     )
     assert added.status_code == 303
-    (canned,) = await server.core.list_canned_responses(tenant.id)
+    (canned,) = await server.core.chat.list_canned_responses(tenant.id)
     assert canned.shortcut == "hello" and canned.body == body
     page = await client.get("/admin/chat")
     assert "&lt;b&gt;thanks&lt;/b&gt;" in page.text  # shown as text, not markup
@@ -98,4 +98,4 @@ async def test_canned_replies_are_added_refused_when_taken_and_deleted(server, a
         f"/admin/chat/canned/{canned.id}/delete", data={"csrf_token": token}
     )
     assert deleted.status_code == 303
-    assert await server.core.list_canned_responses(tenant.id) == []
+    assert await server.core.chat.list_canned_responses(tenant.id) == []

@@ -107,7 +107,7 @@ async def test_valid_changes_are_saved_and_shown(server, admin):
     saved = await post(client, data)
     assert saved.status_code == 303
     assert saved.headers["location"] == f"{PATH}?saved=1"
-    stored = (await server.core.get_tenant("acme")).settings
+    stored = (await server.core.tenants.get_tenant("acme")).settings
     assert stored == {
         "ticket_visibility": "organization",
         "expected_response": "Within one business day",
@@ -131,14 +131,14 @@ async def test_valid_changes_are_saved_and_shown(server, admin):
         client, {**data, "attachment_max_bytes": "2.5", "customer_notifications": "1"}
     )
     assert again.status_code == 303
-    stored = (await server.core.get_tenant("acme")).settings
+    stored = (await server.core.tenants.get_tenant("acme")).settings
     assert stored["customer_notifications"] is True
     assert stored["attachment_max_bytes"] == int(2.5 * MB)
 
 
 async def test_a_change_takes_effect_on_the_very_next_request(server, admin):
     client, tenant = admin
-    form = await server.core.save_form(tenant.id, FormDraft("Contact"))
+    form = await server.core.forms.save_form(tenant.id, FormDraft("Contact"))
     async with server.client() as visitor:
         # Two submissions under the default limit: the tenant is now cached with that setting.
         for _ in range(2):
@@ -178,7 +178,7 @@ async def test_a_bad_value_is_refused_with_the_reason_and_nothing_is_saved(
     assert field_value(refused.text, key) == ("" if choice else value)
     if key != "expected_response":
         assert field_value(refused.text, "expected_response") == "Soon"
-    assert (await server.core.get_tenant("acme")).settings == {}
+    assert (await server.core.tenants.get_tenant("acme")).settings == {}
 
 
 async def test_an_agent_may_not_see_or_change_the_settings(server, admin):
@@ -192,7 +192,7 @@ async def test_an_agent_may_not_see_or_change_the_settings(server, admin):
             PATH, data=defaults(form_ip_limit_per_minute="1", csrf_token=token)
         )
         assert denied.status_code == 403
-    assert (await server.core.get_tenant("acme")).settings == {}
+    assert (await server.core.tenants.get_tenant("acme")).settings == {}
 
 
 async def test_a_post_without_a_valid_csrf_token_is_refused(server, admin):
@@ -203,7 +203,7 @@ async def test_a_post_without_a_valid_csrf_token_is_refused(server, admin):
         PATH, data=defaults(form_ip_limit_per_minute="1", csrf_token="forged")
     )
     assert forged.status_code == 403
-    assert (await server.core.get_tenant("acme")).settings == {}
+    assert (await server.core.tenants.get_tenant("acme")).settings == {}
 
 
 async def test_signed_out_visitors_are_sent_to_sign_in(server):
@@ -213,4 +213,4 @@ async def test_signed_out_visitors_are_sent_to_sign_in(server):
         posted = await client.post(PATH, data=defaults(form_ip_limit_per_minute="1"))
     assert page.status_code == posted.status_code == 303
     assert page.headers["location"].startswith("/admin/login?")
-    assert (await server.core.get_tenant("acme")).settings == {}
+    assert (await server.core.tenants.get_tenant("acme")).settings == {}

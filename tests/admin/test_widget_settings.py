@@ -29,7 +29,7 @@ def database_url(tmp_path) -> str:
 @pytest.fixture
 async def admin(server):
     tenant = await server.tenant()
-    await server.core.create_agent(
+    await server.core.tenants.create_agent(
         tenant.id, EMAIL, "Boss", hash_password(PASSWORD, cost=TEST_HASH_COST), "admin"
     )
     async with server.client() as client:
@@ -38,7 +38,7 @@ async def admin(server):
 
 
 async def stored(server) -> WidgetSettings:
-    return WidgetSettings.for_tenant(await server.core.get_tenant("acme"))
+    return WidgetSettings.for_tenant(await server.core.tenants.get_tenant("acme"))
 
 
 def _form(**changes: object) -> dict[str, object]:
@@ -92,9 +92,9 @@ async def test_page_shows_the_defaults_the_preview_and_the_snippets(server, admi
 
 async def test_valid_changes_are_saved(server, admin):
     client, tenant = admin
-    first = await server.core.save_form(tenant.id, FormDraft(title="Write to us"))
-    second = await server.core.save_form(tenant.id, FormDraft(title="Report a bug"))
-    await server.core.update_tenant_settings(tenant.id, {"widget_require_identity": True})
+    first = await server.core.forms.save_form(tenant.id, FormDraft(title="Write to us"))
+    second = await server.core.forms.save_form(tenant.id, FormDraft(title="Report a bug"))
+    await server.core.tenants.update_tenant_settings(tenant.id, {"widget_require_identity": True})
     saved = await _post(client, form_id=str(second.id))
     assert saved.status_code == 303
     assert saved.headers["location"] == "/admin/widget?done=1"
@@ -146,7 +146,7 @@ async def test_each_bad_value_is_refused_with_its_reason_and_nothing_is_saved(
     assert f'<p class="error" id="f-{field}-error">{message}</p>' in refused.text
     assert refused.text.count('class="error"') == 1
     assert (await stored(server)) == WidgetSettings()
-    assert "widget_apps" not in (await server.core.get_tenant("acme")).settings
+    assert "widget_apps" not in (await server.core.tenants.get_tenant("acme")).settings
     # What the admin typed is kept.
     if field in ("offset_x", "offset_y", "z_index"):
         assert f'name="{field}" type="number" value="{changes[field]}"' in refused.text
@@ -160,7 +160,7 @@ async def test_an_agent_who_is_not_an_admin_is_refused(server):
         assert (await client.get("/admin/widget")).status_code == 403
         denied = await client.post("/admin/widget", data=_form())
         assert denied.status_code == 403
-    assert "widget_apps" not in (await server.core.get_tenant("acme")).settings
+    assert "widget_apps" not in (await server.core.tenants.get_tenant("acme")).settings
 
 
 async def test_a_post_without_the_csrf_token_is_refused(server, admin):
@@ -169,7 +169,7 @@ async def test_a_post_without_the_csrf_token_is_refused(server, admin):
     assert refused.status_code == 403
     wrong = await client.post("/admin/widget", data={**_form(), "csrf_token": "forged"})
     assert wrong.status_code == 403
-    assert "widget_apps" not in (await server.core.get_tenant("acme")).settings
+    assert "widget_apps" not in (await server.core.tenants.get_tenant("acme")).settings
 
 
 async def test_signed_out_visitors_are_sent_to_the_login(server):

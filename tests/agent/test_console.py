@@ -60,7 +60,7 @@ async def new_ticket(
         requester_name=str(kw.pop("name", "Pat Customer")),
         **kw,  # type: ignore[arg-type]
     )
-    return await server.core.create_ticket(tenant.id, draft, f"test:{tenant.id}:{subject}")
+    return await server.core.tickets.create_ticket(tenant.id, draft, f"test:{tenant.id}:{subject}")
 
 
 def flash(page: str) -> str:
@@ -79,7 +79,7 @@ async def recorded_events(core) -> AsyncIterator[list[Event]]:
             seen.append(event)
 
     task = asyncio.create_task(follow())
-    await asyncio.sleep(0.01)  # let the subscription start
+    await asyncio.sleep(0)  # the task's first step subscribes
     try:
         yield seen
     finally:
@@ -168,8 +168,10 @@ async def test_signed_out_posts_change_nothing(server, acme):
             response = await client.post(f"/agent/tickets/{ticket.id}/{action}", data=data)
             assert response.status_code == 303
             assert response.headers["location"].startswith("/admin/login?next=")
-    assert len(await server.core.list_replies(acme.id, ticket.id, include_internal=True)) == 1
-    assert (await server.core.get_ticket(acme.id, ticket.id)).status == "open"
+    assert (
+        len(await server.core.tickets.list_replies(acme.id, ticket.id, include_internal=True)) == 1
+    )
+    assert (await server.core.tickets.get_ticket(acme.id, ticket.id)).status == "open"
 
 
 @pytest.mark.parametrize(
@@ -204,11 +206,12 @@ async def test_agents_and_admins_both_use_the_console(server, acme, agent):
 
 
 # ------------------------------------------------------------------ the list
+@pytest.mark.both_databases
 async def test_the_list_shows_filters_searches_and_pages(server, acme, agent):
     tickets = [await new_ticket(server, acme, f"Question {i:02d}") for i in range(30)]
-    await server.core.set_ticket_status(acme.id, tickets[0].id, "resolved")
-    await server.core.set_ticket_status(acme.id, tickets[1].id, "closed")
-    await server.core.set_ticket_status(acme.id, tickets[2].id, "pending")
+    await server.core.tickets.set_ticket_status(acme.id, tickets[0].id, "resolved")
+    await server.core.tickets.set_ticket_status(acme.id, tickets[1].id, "closed")
+    await server.core.tickets.set_ticket_status(acme.id, tickets[2].id, "pending")
     odd = await new_ticket(server, acme, "<b>Bold</b> & co", email="kim@example.com", name="")
 
     first = await agent.get("/agent/tickets")  # open and pending by default
@@ -298,6 +301,7 @@ async def test_the_ticket_page_shows_header_conversation_and_forms(server, acme,
     assert "Rating" not in text
 
 
+@pytest.mark.both_databases
 async def test_a_reply_is_public_and_a_note_is_internal(server, acme, agent):
     ticket = await new_ticket(server, acme)
     token, key = await ticket_form(agent, ticket)
@@ -316,7 +320,7 @@ async def test_a_reply_is_public_and_a_note_is_internal(server, acme, agent):
         assert location.path == f"/agent/tickets/{ticket.id}"
         assert location.query == "done=reply"
         await until(lambda: any(e.type == "ticket.replied" for e in events))
-    public = await server.core.list_replies(acme.id, ticket.id, include_internal=False)
+    public = await server.core.tickets.list_replies(acme.id, ticket.id, include_internal=False)
     assert [r.body for r in public] == [
         "It is on fire.\nPlease help.",
         "We are on it.\nHang on <tight>.",
@@ -338,9 +342,9 @@ async def test_a_reply_is_public_and_a_note_is_internal(server, acme, agent):
     )
     assert noted.status_code == 303
     assert urlsplit(noted.headers["location"]).query == "done=note"
-    public = await server.core.list_replies(acme.id, ticket.id, include_internal=False)
+    public = await server.core.tickets.list_replies(acme.id, ticket.id, include_internal=False)
     assert "Customer is on the gold plan." not in [r.body for r in public]
-    everything = await server.core.list_replies(acme.id, ticket.id, include_internal=True)
+    everything = await server.core.tickets.list_replies(acme.id, ticket.id, include_internal=True)
     assert everything[-1].internal and everything[-1].body == "Customer is on the gold plan."
 
     page = await agent.get(noted.headers["location"])
@@ -364,7 +368,7 @@ async def test_a_double_submit_makes_one_reply(server, acme, agent):
     again = await agent.post(f"/agent/tickets/{ticket.id}/reply", data=data)
     assert first.status_code == again.status_code == 303
     assert first.headers["location"] == again.headers["location"]
-    replies = await server.core.list_replies(acme.id, ticket.id, include_internal=True)
+    replies = await server.core.tickets.list_replies(acme.id, ticket.id, include_internal=True)
     assert [r.body for r in replies].count("Once.") == 1
 
     # Two clicks that arrive together.
@@ -374,7 +378,7 @@ async def test_a_double_submit_makes_one_reply(server, acme, agent):
         *(agent.post(f"/agent/tickets/{ticket.id}/reply", data=data) for _ in range(8))
     )
     assert [r.status_code for r in both] == [303] * 8
-    replies = await server.core.list_replies(acme.id, ticket.id, include_internal=True)
+    replies = await server.core.tickets.list_replies(acme.id, ticket.id, include_internal=True)
     assert [r.body for r in replies].count("Twice?") == 1
 
     # A fresh render has a fresh key, so the same text can be sent again on purpose.
@@ -382,7 +386,7 @@ async def test_a_double_submit_makes_one_reply(server, acme, agent):
     assert key2 != key
     data = {"csrf_token": token, "idempotency_key": key2, "action": "reply", "body": "Once."}
     assert (await agent.post(f"/agent/tickets/{ticket.id}/reply", data=data)).status_code == 303
-    replies = await server.core.list_replies(acme.id, ticket.id, include_internal=True)
+    replies = await server.core.tickets.list_replies(acme.id, ticket.id, include_internal=True)
     assert [r.body for r in replies].count("Once.") == 2
 
 
@@ -410,13 +414,15 @@ async def test_a_bad_reply_is_refused_and_the_text_kept(server, acme, agent, dat
     assert message in html.unescape(response.text)
     if data["body"].strip() and len(data["body"]) < 100:
         assert f"\n{data['body']}</textarea>" in response.text
-    assert len(await server.core.list_replies(acme.id, ticket.id, include_internal=True)) == 1
+    assert (
+        len(await server.core.tickets.list_replies(acme.id, ticket.id, include_internal=True)) == 1
+    )
 
 
 async def test_a_status_change_emits_the_core_event_and_shows(server, acme, agent):
     ticket = await new_ticket(server, acme)
     token, _ = await ticket_form(agent, ticket)
-    me = await server.core.get_agent_by_email(acme.id, AGENT_EMAIL)
+    me = await server.core.tenants.get_agent_by_email(acme.id, AGENT_EMAIL)
     async with recorded_events(server.core) as events:
         response = await agent.post(
             f"/agent/tickets/{ticket.id}/status", data={"csrf_token": token, "status": "resolved"}
@@ -432,7 +438,7 @@ async def test_a_status_change_emits_the_core_event_and_shows(server, acme, agen
         "previous": "open",
         "agent_id": me.id,
     }
-    assert (await server.core.get_ticket(acme.id, ticket.id)).status == "resolved"
+    assert (await server.core.tickets.get_ticket(acme.id, ticket.id)).status == "resolved"
     page = await agent.get(response.headers["location"])
     assert flash(page.text) == "The status is now Resolved."
     assert '<option value="resolved" selected>' in page.text
@@ -444,13 +450,13 @@ async def test_a_status_change_emits_the_core_event_and_shows(server, acme, agen
     )
     assert bad.status_code == 400
     assert "Choose a status from the list." in bad.text
-    assert (await server.core.get_ticket(acme.id, ticket.id)).status == "resolved"
+    assert (await server.core.tickets.get_ticket(acme.id, ticket.id)).status == "resolved"
 
 
 async def test_a_rating_shows_in_the_header(server, acme, agent):
     ticket = await new_ticket(server, acme)
-    await server.core.set_ticket_status(acme.id, ticket.id, "resolved")
-    await server.core.rate_ticket(acme.id, ticket.id, good=False, comment="Slow <reply>")
+    await server.core.tickets.set_ticket_status(acme.id, ticket.id, "resolved")
+    await server.core.tickets.rate_ticket(acme.id, ticket.id, good=False, comment="Slow <reply>")
     page = await agent.get(f"/agent/tickets/{ticket.id}")
     assert "Rating" in page.text and "Bad" in page.text
     assert "Slow &lt;reply&gt;" in page.text
@@ -458,28 +464,28 @@ async def test_a_rating_shows_in_the_header(server, acme, agent):
 
 async def test_assign_to_me_to_another_agent_and_to_nobody(server, acme, bravo, agent):
     ticket = await new_ticket(server, acme)
-    me = await server.core.get_agent_by_email(acme.id, AGENT_EMAIL)
-    boss = await server.core.get_agent_by_email(acme.id, ADMIN_EMAIL)
-    stranger = await server.core.get_agent_by_email(bravo.id, OTHER_EMAIL)
+    me = await server.core.tenants.get_agent_by_email(acme.id, AGENT_EMAIL)
+    boss = await server.core.tenants.get_agent_by_email(acme.id, ADMIN_EMAIL)
+    stranger = await server.core.tenants.get_agent_by_email(bravo.id, OTHER_EMAIL)
     token, _ = await ticket_form(agent, ticket)
     url = f"/agent/tickets/{ticket.id}/assign"
 
     response = await agent.post(url, data={"csrf_token": token, "assignee": "me"})
     assert response.status_code == 303
     assert response.headers["location"] == f"/agent/tickets/{ticket.id}?done=assign"
-    assert (await server.core.get_ticket(acme.id, ticket.id)).assignee_agent_id == me.id
+    assert (await server.core.tickets.get_ticket(acme.id, ticket.id)).assignee_agent_id == me.id
     page = await agent.get(response.headers["location"])
     assert flash(page.text) == "The ticket is assigned to Agent agent@acme.test."
 
     response = await agent.post(url, data={"csrf_token": token, "assignee": str(boss.id)})
     assert response.status_code == 303
-    assert (await server.core.get_ticket(acme.id, ticket.id)).assignee_agent_id == boss.id
+    assert (await server.core.tickets.get_ticket(acme.id, ticket.id)).assignee_agent_id == boss.id
     listing = await agent.get("/agent/tickets")
     assert "Agent boss@acme.test" in listing.text
 
     response = await agent.post(url, data={"csrf_token": token, "assignee": "none"})
     assert response.status_code == 303
-    assert (await server.core.get_ticket(acme.id, ticket.id)).assignee_agent_id is None
+    assert (await server.core.tickets.get_ticket(acme.id, ticket.id)).assignee_agent_id is None
     page = await agent.get(response.headers["location"])
     assert flash(page.text) == "The ticket is unassigned."
 
@@ -487,7 +493,7 @@ async def test_assign_to_me_to_another_agent_and_to_nobody(server, acme, bravo, 
         response = await agent.post(url, data={"csrf_token": token, "assignee": bad})
         assert response.status_code == 400, bad
         assert "Choose an agent from the list." in response.text
-    assert (await server.core.get_ticket(acme.id, ticket.id)).assignee_agent_id is None
+    assert (await server.core.tickets.get_ticket(acme.id, ticket.id)).assignee_agent_id is None
 
 
 # ------------------------------------------------------------------ tenants and ids
@@ -507,9 +513,11 @@ async def test_another_tenants_ticket_is_a_404(server, acme, bravo, bravo_agent)
             f"/agent/tickets/{ticket.id}/{action}", data=data | {"csrf_token": token}
         )
         assert response.status_code == 404, action
-    after = await server.core.get_ticket(acme.id, ticket.id)
+    after = await server.core.tickets.get_ticket(acme.id, ticket.id)
     assert (after.status, after.assignee_agent_id) == ("open", None)
-    assert len(await server.core.list_replies(acme.id, ticket.id, include_internal=True)) == 1
+    assert (
+        len(await server.core.tickets.list_replies(acme.id, ticket.id, include_internal=True)) == 1
+    )
 
 
 async def test_a_session_of_one_tenant_does_not_open_anothers_console(server, acme, bravo, agent):
@@ -525,7 +533,7 @@ async def test_attachments_are_downloads_for_agents_of_the_tenant_only(
     store = AttachmentStore(settings.data_path / "attachments")
     saved = store.save(acme.id, "notes <1>.txt", b"secret notes\n")
     ticket = await new_ticket(server, acme, "With a file", attachments=(saved,))
-    [first] = await server.core.list_replies(acme.id, ticket.id)
+    [first] = await server.core.tickets.list_replies(acme.id, ticket.id)
     [file] = first.attachments
 
     page = await agent.get(f"/agent/tickets/{ticket.id}")
@@ -554,7 +562,7 @@ async def test_an_attachment_whose_file_is_gone_is_a_404(server, settings, acme,
     store = AttachmentStore(settings.data_path / "attachments")
     saved = store.save(acme.id, "gone.txt", b"soon gone")
     ticket = await new_ticket(server, acme, "Lost file", attachments=(saved,))
-    [first] = await server.core.list_replies(acme.id, ticket.id)
+    [first] = await server.core.tickets.list_replies(acme.id, ticket.id)
     store.path(acme.id, saved.storage_key).unlink()
     assert (await agent.get(f"/agent/attachments/{first.attachments[0].id}")).status_code == 404
 
@@ -574,9 +582,11 @@ async def test_posts_without_a_valid_csrf_token_are_refused(server, acme, agent)
         assert "Reload the page and try again." in missing.text
         forged = await agent.post(url, data=data | {"csrf_token": "forged.token"})
         assert forged.status_code == 403, action
-    after = await server.core.get_ticket(acme.id, ticket.id)
+    after = await server.core.tickets.get_ticket(acme.id, ticket.id)
     assert (after.status, after.assignee_agent_id) == ("open", None)
-    assert len(await server.core.list_replies(acme.id, ticket.id, include_internal=True)) == 1
+    assert (
+        len(await server.core.tickets.list_replies(acme.id, ticket.id, include_internal=True)) == 1
+    )
 
 
 # ------------------------------------------------------------------ language

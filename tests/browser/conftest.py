@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from tests.conftest import service_missing, sqlite_database, start_server, stop_server
+from tests.conftest import service_missing, start_server, stop_server
 
 CHROMIUM = os.environ.get("PORTAL_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
@@ -33,10 +33,10 @@ async def browser() -> AsyncIterator[object]:
         await the_browser.close()
 
 
-@pytest.fixture(params=["sqlite"])
-def database_url(request, tmp_path):
-    """Browser tests show pages; the core's SQL is the same on either database."""
-    return sqlite_database(tmp_path)
+@pytest.fixture
+def server(live_server):
+    """A browser needs a real socket: every `server` here is a uvicorn on loopback."""
+    return live_server
 
 
 @asynccontextmanager

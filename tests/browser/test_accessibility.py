@@ -39,16 +39,16 @@ async def violations(page, url: str) -> list[str]:  # type: ignore[no-untyped-de
 async def test_pages_have_no_serious_accessibility_violations(server, browser, settings, lang):
     if not AXE.exists():
         service_missing(f"axe-core is not installed at {AXE} (npm ci)")
-    tenant = await server.core.create_tenant("demo", "Demo Co", domains=("127.0.0.1",))
+    tenant = await server.core.tenants.create_tenant("demo", "Demo Co", domains=("127.0.0.1",))
     await server.article(tenant, "Reset your password", "Open **Settings**.", slug="reset")
     if lang != "en":
         await server.article(tenant, "إعادة تعيين كلمة المرور", "افتح الإعدادات.", language=lang,
                              slug="reset")  # fmt: skip
-    form = await server.core.save_form(tenant.id, FormDraft("Contact us"))
-    await server.core.create_ticket(
+    form = await server.core.forms.save_form(tenant.id, FormDraft("Contact us"))
+    await server.core.tickets.create_ticket(
         tenant.id, TicketDraft("Printer on fire", "Help!", "kim@example.com"), "t1"
     )
-    customer = await server.core.find_customer(tenant.id, "kim@example.com")
+    customer = await server.core.customers.find_customer(tenant.id, "kim@example.com")
     cookie = await customer_cookie(server.core, settings.secret_key, customer)
     name, value = cookie.split("=", 1)
     # bypass_csp: axe is added as a script element, which our own CSP would refuse.

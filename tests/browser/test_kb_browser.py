@@ -17,7 +17,7 @@ def database_url(request, tmp_path):
 
 
 async def test_search_and_read_an_article(server, browser, tmp_path):
-    tenant = await server.core.create_tenant("demo", "Demo Co", domains=("127.0.0.1",))
+    tenant = await server.core.tenants.create_tenant("demo", "Demo Co", domains=("127.0.0.1",))
     report = await import_folder(server.core, tenant.id, DEMO_ARTICLES_DIR)
     assert not report.errors
     async with server.client("127.0.0.1") as client:

@@ -32,15 +32,15 @@ async def test_visitor_chats_with_an_agent_and_keeps_the_history_over_a_reload(
 ):
     from portal.app import create_app
 
-    tenant = await core.create_tenant("demo", "Demo Co", domains=("127.0.0.1",))
-    await core.create_agent(
+    tenant = await core.tenants.create_tenant("demo", "Demo Co", domains=("127.0.0.1",))
+    await core.tenants.create_agent(
         tenant.id,
         "sam@demo.test",
         "Sam Support",
         hash_password("agent-password-1", cost=TEST_HASH_COST),
         "agent",
     )
-    await core.save_canned_response(tenant.id, "thanks", CANNED)
+    await core.chat.save_canned_response(tenant.id, "thanks", CANNED)
     async with serving(create_app(settings, core=core)) as url:
         visitor = await browser.new_context(locale="en-US")
         console = await browser.new_context(locale="en-US")
@@ -168,8 +168,8 @@ async def test_nobody_online_the_visitor_leaves_an_email_and_gets_a_ticket_and_t
     from portal.app import create_app
 
     mail = dataclasses.replace(settings, smtp_host="127.0.0.1", smtp_port=str(smtp.port))
-    tenant = await core.create_tenant("demo", "Demo Co", domains=("127.0.0.1",))
-    await core.update_tenant_settings(tenant.id, {"chat_prechat": "off"})
+    tenant = await core.tenants.create_tenant("demo", "Demo Co", domains=("127.0.0.1",))
+    await core.tenants.update_tenant_settings(tenant.id, {"chat_prechat": "off"})
     async with serving(create_app(mail, core=core)) as url:
         context = await browser.new_context(
             locale="en-US", viewport={"width": 375, "height": 640}, has_touch=True
@@ -218,5 +218,5 @@ async def test_nobody_online_the_visitor_leaves_an_email_and_gets_a_ticket_and_t
             assert errors == []
         finally:
             await context.close()
-    (conversation,) = await core.list_conversations(tenant.id)
+    (conversation,) = await core.chat.list_conversations(tenant.id)
     assert conversation.ticket_id is not None and conversation.visitor_email == "bob@example.com"

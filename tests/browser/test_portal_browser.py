@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
-from portal.core.contract import Field, FormDraft, TicketDraft
+from portal.core.contract import Field, FormDraft, ReplyDraft, TicketDraft
 from portal.security import hash_password
 from tests.browser.conftest import serving
 from tests.conftest import TEST_HASH_COST
@@ -48,15 +48,15 @@ async def test_sign_in_inside_a_cross_site_iframe(settings, core, smtp, browser,
     from portal.app import create_app
 
     mail = dataclasses.replace(settings, smtp_host="127.0.0.1", smtp_port=str(smtp.port))
-    tenant = await core.create_tenant("acme", "Acme", domains=("localhost",))
-    ticket = await core.create_ticket(
+    tenant = await core.tenants.create_tenant("acme", "Acme", domains=("localhost",))
+    ticket = await core.tickets.create_ticket(
         tenant.id, TicketDraft("Printer is broken", "It jams.", ALICE), "seed"
     )
-    agent = await core.create_agent(tenant.id, "sam@acme.test", "Sam Support", "x", "agent")
+    agent = await core.tenants.create_agent(tenant.id, "sam@acme.test", "Sam Support", "x", "agent")
     async with serving(create_app(mail, core=core)) as portal_url:
         portal_origin = portal_url.replace("127.0.0.1", "localhost")
         async with serving(company_site(portal_origin)) as site_url:
-            await core.update_tenant_settings(tenant.id, {"embed_origins": [site_url]})
+            await core.tenants.update_tenant_settings(tenant.id, {"embed_origins": [site_url]})
             context = await browser.new_context(locale="en-US")
             try:
                 page = await context.new_page()
@@ -80,10 +80,13 @@ async def test_sign_in_inside_a_cross_site_iframe(settings, core, smtp, browser,
                 assert cookie.get("partitionKey", "").startswith("http://127.0.0.1")
 
                 # Live updates reach the iframe too (EventSource with the partitioned cookie).
-                await core.add_reply(
-                    tenant.id, ticket.id, author_type="agent", author_id=agent.id,
-                    body="Fixed from the iframe's point of view", internal=False,
-                    idempotency_key="r",
+                await core.tickets.add_reply(
+                    tenant.id, ticket.id,
+                    ReplyDraft(
+                        author_type="agent", author_id=agent.id,
+                        body="Fixed from the iframe's point of view", internal=False,
+                    ),
+                    "r",
                 )  # fmt: skip
                 await frame.get_by_text("Fixed from the iframe's point of view").wait_for(
                     timeout=10_000
@@ -102,12 +105,12 @@ async def test_portal_story_sign_in_live_reply_and_rating(settings, core, smtp, 
     from portal.app import create_app
 
     mail = dataclasses.replace(settings, smtp_host="127.0.0.1", smtp_port=str(smtp.port))
-    tenant = await core.create_tenant("demo", "Demo Co", domains=("127.0.0.1",))
-    await core.update_tenant_settings(tenant.id, {"expected_response": "within 4 hours"})
-    ticket = await core.create_ticket(
+    tenant = await core.tenants.create_tenant("demo", "Demo Co", domains=("127.0.0.1",))
+    await core.tenants.update_tenant_settings(tenant.id, {"expected_response": "within 4 hours"})
+    ticket = await core.tickets.create_ticket(
         tenant.id, TicketDraft("Cannot export data", "The button is grey.", ALICE), "seed"
     )
-    agent = await core.create_agent(tenant.id, "sam@demo.test", "Sam Support", "x", "agent")
+    agent = await core.tenants.create_agent(tenant.id, "sam@demo.test", "Sam Support", "x", "agent")
     async with serving(create_app(mail, core=core)) as url:
         context = await browser.new_context(locale="en-US")
         try:
@@ -127,14 +130,21 @@ async def test_portal_story_sign_in_live_reply_and_rating(settings, core, smtp, 
             assert not await page.locator("#rating").is_visible()
             await page.evaluate("window.__sameDocument = true")
 
-            await core.add_reply(
-                tenant.id, ticket.id, author_type="agent", author_id=agent.id,
-                body="<b>Not bold</b>: try the new export page.", internal=False,
-                idempotency_key="r1",
+            await core.tickets.add_reply(
+                tenant.id, ticket.id,
+                ReplyDraft(
+                    author_type="agent", author_id=agent.id,
+                    body="<b>Not bold</b>: try the new export page.", internal=False,
+                ),
+                "r1",
             )  # fmt: skip
-            await core.add_reply(
-                tenant.id, ticket.id, author_type="agent", author_id=agent.id,
-                body="INTERNAL: known bug", internal=True, idempotency_key="n1",
+            await core.tickets.add_reply(
+                tenant.id, ticket.id,
+                ReplyDraft(
+                    author_type="agent", author_id=agent.id, body="INTERNAL: known bug",
+                    internal=True,
+                ),
+                "n1",
             )  # fmt: skip
             reply = page.locator("#conversation .reply-agent")
             await reply.wait_for(timeout=10_000)
@@ -142,7 +152,9 @@ async def test_portal_story_sign_in_live_reply_and_rating(settings, core, smtp, 
             assert await page.locator("#conversation b").count() == 0
             assert "Sam Support" in await reply.inner_text()
 
-            await core.set_ticket_status(tenant.id, ticket.id, "resolved", agent_id=agent.id)
+            await core.tickets.set_ticket_status(
+                tenant.id, ticket.id, "resolved", agent_id=agent.id
+            )
             await page.locator("#ticket-status", has_text="Resolved").wait_for(timeout=10_000)
             await page.locator("#rating").wait_for(state="visible")
             assert await page.evaluate("window.__sameDocument") is True  # no reload so far
@@ -156,7 +168,7 @@ async def test_portal_story_sign_in_live_reply_and_rating(settings, core, smtp, 
             await page.screenshot(path=str(tmp_path / "ticket.png"), full_page=True)
         finally:
             await context.close()
-    rating = await core.get_rating(tenant.id, ticket.id)
+    rating = await core.tickets.get_rating(tenant.id, ticket.id)
     assert rating is not None and rating.good and rating.comment == "Quick answer, thanks"
 
 
@@ -166,15 +178,15 @@ async def test_full_story_form_console_portal(settings, core, smtp, browser, tmp
     from portal.app import create_app
 
     mail = dataclasses.replace(settings, smtp_host="127.0.0.1", smtp_port=str(smtp.port))
-    tenant = await core.create_tenant("demo", "Demo Co", domains=("127.0.0.1",))
-    form = await core.save_form(
+    tenant = await core.tenants.create_tenant("demo", "Demo Co", domains=("127.0.0.1",))
+    form = await core.forms.save_form(
         tenant.id,
         FormDraft(
             "Report a problem",
             fields=(Field("order_ref", "Order reference", "text", required=True),),
         ),
     )
-    await core.create_agent(
+    await core.tenants.create_agent(
         tenant.id,
         "sam@demo.test",
         "Sam Support",
@@ -237,5 +249,5 @@ async def test_full_story_form_console_portal(settings, core, smtp, browser, tmp
         finally:
             await visitor.close()
             await console.close()
-    rating = await core.get_rating(tenant.id, ticket_id)
+    rating = await core.tickets.get_rating(tenant.id, ticket_id)
     assert rating is not None and rating.good

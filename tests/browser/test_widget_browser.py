@@ -100,7 +100,9 @@ RECORD_VIOLATIONS = (
 @pytest.fixture
 async def shop(server, browser):  # type: ignore[no-untyped-def]
     """(the site's origin, the service's URL, the tenant, a page) with the widget on /."""
-    tenant: Tenant = await server.core.create_tenant("demo", "Demo Co", domains=("127.0.0.1",))
+    tenant: Tenant = await server.core.tenants.create_tenant(
+        "demo", "Demo Co", domains=("127.0.0.1",)
+    )
     service = server.url
     pages = {
         "/": ("text/html", page_html(service)),
@@ -109,7 +111,7 @@ async def shop(server, browser):  # type: ignore[no-untyped-def]
         "/hostile.css": ("text/css", HOSTILE_CSS),
     }
     async with host_site(pages, strict_csp(service)) as origin:
-        await server.core.update_tenant_settings(tenant.id, {"embed_origins": [origin]})
+        await server.core.tenants.update_tenant_settings(tenant.id, {"embed_origins": [origin]})
         context = await browser.new_context(locale="en-US")
         await context.add_init_script(RECORD_VIOLATIONS)
         page = await context.new_page()
@@ -223,7 +225,7 @@ async def test_an_admin_colour_change_shows_after_a_reload(shop, server):
     origin, _service, tenant, page = shop
     await page.goto(origin + "/")
     button = await launcher(page)
-    await server.core.update_branding(
+    await server.core.tenants.update_branding(
         tenant.id, name="Demo Co", logo_url="", primary_color="#aa3300"
     )
     await page.reload()
@@ -336,15 +338,15 @@ async def keys(shop, server):  # type: ignore[no-untyped-def]
 
     _origin, _service, tenant, _page = shop
     secret = "s" * 40
-    hs = await server.core.add_widget_key(tenant.id, "hs-1", "HS256", secret, None)
+    hs = await server.core.customers.add_widget_key(tenant.id, "hs-1", "HS256", secret, None)
     private = ec.generate_private_key(ec.SECP256R1())
     pem = (
         private.public_key()
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         .decode()
     )
-    await server.core.add_widget_key(tenant.id, "es-1", "ES256", None, pem)
-    await server.core.create_ticket(
+    await server.core.customers.add_widget_key(tenant.id, "es-1", "ES256", None, pem)
+    await server.core.tickets.create_ticket(
         tenant.id, TicketDraft("Printer on fire", "Help!", "kim@example.com"), "kim-1"
     )
     return {"secret": secret, "private": private, "hs": hs}
@@ -388,9 +390,9 @@ async def test_a_bad_token_leaves_the_visitor_anonymous(shop, keys, case):
 
 async def test_keys_rotate(shop, keys, server):
     origin, _service, tenant, page = shop
-    new = await server.core.add_widget_key(tenant.id, "hs-2", "HS256", "n" * 40, None)
+    new = await server.core.customers.add_widget_key(tenant.id, "hs-2", "HS256", "n" * 40, None)
     assert new.kid == "hs-2"
-    await server.core.delete_widget_key(tenant.id, keys["hs"].id)
+    await server.core.customers.delete_widget_key(tenant.id, keys["hs"].id)
     await page.goto(origin + "/")
     async with page.expect_console_message(lambda m: "identify refused" in m.text):
         tickets = await _my_tickets(page, _token(keys["secret"], "hs-1", "HS256"))

@@ -1,4 +1,5 @@
-"""The customer portal over real HTTP, with a real SMTP server for its mail."""
+"""The customer portal (in process; on a real socket for `live_server` tests), with a real SMTP
+server for its mail."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pytest
 from portal.core.contract import Tenant, Ticket, TicketDraft
 from portal.core.embedded.core import EmbeddedCore
 from portal.settings import Settings
-from tests.conftest import BASE_DOMAIN, Inbox, start_server, stop_server
+from tests.conftest import BASE_DOMAIN, Inbox, Server, serve_app, wants_live_server
 
 HOST = f"acme.{BASE_DOMAIN}"
 CSRF_RE = re.compile(r'<input type="hidden" name="csrf_token" value="([^"]+)">')
@@ -28,26 +29,33 @@ CODE_RE = re.compile(r"\b([A-Z2-7]{4}-[A-Z2-7]{4})\b")
 
 @dataclass
 class Portal:
-    url: str
-    core: EmbeddedCore
+    server: Server
     smtp: Inbox
     settings: Settings
     tenant: Tenant
 
+    @property
+    def core(self) -> EmbeddedCore:
+        return self.server.core
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
     def client(self, host: str = HOST, **kwargs: object) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.url, headers={"host": host}, **kwargs)  # type: ignore[arg-type]
+        return self.server.client(host, **kwargs)
 
     async def ticket(
         self, email: str, subject: str = "Printer is broken", *, key: str | None = None
     ) -> Ticket:
         draft = TicketDraft(subject=subject, description=f"About: {subject}", requester_email=email)
-        return await self.core.create_ticket(self.tenant.id, draft, key or f"{email}:{subject}")
+        return await self.core.tickets.create_ticket(
+            self.tenant.id, draft, key or f"{email}:{subject}"
+        )
 
     async def settings_changed(self, **changes: object) -> None:
         """Change tenant settings and wait until the app's tenant cache has the new ones."""
-        await self.core.update_tenant_settings(self.tenant.id, dict(changes))
-        self.tenant = await self.core.get_tenant(self.tenant.slug)
-        await asyncio.sleep(0.1)  # the app drops its tenant cache on the core's event
+        self.tenant = await self.server.settings_changed(self.tenant, changes)
 
 
 def mail_text(message: Message) -> str:
@@ -125,11 +133,14 @@ async def sign_in(client: httpx.AsyncClient, portal: Portal, email: str) -> http
 
 
 @pytest.fixture
-async def portal(settings: Settings, core: EmbeddedCore, smtp: Inbox) -> AsyncIterator[Portal]:
+async def portal(
+    request: pytest.FixtureRequest, settings: Settings, core: EmbeddedCore, smtp: Inbox
+) -> AsyncIterator[Portal]:
     from portal.app import create_app
 
     mail_settings = dataclasses.replace(settings, smtp_host="127.0.0.1", smtp_port=str(smtp.port))
-    tenant = await core.create_tenant("acme", "Acme")
-    server, task, url = await start_server(create_app(mail_settings, core=core))
-    yield Portal(url, core, smtp, mail_settings, tenant)
-    await stop_server(server, task)
+    tenant = await core.tenants.create_tenant("acme", "Acme")
+    app = create_app(mail_settings, core=core)
+    live = wants_live_server(request)
+    async with serve_app(app, mail_settings, core, live=live) as server:
+        yield Portal(server, smtp, mail_settings, tenant)

@@ -9,8 +9,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from portal.core.contract import ReplyDraft
 from portal.customer import live
 from tests.customer.conftest import sign_in
+
+pytestmark = pytest.mark.live_server  # event streams
 
 ALICE = "alice@example.com"
 
@@ -56,7 +59,7 @@ async def next_matching(stream: AsyncIterator[Message], event: str, timeout: flo
 
 @pytest.fixture
 async def agent(portal):
-    return await portal.core.create_agent(
+    return await portal.core.tenants.create_agent(
         portal.tenant.id, "sam@acme.test", "Sam Support", "x", "agent"
     )
 
@@ -64,7 +67,7 @@ async def agent(portal):
 async def test_agent_reply_and_status_change_arrive_live(portal, agent):
     core, tenant = portal.core, portal.tenant
     ticket = await portal.ticket(ALICE, "Live one")
-    first_reply = (await core.list_replies(tenant.id, ticket.id))[-1]
+    first_reply = (await core.tickets.list_replies(tenant.id, ticket.id))[-1]
     async with portal.client() as client:
         await sign_in(client, portal, ALICE)
         url = f"/portal/tickets/{ticket.id}/events?after={first_reply.id}"
@@ -78,13 +81,20 @@ async def test_agent_reply_and_status_change_arrive_live(portal, agent):
             connected = await next_matching(stream, "comment")
             assert connected.comments == ["connected"]
 
-            await core.add_reply(
-                tenant.id, ticket.id, author_type="agent", author_id=agent.id,
-                body="INTERNAL note", internal=True, idempotency_key="n1",
+            await core.tickets.add_reply(
+                tenant.id, ticket.id,
+                ReplyDraft(
+                    author_type="agent", author_id=agent.id, body="INTERNAL note", internal=True,
+                ),
+                "n1",
             )  # fmt: skip
-            reply = await core.add_reply(
-                tenant.id, ticket.id, author_type="agent", author_id=agent.id,
-                body="<script>alert(1)</script> Try again", internal=False, idempotency_key="r1",
+            reply = await core.tickets.add_reply(
+                tenant.id, ticket.id,
+                ReplyDraft(
+                    author_type="agent", author_id=agent.id,
+                    body="<script>alert(1)</script> Try again", internal=False,
+                ),
+                "r1",
             )  # fmt: skip
             pushed = await next_matching(stream, "reply")
             data = json.loads(pushed.data)
@@ -96,7 +106,9 @@ async def test_agent_reply_and_status_change_arrive_live(portal, agent):
             assert data["author_name"] == "Sam Support"
             assert data["author_type"] == "agent"
 
-            await core.set_ticket_status(tenant.id, ticket.id, "resolved", agent_id=agent.id)
+            await core.tickets.set_ticket_status(
+                tenant.id, ticket.id, "resolved", agent_id=agent.id
+            )
             changed = await next_matching(stream, "status")
             assert json.loads(changed.data) == {
                 "status": "resolved",
@@ -109,14 +121,20 @@ async def test_replies_after_the_page_load_are_caught_up(portal, agent):
     """A reply made between the page load and the stream's connection is not lost."""
     core, tenant = portal.core, portal.tenant
     ticket = await portal.ticket(ALICE, "Catch up")
-    seen = (await core.list_replies(tenant.id, ticket.id))[-1].id
-    await core.add_reply(
-        tenant.id, ticket.id, author_type="agent", author_id=agent.id,
-        body="secret", internal=True, idempotency_key="n",
+    seen = (await core.tickets.list_replies(tenant.id, ticket.id))[-1].id
+    await core.tickets.add_reply(
+        tenant.id, ticket.id,
+        ReplyDraft(
+            author_type="agent", author_id=agent.id, body="secret", internal=True,
+        ),
+        "n",
     )  # fmt: skip
-    missed = await core.add_reply(
-        tenant.id, ticket.id, author_type="agent", author_id=agent.id,
-        body="while you were loading", internal=False, idempotency_key="m",
+    missed = await core.tickets.add_reply(
+        tenant.id, ticket.id,
+        ReplyDraft(
+            author_type="agent", author_id=agent.id, body="while you were loading", internal=False,
+        ),
+        "m",
     )  # fmt: skip
     async with portal.client() as client:
         await sign_in(client, portal, ALICE)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from portal.core.embedded import schema
@@ -14,6 +15,7 @@ from tests.customer.conftest import csrf_from, sign_in
 ALICE = "alice@example.com"
 
 
+@pytest.mark.both_databases
 async def test_rate_once_and_change_it(portal):
     core, tenant = portal.core, portal.tenant
     ticket = await portal.ticket(ALICE, "Rate me")
@@ -28,9 +30,9 @@ async def test_rate_once_and_change_it(portal):
         early = await client.post(url, data={"csrf_token": token, "good": "1"})
         assert early.status_code == 409
         assert "once it is resolved" in early.text
-        assert await core.get_rating(tenant.id, ticket.id) is None
+        assert await core.tickets.get_rating(tenant.id, ticket.id) is None
 
-        await core.set_ticket_status(tenant.id, ticket.id, "resolved")
+        await core.tickets.set_ticket_status(tenant.id, ticket.id, "resolved")
         page = await client.get(f"/portal/tickets/{ticket.id}")
         assert 'aria-labelledby="rating-heading">' in page.text  # shown now
         rated = await client.post(
@@ -40,12 +42,12 @@ async def test_rate_once_and_change_it(portal):
         shown = await client.get(rated.headers["location"])
         assert "Your rating is saved" in shown.text
         assert "You rated this request:" in shown.text
-        first = await core.get_rating(tenant.id, ticket.id)
+        first = await core.tickets.get_rating(tenant.id, ticket.id)
         assert first is not None and first.good and first.comment == "Great help"
 
         changed = await client.post(url, data={"csrf_token": token, "good": "0", "comment": "Hmm"})
         assert changed.status_code == 303
-        second = await core.get_rating(tenant.id, ticket.id)
+        second = await core.tickets.get_rating(tenant.id, ticket.id)
         assert second is not None and not second.good and second.comment == "Hmm"
         assert second.created_at == first.created_at  # still one rating
 
@@ -64,7 +66,7 @@ async def test_rate_once_and_change_it(portal):
         late = await client.post(url, data={"csrf_token": token, "good": "1"})
         assert late.status_code == 409
         assert "7 days" in late.text
-        third = await core.get_rating(tenant.id, ticket.id)
+        third = await core.tickets.get_rating(tenant.id, ticket.id)
         assert third is not None and not third.good
 
 
@@ -77,22 +79,22 @@ async def test_rating_link_without_session(portal):
         early = await client.post(f"/portal/rate/{token}", data={"good": "1"})
         assert early.status_code == 409
         assert "once it is resolved" in early.text
-        await core.set_ticket_status(tenant.id, ticket.id, "resolved")
+        await core.tickets.set_ticket_status(tenant.id, ticket.id, "resolved")
         saved = await client.post(f"/portal/rate/{token}", data={"good": "1", "comment": "ok"})
         assert saved.status_code == 200
         cross = await client.post(
             f"/portal/rate/{token}", data={"good": "0"}, headers={"origin": "https://evil.test"}
         )
         assert cross.status_code == 403
-    rating = await core.get_rating(tenant.id, ticket.id)
+    rating = await core.tickets.get_rating(tenant.id, ticket.id)
     assert rating is not None and rating.good
 
 
 async def test_forged_or_foreign_rating_links(portal):
     core, tenant = portal.core, portal.tenant
-    other = await core.create_tenant("globex", "Globex")
+    other = await core.tenants.create_tenant("globex", "Globex")
     ticket = await portal.ticket(ALICE, "Not yours")
-    await core.set_ticket_status(tenant.id, ticket.id, "resolved")
+    await core.tickets.set_ticket_status(tenant.id, ticket.id, "resolved")
     signer = Signer(portal.settings.secret_key)
     foreign = make_rating_link(signer, other.id, ticket.id, True)
     wrong_purpose = signer.dumps("magic-link", {"t": tenant.id, "k": ticket.id, "g": True})
@@ -104,4 +106,4 @@ async def test_forged_or_foreign_rating_links(portal):
             assert (
                 await client.post(f"/portal/rate/{token}", data={"good": "1"})
             ).status_code == 404
-    assert await core.get_rating(tenant.id, ticket.id) is None
+    assert await core.tickets.get_rating(tenant.id, ticket.id) is None

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from portal.core.contract import AttachmentDraft
+from portal.core.contract import AttachmentDraft, ReplyDraft
 from portal.customer.tickets import PAGE_SIZE
 from tests.customer.conftest import csrf_from, key_from, sign_in
 
@@ -22,12 +22,14 @@ PNG = (
 async def people(portal):
     """Alice and Bob in one organization, Carol in another; one ticket each."""
     core, tenant = portal.core, portal.tenant
-    acme_corp = await core.create_organization(tenant.id, "Acme Corp", "acme-corp.example")
-    other = await core.create_organization(tenant.id, "Other", "other.example")
+    acme_corp = await core.customers.create_organization(
+        tenant.id, "Acme Corp", "acme-corp.example"
+    )
+    other = await core.customers.create_organization(tenant.id, "Other", "other.example")
     tickets = {}
     for email, org in ((ALICE, acme_corp), (BOB, acme_corp), (CAROL, other)):
-        customer = await core.ensure_customer(tenant.id, email)
-        await core.set_customer_organization(tenant.id, customer.id, org.id)
+        customer = await core.customers.ensure_customer(tenant.id, email)
+        await core.customers.set_customer_organization(tenant.id, customer.id, org.id)
         tickets[email] = await portal.ticket(email, f"Question from {email.split('@')[0]}")
     return tickets
 
@@ -43,6 +45,7 @@ async def test_own_tickets_only_by_default(portal, people):
         assert (await client.get(f"/portal/tickets/{people[BOB].id}")).status_code == 404
 
 
+@pytest.mark.both_databases
 async def test_organization_visibility(portal, people):
     await portal.settings_changed(ticket_visibility="organization")
     async with portal.client() as client:
@@ -88,16 +91,24 @@ async def test_someone_elses_ticket_is_the_same_404_as_a_missing_one(portal, peo
 
 async def test_ticket_detail_shows_the_public_conversation(portal):
     core, tenant = portal.core, portal.tenant
-    agent = await core.create_agent(tenant.id, "sam@acme.test", "Sam Support", "x", "agent")
+    agent = await core.tenants.create_agent(tenant.id, "sam@acme.test", "Sam Support", "x", "agent")
     ticket = await portal.ticket(ALICE, "Cannot log in")
-    await core.assign_ticket(tenant.id, ticket.id, agent.id)
-    await core.add_reply(
-        tenant.id, ticket.id, author_type="agent", author_id=agent.id,
-        body="INTERNAL: customer is on the old plan", internal=True, idempotency_key="n1",
+    await core.tickets.assign_ticket(tenant.id, ticket.id, agent.id)
+    await core.tickets.add_reply(
+        tenant.id, ticket.id,
+        ReplyDraft(
+            author_type="agent", author_id=agent.id, body="INTERNAL: customer is on the old plan",
+            internal=True,
+        ),
+        "n1",
     )  # fmt: skip
-    await core.add_reply(
-        tenant.id, ticket.id, author_type="agent", author_id=agent.id,
-        body="Please try <b>resetting</b> your password.", internal=False, idempotency_key="r1",
+    await core.tickets.add_reply(
+        tenant.id, ticket.id,
+        ReplyDraft(
+            author_type="agent", author_id=agent.id,
+            body="Please try <b>resetting</b> your password.", internal=False,
+        ),
+        "r1",
     )  # fmt: skip
     await portal.settings_changed(expected_response="within 4 hours")
     async with portal.client() as client:
@@ -125,12 +136,13 @@ async def test_expected_response_only_when_the_tenant_has_one(portal):
     assert "Not assigned yet" in page.text
 
 
+@pytest.mark.both_databases
 async def test_list_filters_search_and_pages(portal):
     core, tenant = portal.core, portal.tenant
     for i in range(PAGE_SIZE + 5):
         ticket = await portal.ticket(ALICE, f"Invoice question {i:02d}")
         if i % 3 == 0:
-            await core.set_ticket_status(tenant.id, ticket.id, "resolved")
+            await core.tickets.set_ticket_status(tenant.id, ticket.id, "resolved")
     await portal.ticket(ALICE, "Printer jam")
     async with portal.client() as client:
         await sign_in(client, portal, ALICE)
@@ -154,6 +166,7 @@ async def test_list_filters_search_and_pages(portal):
         assert odd.status_code == 200
 
 
+@pytest.mark.both_databases
 async def test_reply_with_attachment(portal):
     ticket = await portal.ticket(ALICE, "Screenshot attached")
     async with portal.client() as client:
@@ -170,7 +183,7 @@ async def test_reply_with_attachment(portal):
         assert re.fullmatch(rf"/portal/tickets/{ticket.id}#reply-\d+", sent.headers["location"])
         again = await client.post(f"/portal/tickets/{ticket.id}/replies", data=data, files=files)
         assert again.headers["location"] == sent.headers["location"]  # one reply, not two
-        replies = await portal.core.list_replies(portal.tenant.id, ticket.id)
+        replies = await portal.core.tickets.list_replies(portal.tenant.id, ticket.id)
         assert [r.body for r in replies] == [
             "About: Screenshot attached",
             "Here is a <screenshot>.",
@@ -216,7 +229,7 @@ async def test_reply_needs_csrf_and_text_and_accepted_files(portal):
         assert exe.status_code == 400
         assert "not a file type we accept" in exe.text
         assert "my program" in exe.text  # what they typed is kept
-    replies = await portal.core.list_replies(portal.tenant.id, ticket.id)
+    replies = await portal.core.tickets.list_replies(portal.tenant.id, ticket.id)
     assert len(replies) == 1
 
 
@@ -226,17 +239,24 @@ async def test_attachment_access_control(portal, people):
     from portal.attachments import AttachmentStore
 
     store = AttachmentStore(store_root)
-    agent = await core.create_agent(tenant.id, "sam@acme.test", "Sam", "x", "agent")
+    agent = await core.tenants.create_agent(tenant.id, "sam@acme.test", "Sam", "x", "agent")
     public_file = store.save(tenant.id, "public.txt", b"public notes\n")
     secret_file = store.save(tenant.id, "secret.txt", b"internal only\n")
-    public = await core.add_reply(
-        tenant.id, people[ALICE].id, author_type="agent", author_id=agent.id, body="See file",
-        internal=False, idempotency_key="p", attachments=(public_file,),
+    public = await core.tickets.add_reply(
+        tenant.id, people[ALICE].id,
+        ReplyDraft(
+            author_type="agent", author_id=agent.id, body="See file", internal=False,
+            attachments=(public_file,),
+        ),
+        "p",
     )  # fmt: skip
-    internal = await core.add_reply(
-        tenant.id, people[ALICE].id, author_type="agent", author_id=agent.id, body="note",
-        internal=True, idempotency_key="i",
-        attachments=(AttachmentDraft("secret.txt", "text/plain", 14, secret_file.storage_key),),
+    internal = await core.tickets.add_reply(
+        tenant.id, people[ALICE].id,
+        ReplyDraft(
+            author_type="agent", author_id=agent.id, body="note", internal=True,
+            attachments=(AttachmentDraft("secret.txt", "text/plain", 14, secret_file.storage_key),),
+        ),
+        "i",
     )  # fmt: skip
     public_id = public.attachments[0].id
     internal_id = internal.attachments[0].id
@@ -266,7 +286,7 @@ async def test_attachment_access_control(portal, people):
 
 
 async def test_pages_of_another_tenant_do_not_accept_the_session(portal):
-    await portal.core.create_tenant("globex", "Globex")
+    await portal.core.tenants.create_tenant("globex", "Globex")
     await portal.ticket(ALICE)
     async with portal.client() as client:
         await sign_in(client, portal, ALICE)
@@ -298,7 +318,7 @@ async def test_attachment_count_follows_the_tenant_limit(portal):
 async def test_a_refused_risky_name_says_why(portal):
     await portal.settings_changed(attachment_dangerous_names="refuse")
     ticket = await portal.ticket(ALICE)
-    before = await portal.core.list_replies(portal.tenant.id, ticket.id)
+    before = await portal.core.tickets.list_replies(portal.tenant.id, ticket.id)
     async with portal.client() as client:
         await sign_in(client, portal, ALICE)
         page = await client.get(f"/portal/tickets/{ticket.id}")
@@ -309,4 +329,4 @@ async def test_a_refused_risky_name_says_why(portal):
         )
     assert sent.status_code == 400
     assert "files of this kind can run programs when opened" in sent.text
-    assert await portal.core.list_replies(portal.tenant.id, ticket.id) == before
+    assert await portal.core.tickets.list_replies(portal.tenant.id, ticket.id) == before

@@ -15,7 +15,7 @@ async def acme(server):
 @pytest.fixture
 async def contact_form(server, acme):
     """A form with no custom fields and no departments."""
-    return await server.core.save_form(acme.id, FormDraft("Contact us"))
+    return await server.core.forms.save_form(acme.id, FormDraft("Contact us"))
 
 
 @pytest.fixture
@@ -43,13 +43,13 @@ async def typed_form(server, acme):
         Field("agree", "I agree to be contacted", "checkbox", required=True),
         Field("screenshot", "Screenshot", "file", required=True),
     )
-    return await server.core.save_form(acme.id, FormDraft("Report a problem", fields=fields))
+    return await server.core.forms.save_form(acme.id, FormDraft("Report a problem", fields=fields))
 
 
 @pytest.fixture
 async def departments(server, acme):
-    sales = await server.core.create_department(acme.id, "Sales")
-    support = await server.core.create_department(acme.id, "Support")
+    sales = await server.core.forms.create_department(acme.id, "Sales")
+    support = await server.core.forms.create_department(acme.id, "Support")
     return sales, support
 
 
@@ -72,4 +72,4 @@ async def routed_form(server, acme, departments):
             ),
         ),
     )
-    return await server.core.save_form(acme.id, FormDraft("Ask us", fields=fields))
+    return await server.core.forms.save_form(acme.id, FormDraft("Ask us", fields=fields))

@@ -35,7 +35,7 @@ async def test_departments_and_a_form_with_fields(server, acme, admin):
         assert created.status_code == 303
     duplicate = await admin.post("/admin/departments", data={"csrf_token": token, "name": "sales"})
     assert duplicate.status_code == 400
-    sales, support = await server.core.list_departments(acme.id)
+    sales, support = await server.core.forms.list_departments(acme.id)
 
     new = await admin.get("/admin/forms/new")
     assert new.status_code == 200
@@ -62,7 +62,7 @@ async def test_departments_and_a_form_with_fields(server, acme, admin):
     }
     created = await admin.post("/admin/forms/new", data=data)
     assert created.status_code == 303, created.text
-    [form] = await server.core.list_forms(acme.id)
+    [form] = await server.core.forms.list_forms(acme.id)
     assert created.headers["location"] == f"/admin/forms/{form.id}?saved=1"
     assert form.title == "Ask us" and form.department_id is None and form.kind == "ticket"
     assert form.fields == (
@@ -110,7 +110,7 @@ async def test_departments_and_a_form_with_fields(server, acme, admin):
     }
     saved = await admin.post(f"/admin/forms/{form.id}", data=data)
     assert saved.status_code == 303, saved.text
-    form = await server.core.get_form(acme.id, form.id)
+    form = await server.core.forms.get_form(acme.id, form.id)
     assert (form.title, form.department_id, form.kind) == ("Ask sales", sales.id, "task")
     assert [(f.key, f.type) for f in form.fields] == [
         ("product", "multichoice"),
@@ -155,16 +155,16 @@ async def test_builder_reports_errors_per_row_and_keeps_input(server, acme, admi
     assert "no department “Nowhere”" in error_for(response.text, "field-2-choices")
     assert error_for(response.text, "field-3-choices") == "Add at least one choice."
     assert 'value="Bad Key"' in response.text and "a|A|Nowhere" in response.text
-    assert await server.core.list_forms(acme.id) == []
+    assert await server.core.forms.list_forms(acme.id) == []
     # Without the CSRF token nothing is saved.
     forged = await admin.post("/admin/forms/new", data={**data, "csrf_token": "forged"})
     assert forged.status_code == 403
 
 
 async def test_forms_list_shows_the_deflection_summary_and_delete(server, acme, admin):
-    form = await server.core.save_form(acme.id, FormDraft("Contact us"))
+    form = await server.core.forms.save_form(acme.id, FormDraft("Contact us"))
     await server.article(acme, "Reset your password", "Click the link.")
-    [article] = await server.core.list_articles(acme.id)
+    [article] = await server.core.kb.list_articles(acme.id)
     async with server.client() as visitor:
         token = (await api_token(visitor, form.id))["form_token"]
         opened = await visitor.post(
@@ -185,7 +185,7 @@ async def test_forms_list_shows_the_deflection_summary_and_delete(server, acme, 
         f"/admin/forms/{form.id}/delete", data={"csrf_token": csrf_from(listing.text)}
     )
     assert deleted.status_code == 303 and deleted.headers["location"] == "/admin/forms?deleted=1"
-    assert await server.core.list_forms(acme.id) == []
+    assert await server.core.forms.list_forms(acme.id) == []
     async with server.client() as visitor:
         assert (await visitor.get(f"/forms/{form.id}")).status_code == 404
 

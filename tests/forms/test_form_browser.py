@@ -10,7 +10,7 @@ from portal.core.contract import Choice, Field, FormDraft
 from tests.browser.conftest import browser  # noqa: F401 (the fixture)
 from tests.conftest import sqlite_database
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.live_server]
 
 
 @pytest.fixture(params=["sqlite"])
@@ -20,9 +20,9 @@ def database_url(request, tmp_path):
 
 async def test_fill_in_the_form_with_suggestions_and_a_file(server, browser, tmp_path):  # noqa: F811
     core = server.core
-    tenant = await core.create_tenant("demo", "Demo Co", domains=("127.0.0.1",))
-    sales = await core.create_department(tenant.id, "Sales")
-    support = await core.create_department(tenant.id, "Support")
+    tenant = await core.tenants.create_tenant("demo", "Demo Co", domains=("127.0.0.1",))
+    sales = await core.forms.create_department(tenant.id, "Sales")
+    support = await core.forms.create_department(tenant.id, "Support")
     fields = (
         Field("order_no", "Order number", "text", required=True, department_ids=(sales.id,)),
         Field(
@@ -33,7 +33,7 @@ async def test_fill_in_the_form_with_suggestions_and_a_file(server, browser, tmp
         ),
         Field("screenshot", "Screenshot", "file"),
     )
-    form = await core.save_form(tenant.id, FormDraft("Ask us", fields=fields))
+    form = await core.forms.save_form(tenant.id, FormDraft("Ask us", fields=fields))
     await server.article(tenant, "Printer does not print", "Turn it off and on again.")
     async with server.client("127.0.0.1") as client:
         for _ in range(100):
@@ -77,7 +77,7 @@ async def test_fill_in_the_form_with_suggestions_and_a_file(server, browser, tmp
     assert "/kb/en/articles/printer-does-not-print" in article.url
     await article.close()
     for _ in range(100):
-        summary = await core.deflection_summary(tenant.id)
+        summary = await core.forms.deflection_summary(tenant.id)
         if summary:
             break
         await asyncio.sleep(0.05)
@@ -94,10 +94,10 @@ async def test_fill_in_the_form_with_suggestions_and_a_file(server, browser, tmp
     await page.screenshot(path=str(tmp_path / "thanks.png"), full_page=True)
     assert not failed, failed
 
-    [ticket] = (await core.list_tickets(tenant.id)).tickets
+    [ticket] = (await core.tickets.list_tickets(tenant.id)).tickets
     assert ticket.department_id == support.id
     assert ticket.custom_fields == {"product": "hw", "screenshot": ["shot.txt"]}
-    [row] = await core.deflection_summary(tenant.id)
+    [row] = await core.forms.deflection_summary(tenant.id)
     assert row.without_ticket == 0
     await context.close()
 
@@ -121,8 +121,8 @@ async def host_site(pages: dict[str, str]):
 
 
 async def test_only_the_embed_variant_shows_in_a_cross_site_iframe(server, browser):  # noqa: F811
-    tenant = await server.core.create_tenant("demo", "Demo Co", domains=("127.0.0.1",))
-    form = await server.core.save_form(tenant.id, FormDraft("Ask us"))
+    tenant = await server.core.tenants.create_tenant("demo", "Demo Co", domains=("127.0.0.1",))
+    form = await server.core.forms.save_form(tenant.id, FormDraft("Ask us"))
     pages = {}
     for name, query in (("/embed", "?embed=1"), ("/page", "")):
         src = f"{server.url}/forms/{form.id}{query}"

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import re
 
+import pytest
+
 from portal.forms.abuse import HONEYPOT
 
 from .helpers import VALID, field_error, hidden, open_form, send_form
 
 
 async def tickets(server, tenant):
-    return (await server.core.list_tickets(tenant.id, limit=100)).tickets
+    return (await server.core.tickets.list_tickets(tenant.id, limit=100)).tickets
 
 
 def reference(page: str) -> str:
@@ -39,6 +41,7 @@ async def test_page_sets_a_visit_cookie_and_is_not_frameable(server, acme, conta
         assert "set-cookie" not in again.headers
 
 
+@pytest.mark.both_databases
 async def test_submission_redirects_to_a_thank_you_page_with_the_reference(
     server, acme, contact_form
 ):
@@ -59,7 +62,7 @@ async def test_submission_redirects_to_a_thank_you_page_with_the_reference(
     assert ticket.requester_email == "kari@example.com"
     assert ticket.requester_name == "Kari Nordmann"
     assert ticket.kind == "ticket"
-    [reply] = await server.core.list_replies(acme.id, ticket.id)
+    [reply] = await server.core.tickets.list_replies(acme.id, ticket.id)
     assert reply.body == VALID["description"]
 
 
@@ -125,6 +128,7 @@ async def test_the_page_variant_is_not_frameable_after_errors_either(server, acm
         assert "frame-ancestors 'self'" in response.headers["content-security-policy"]
 
 
+@pytest.mark.both_databases
 async def test_a_double_submit_makes_one_ticket_and_shows_the_same_reference(
     server, acme, contact_form
 ):
@@ -160,7 +164,7 @@ async def test_honeypot_pretends_success_and_creates_nothing(server, acme, conta
 
 
 async def test_rate_limit_per_address_answers_429_with_retry_after(server, acme, contact_form):
-    await server.core.update_tenant_settings(acme.id, {"form_ip_limit_per_minute": 2})
+    await server.core.tenants.update_tenant_settings(acme.id, {"form_ip_limit_per_minute": 2})
     async with server.client() as client:
         for _ in range(2):
             assert (await send_form(client, contact_form.id)).status_code == 303
@@ -176,11 +180,11 @@ async def test_rate_limit_per_address_answers_429_with_retry_after(server, acme,
 
 
 async def test_rate_limit_per_tenant(server, acme, contact_form):
-    await server.core.update_tenant_settings(
+    await server.core.tenants.update_tenant_settings(
         acme.id, {"form_ip_limit_per_minute": 100, "form_tenant_limit_per_minute": 3}
     )
     other = await server.tenant("other", "Other")
-    other_form = await server.core.save_form(other.id, contact_form_draft())
+    other_form = await server.core.forms.save_form(other.id, contact_form_draft())
     async with server.client() as client:
         statuses = [(await send_form(client, contact_form.id)).status_code for _ in range(4)]
         assert statuses == [303, 303, 303, 429]

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from portal.core.contract import FormDraft
-from portal.forms.validation import clean_email, clean_name
 
 from .helpers import PNG, VALID, api_send, api_token, field_error, field_errors, send_form
 
@@ -23,7 +22,7 @@ GOOD_TYPED = {
 
 
 async def only_ticket(server, tenant):
-    page = await server.core.list_tickets(tenant.id, limit=10)
+    page = await server.core.tickets.list_tickets(tenant.id, limit=10)
     assert page.total == 1
     return page.tickets[0]
 
@@ -47,7 +46,7 @@ async def test_every_required_custom_field_says_what_is_missing(server, acme, ty
         assert "On the receipt" in response.text  # help text
         assert 'value="Kari Nordmann"' in response.text  # the standard fields are kept
         assert "It started this morning." in response.text
-    assert (await server.core.list_tickets(acme.id)).total == 0
+    assert (await server.core.tickets.list_tickets(acme.id)).total == 0
 
 
 @pytest.mark.parametrize(
@@ -94,7 +93,7 @@ async def test_valid_values_are_cleaned_and_stored_with_the_ticket(server, acme,
         "agree": True,
         "screenshot": ["shot.png"],
     }
-    [reply] = await server.core.list_replies(acme.id, ticket.id)
+    [reply] = await server.core.tickets.list_replies(acme.id, ticket.id)
     [attachment] = reply.attachments
     assert (attachment.filename, attachment.content_type) == ("shot.png", "image/png")
 
@@ -186,7 +185,7 @@ async def test_department_specific_fields_and_choices(server, acme, departments,
 
 async def test_a_form_with_a_fixed_department_sends_tickets_there(server, acme, departments):
     sales, support = departments
-    form = await server.core.save_form(
+    form = await server.core.forms.save_form(
         acme.id, FormDraft("Sales question", department_id=sales.id, kind="task")
     )
     async with server.client() as client:
@@ -219,7 +218,7 @@ async def test_the_api_definition_lists_fields_per_department(
 # ------------------------------------------------------------------ attachments
 @pytest.fixture
 async def small_limits(server, acme):
-    await server.core.update_tenant_settings(
+    await server.core.tenants.update_tenant_settings(
         acme.id, {"attachment_max_bytes": 1024, "attachment_max_count": 2}
     )
 
@@ -247,7 +246,7 @@ async def test_attachment_type_is_checked_by_content(server, acme, contact_form,
         files = [("attachments", ("notes.txt", PNG, "text/plain"))]
         assert (await send_form(client, contact_form.id, files=files)).status_code == 303
     ticket = await only_ticket(server, acme)
-    [reply] = await server.core.list_replies(acme.id, ticket.id)
+    [reply] = await server.core.tickets.list_replies(acme.id, ticket.id)
     assert reply.attachments[0].content_type == "image/png"
 
 
@@ -257,7 +256,7 @@ async def test_too_many_attachments(server, acme, contact_form, small_limits):
         response = await send_form(client, contact_form.id, files=files)
         assert response.status_code == 400
         assert field_error(response.text, "attachments") == "Attach at most 2 files."
-    assert (await server.core.list_tickets(acme.id)).total == 0
+    assert (await server.core.tickets.list_tickets(acme.id)).total == 0
 
 
 async def test_path_traversal_names_become_safe(server, settings, acme, contact_form):
@@ -269,7 +268,7 @@ async def test_path_traversal_names_become_safe(server, settings, acme, contact_
         response = await send_form(client, contact_form.id, files=files)
         assert response.status_code == 303
     ticket = await only_ticket(server, acme)
-    [reply] = await server.core.list_replies(acme.id, ticket.id)
+    [reply] = await server.core.tickets.list_replies(acme.id, ticket.id)
     assert sorted(a.filename for a in reply.attachments) == ["boot.ini", "passwd.txt"]
     root = Path(settings.data_dir) / "attachments"
     stored = sorted(p.relative_to(root).parts for p in root.rglob("*") if p.is_file())
@@ -304,42 +303,11 @@ async def test_api_accepts_multipart_with_files(server, acme, typed_form):
         assert bad.json()["errors"]["screenshot"] == "Attach a file."
         assert "idempotency_key" in bad.json()["errors"]
     ticket = await only_ticket(server, acme)
-    [reply] = await server.core.list_replies(acme.id, ticket.id)
+    [reply] = await server.core.tickets.list_replies(acme.id, ticket.id)
     assert sorted(a.filename for a in reply.attachments) == ["log.txt", "shot.png"]
 
 
 # ------------------------------------------------------------------ addresses, names, file names
-@pytest.mark.parametrize(
-    "raw, clean",
-    [
-        ("kari@example.com", "kari@example.com"),
-        (" Kari@BÜCHER.example ", "Kari@xn--bcher-kva.example"),
-        ("o'brien+help@example.com", "o'brien+help@example.com"),
-        ("x?cc=attacker%40evil.example&subject=hi@example.com", None),  # mailto: header tricks
-        ("a=b@example.com", None),
-        ("a!b@example.com", None),
-        ("a#b@example.com", None),
-        ("a/b@example.com", None),
-        ('"quoted"@example.com', None),
-        ("moc.elpmaxe\u202e@evil.example", None),  # shown reversed as if at example.com
-        ("kari\u200b@example.com", None),
-        ("kari@exa\u202emple.com", None),
-        ("kari@", None),
-        ("a..b@example.com", None),
-        ("kari@localhost", None),
-        ("x" * 250 + "@example.com", None),
-    ],
-)
-def test_clean_email(raw, clean):
-    assert clean_email(raw) == clean
-
-
-def test_clean_name_drops_controls_and_bidi_characters():
-    assert clean_name("  Kari \u202eNord\u200bmann\r\n\t ") == "Kari Nordmann"
-    assert clean_name("\u2067Admin\u2069") == "Admin"
-    assert clean_name("") == ""
-
-
 async def test_an_address_that_adds_headers_is_refused(server, acme, contact_form):
     attack = "x?cc=attacker%40evil.example&subject=hi@example.com"
     async with server.client() as client:
@@ -348,7 +316,7 @@ async def test_an_address_that_adds_headers_is_refused(server, acme, contact_for
         assert field_errors(response.text) == {
             "email": "Enter a valid email address, like name@example.com."
         }
-    assert (await server.core.list_tickets(acme.id)).total == 0
+    assert (await server.core.tickets.list_tickets(acme.id)).total == 0
 
 
 async def test_requester_names_and_file_names_lose_bidi_characters(server, acme, typed_form):
@@ -363,12 +331,14 @@ async def test_requester_names_and_file_names_lose_bidi_characters(server, acme,
     ticket = await only_ticket(server, acme)
     assert ticket.requester_name == "Kari Nordmann"
     assert ticket.custom_fields["screenshot"] == ["page.html.txt"]  # as the file is stored
-    [reply] = await server.core.list_replies(acme.id, ticket.id)
+    [reply] = await server.core.tickets.list_replies(acme.id, ticket.id)
     assert sorted(a.filename for a in reply.attachments) == ["invoicefdp.bat.txt", "page.html.txt"]
 
 
 async def test_a_tenant_that_refuses_names_that_could_run(server, acme, contact_form):
-    await server.core.update_tenant_settings(acme.id, {"attachment_dangerous_names": "refuse"})
+    await server.core.tenants.update_tenant_settings(
+        acme.id, {"attachment_dangerous_names": "refuse"}
+    )
     async with server.client() as client:
         files = [("attachments", ("x.svg", b"<svg onload='alert(1)'/>", "image/svg+xml"))]
         response = await send_form(client, contact_form.id, files=files)
@@ -376,4 +346,4 @@ async def test_a_tenant_that_refuses_names_that_could_run(server, acme, contact_
         assert field_error(response.text, "attachments") == (
             "x.svg is not accepted: files of this kind can run programs when opened."
         )
-    assert (await server.core.list_tickets(acme.id)).total == 0
+    assert (await server.core.tickets.list_tickets(acme.id)).total == 0

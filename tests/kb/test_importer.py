@@ -33,7 +33,7 @@ async def core(tmp_path: Path) -> AsyncIterator[EmbeddedCore]:
 
 @pytest.fixture
 async def tenant_id(core: EmbeddedCore) -> int:
-    return (await core.create_tenant("demo", "Demo Co")).id
+    return (await core.tenants.create_tenant("demo", "Demo Co")).id
 
 
 def write(folder: Path, name: str, text: str) -> Path:
@@ -185,21 +185,21 @@ async def test_import_creates_categories_and_parents(
 
     assert report.errors == []
     assert (report.created, report.updated) == (4, 0)
-    en = {c.name: c for c in await core.list_categories(tenant_id, "en")}
+    en = {c.name: c for c in await core.kb.list_categories(tenant_id, "en")}
     assert set(en) == {"Account", "Sign-in", "Tickets"}
     assert en["Sign-in"].parent_id == en["Account"].id
     assert en["Account"].parent_id is None
     assert en["Tickets"].parent_id is None
-    nb = {c.name: c for c in await core.list_categories(tenant_id, "nb")}
+    nb = {c.name: c for c in await core.kb.list_categories(tenant_id, "nb")}
     assert set(nb) == {"Konto", "Innlogging"}
     assert nb["Innlogging"].parent_id == nb["Konto"].id
 
-    reset = await core.get_article_by_slug(tenant_id, "en", "reset-password")
+    reset = await core.kb.get_article_by_slug(tenant_id, "en", "reset-password")
     assert reset.category_id == en["Sign-in"].id
     assert reset.title == "Reset your password"
-    norwegian = await core.get_article_by_slug(tenant_id, "nb", "reset-password")
+    norwegian = await core.kb.get_article_by_slug(tenant_id, "nb", "reset-password")
     assert norwegian.category_id == nb["Innlogging"].id
-    assert {a.language for a in await core.translations(tenant_id, "reset-password")} == {
+    assert {a.language for a in await core.kb.translations(tenant_id, "reset-password")} == {
         "en",
         "nb",
     }
@@ -212,7 +212,7 @@ async def test_reimport_updates_instead_of_duplicating(
     write(tmp_path, "other.md", article("Attach files", category="Tickets", parent="Support"))
     first = await import_folder(core, tenant_id, tmp_path)
     assert (first.created, first.updated, first.errors) == (2, 0, [])
-    categories = await core.list_categories(tenant_id)
+    categories = await core.kb.list_categories(tenant_id)
 
     again = await import_folder(core, tenant_id, tmp_path)
     assert (again.created, again.updated, again.unchanged, again.errors) == (0, 0, 2, [])
@@ -221,11 +221,11 @@ async def test_reimport_updates_instead_of_duplicating(
     changed = await import_folder(core, tenant_id, tmp_path)
     assert (changed.created, changed.updated, changed.unchanged) == (0, 1, 1)
 
-    articles = await core.list_articles(tenant_id, published_only=False)
+    articles = await core.kb.list_articles(tenant_id, published_only=False)
     assert len(articles) == 2
     resets = [a for a in articles if a.slug == "reset-password"]
     assert [a.title for a in resets] == ["Reset your password quickly"]
-    assert len(await core.list_categories(tenant_id)) == len(categories)
+    assert len(await core.kb.list_categories(tenant_id)) == len(categories)
 
 
 async def test_bad_files_are_reported_and_the_rest_import(
@@ -267,7 +267,7 @@ async def test_bad_files_are_reported_and_the_rest_import(
     assert problems[latin1.name].line == 2
     for problem in report.errors:
         assert str(problem).startswith(f"{problem.path}:{problem.line}: ")
-    titles = {a.title for a in await core.list_articles(tenant_id, published_only=False)}
+    titles = {a.title for a in await core.kb.list_articles(tenant_id, published_only=False)}
     assert titles == {"First good article", "Second good article"}
 
 
@@ -279,7 +279,7 @@ async def test_unsupported_language_is_an_error(
     assert report.created == 0
     assert [(p.path, p.line) for p in report.errors] == [(path, 5)]
     assert "'fr'" in report.errors[0].message
-    assert await core.list_articles(tenant_id, published_only=False) == []
+    assert await core.kb.list_articles(tenant_id, published_only=False) == []
 
 
 async def test_default_slug_comes_from_title(
@@ -289,10 +289,10 @@ async def test_default_slug_comes_from_title(
     write(tmp_path, "b.md", article("パスワードをリセットする方法", language="ja"))
     report = await import_folder(core, tenant_id, tmp_path)
     assert report.errors == []
-    assert (await core.get_article_by_slug(tenant_id, "en", "follow-up-on-a-ticket")).title == (
+    assert (await core.kb.get_article_by_slug(tenant_id, "en", "follow-up-on-a-ticket")).title == (
         "Follow up on a ticket"
     )
-    ja = await core.get_article_by_slug(tenant_id, "ja", "パスワードをリセットする方法")
+    ja = await core.kb.get_article_by_slug(tenant_id, "ja", "パスワードをリセットする方法")
     assert ja.language == "ja"
 
 
@@ -303,8 +303,8 @@ async def test_published_false_imports_a_draft(
     write(tmp_path, "live.md", article("Live now"))
     report = await import_folder(core, tenant_id, tmp_path)
     assert report.created == 2
-    assert [a.title for a in await core.list_articles(tenant_id)] == ["Live now"]
-    draft = await core.get_article_by_slug(tenant_id, "en", "coming-soon")
+    assert [a.title for a in await core.kb.list_articles(tenant_id)] == ["Live now"]
+    draft = await core.kb.get_article_by_slug(tenant_id, "en", "coming-soon")
     assert draft.published is False
 
 
@@ -316,13 +316,13 @@ async def test_same_slug_twice_in_one_folder_is_reported(
     report = await import_folder(core, tenant_id, tmp_path)
     assert report.created == 1
     assert [p.path for p in report.errors] == [second]
-    assert (await core.get_article_by_slug(tenant_id, "en", "same")).title == "One"
+    assert (await core.kb.get_article_by_slug(tenant_id, "en", "same")).title == "One"
 
 
 async def test_import_demo_articles(core: EmbeddedCore, tenant_id: int) -> None:
     report = await import_folder(core, tenant_id, DEMO_ARTICLES)
     assert report.errors == [], "\n".join(map(str, report.errors))
-    articles = await core.list_articles(tenant_id, published_only=False)
+    articles = await core.kb.list_articles(tenant_id, published_only=False)
     assert len(articles) >= 14
     by_language: dict[str, int] = {}
     for item in articles:
@@ -330,13 +330,13 @@ async def test_import_demo_articles(core: EmbeddedCore, tenant_id: int) -> None:
     assert set(by_language) == {"en", "nb", "zh-Hans", "ja", "ar"}
     assert by_language["en"] >= 5
     assert min(by_language.values()) >= 3
-    assert (await core.get_article_by_slug(tenant_id, "zh-Hans", "reset-password")).title == (
+    assert (await core.kb.get_article_by_slug(tenant_id, "zh-Hans", "reset-password")).title == (
         "如何重置密码"
     )
-    assert (await core.get_article_by_slug(tenant_id, "ja", "reset-password")).title == (
+    assert (await core.kb.get_article_by_slug(tenant_id, "ja", "reset-password")).title == (
         "パスワードをリセットする方法"
     )
-    assert len(await core.translations(tenant_id, "reset-password")) == 5
+    assert len(await core.kb.translations(tenant_id, "reset-password")) == 5
     assert any(re.search(r"\bkundeportal\b", a.body_md) for a in articles if a.language == "nb")
 
     existing = {(a.language, a.slug) for a in articles}
@@ -346,4 +346,4 @@ async def test_import_demo_articles(core: EmbeddedCore, tenant_id: int) -> None:
 
     again = await import_folder(core, tenant_id, DEMO_ARTICLES)
     assert (again.created, again.updated, again.errors) == (0, 0, [])
-    assert len(await core.list_articles(tenant_id, published_only=False)) == len(articles)
+    assert len(await core.kb.list_articles(tenant_id, published_only=False)) == len(articles)

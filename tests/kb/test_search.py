@@ -14,7 +14,9 @@ from whoosh import highlight
 from portal.core.contract import Article, ArticleDraft, Tenant
 from portal.core.embedded.core import EmbeddedCore
 from portal.kb.analysis import analyzer_for
-from portal.kb.search import SearchService, TenantIndex, markdown_to_text
+from portal.kb.index import TenantIndex
+from portal.kb.plaintext import markdown_to_text
+from portal.kb.search import SearchService
 
 
 @pytest.fixture
@@ -27,7 +29,7 @@ async def core(tmp_path: Path) -> AsyncIterator[EmbeddedCore]:
 
 @pytest.fixture
 async def tenant(core: EmbeddedCore) -> Tenant:
-    return await core.create_tenant("acme", "Acme")
+    return await core.tenants.create_tenant("acme", "Acme")
 
 
 @pytest.fixture
@@ -46,7 +48,7 @@ async def save(
     body: str,
     published: bool = True,
 ) -> Article:
-    return await core.save_article(
+    return await core.kb.save_article(
         tenant.id, ArticleDraft(language, slug, title, body, published=published)
     )
 
@@ -202,7 +204,7 @@ async def test_unpublished_articles_never_appear(core, tenant, service) -> None:
     await service.catch_up(tenant.id)
     assert ids(service.search(tenant.id, "roadmap")) == [live.id]
 
-    await core.update_article(
+    await core.kb.update_article(
         tenant.id,
         live.id,
         ArticleDraft("en", "live", "Public roadmap", "Roadmap.", published=False),
@@ -215,7 +217,7 @@ async def test_unpublished_articles_never_appear(core, tenant, service) -> None:
 async def test_edited_article_is_replaced_not_duplicated(core, tenant, service) -> None:
     article = await save(core, tenant, "en", "wifi", "Wifi setup", "Join the office network.")
     await service.catch_up(tenant.id)
-    await core.update_article(
+    await core.kb.update_article(
         tenant.id,
         article.id,
         ArticleDraft("en", "wifi", "Wireless setup", "Join the guest network."),
@@ -380,7 +382,7 @@ def test_fast_scorer_agrees_with_whoosh(tmp_path: Path) -> None:
 async def test_cursor_persists_across_reopening(core, tenant, tmp_path) -> None:
     await save(core, tenant, "en", "a", "Printer setup", "Add the printer.")
     last = await save(core, tenant, "en", "b", "Scanner setup", "Add the scanner.")
-    articles, _ = await core.articles_changed_since(tenant.id, 0)
+    articles, _ = await core.kb.articles_changed_since(tenant.id, 0)
 
     folder = tmp_path / "tenant-index"
     index = TenantIndex(folder)
@@ -443,7 +445,7 @@ async def test_rebuild(core, tenant, service) -> None:
 
 
 async def test_tenants_are_isolated(core, tenant, service) -> None:
-    other = await core.create_tenant("globex", "Globex")
+    other = await core.tenants.create_tenant("globex", "Globex")
     mine = await save(core, tenant, "en", "a", "Printer setup", "Add the printer.")
     await save(core, other, "en", "a", "Printer setup", "Add the printer.")
     await service.catch_up(tenant.id)
@@ -465,7 +467,7 @@ async def wait_for_hits(service: SearchService, tenant_id: int, query: str) -> l
 async def test_follow_events_indexes_new_articles(core, tenant, service) -> None:
     task = asyncio.create_task(service.follow_events())
     try:
-        await asyncio.sleep(0.05)  # let the task subscribe before the event is published
+        await asyncio.sleep(0)  # the task's first step subscribes, before the event is published
         article = await save(core, tenant, "en", "q", "Quokka care", "Feed the quokka daily.")
         hits = await wait_for_hits(service, tenant.id, "quokka")
         assert ids(hits) == [article.id]
@@ -478,14 +480,14 @@ async def test_follow_events_indexes_new_articles(core, tenant, service) -> None
 async def test_follow_events_survives_a_failing_catch_up(
     core, tenant, tmp_path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    broken = await core.create_tenant("broken", "Broken")
+    broken = await core.tenants.create_tenant("broken", "Broken")
     root = tmp_path / "index"
     root.mkdir()
     (root / str(broken.id)).write_text("a file where the index folder should be")
     service = SearchService(root, core)
     task = asyncio.create_task(service.follow_events())
     try:
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0)  # the task's first step subscribes
         with caplog.at_level(logging.ERROR, logger="portal.kb.search"):
             await save(core, broken, "en", "x", "Wombat", "Wombat facts.")
             await save(core, tenant, "en", "q", "Quokka care", "Feed the quokka daily.")

@@ -1,4 +1,7 @@
-"""Messenger fixtures: a real server, real websocket clients, signed-in agents and visitors."""
+"""Messenger fixtures: real websocket clients, signed-in agents and visitors.
+
+Sockets need a real server: tests that open them are marked `live_server`.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from websockets.exceptions import ConnectionClosed
 
 from portal.core.contract import Tenant
 from tests.agent.test_console import log_in
-from tests.conftest import BASE_DOMAIN, TEST_HASH_COST, Server, sqlite_database
+from tests.conftest import BASE_DOMAIN, TEST_HASH_COST, Server
 
 HOST = f"acme.{BASE_DOMAIN}"
 SAME_SITE = "same-site"  # open_ws: the Origin of a page of the tenant's own host
@@ -188,18 +191,11 @@ class Chat:
 
 
 @pytest.fixture
-def database_url(tmp_path) -> str:
-    """SQLite only: the socket layer is the same on any core. test_sockets.py (resume, order)
-    and tests/core/test_chat.py run on PostgreSQL too."""
-    return sqlite_database(tmp_path)
-
-
-@pytest.fixture
 async def chat(server: Server) -> AsyncIterator[Chat]:
     from portal.security import hash_password
 
     tenant = await server.tenant()
-    await server.core.create_agent(
+    await server.core.tenants.create_agent(
         tenant.id,
         AGENT_EMAIL,
         "Ada Agent",

@@ -9,6 +9,8 @@ import pytest
 from portal.messenger import protocol as p
 from tests.messenger.conftest import Chat, open_ws
 
+pytestmark = pytest.mark.live_server  # websockets
+
 
 @pytest.mark.parametrize(
     "raw, code",
@@ -86,9 +88,7 @@ async def test_a_foreign_origin_is_refused_and_an_allowed_site_is_let_in(chat: C
     no_origin = await open_ws(chat.server.url, "/agent/ws", origin=None, cookie=cookie)
     assert await no_origin.wait_closed() == p.CLOSE_ORIGIN  # a cookie needs a page of ours
 
-    await chat.server.core.update_tenant_settings(
-        chat.tenant.id, {"embed_origins": ["https://www.acme.example"]}
-    )
+    await chat.server.settings_changed(chat.tenant, {"embed_origins": ["https://www.acme.example"]})
     allowed = await open_ws(chat.server.url, "/messenger/ws", origin="https://www.acme.example")
     await allowed.send("hello", token=token)
     assert (await allowed.expect("ready"))["role"] == "visitor"
@@ -136,9 +136,9 @@ async def test_a_failure_on_our_side_is_an_error_frame_and_the_socket_lives_on(c
 
 
 async def test_no_new_chats_when_the_tenant_switched_chat_off(chat: Chat):
-    await chat.server.core.update_tenant_settings(chat.tenant.id, {"chat_enabled": False})
+    await chat.server.settings_changed(chat.tenant, {"chat_enabled": False})
     visitor, _ = await chat.visitor()
     await visitor.send("start", client_id="s1", body="hello?")
     error = await visitor.expect("error")
     assert error["code"] == "not_allowed" and error["client_id"] == "s1"
-    assert await chat.server.core.list_conversations(chat.tenant.id) == []
+    assert await chat.server.core.chat.list_conversations(chat.tenant.id) == []

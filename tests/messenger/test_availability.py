@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from portal.core.contract import MessageDraft
+from portal.hub import MemoryHub, Subscription
 from portal.mail import Mailer
 from portal.messenger.hours import ChatSettings, HoursError, is_open, parse_hours
-from portal.messenger.hub import MemoryHub
 from portal.messenger.service import Messenger
 from portal.security import Signer
 from tests.messenger.conftest import Chat
+
+pytestmark = pytest.mark.live_server  # websockets
 
 # Monday 2026-11-30 10:00 in Oslo is 09:00 UTC.
 MONDAY_MORNING_UTC = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
@@ -51,15 +53,15 @@ async def test_no_agent_online_with_an_email_makes_a_ticket_at_once(chat: Chat):
     assert notice["state"] == "offline" and notice["reason"] == "no_agents"
     assert notice["needs_email"] is False and notice["ticket"] is not None
 
-    conversation = await chat.server.core.get_conversation(chat.tenant.id, conversation_id)
-    ticket = await chat.server.core.get_ticket(chat.tenant.id, conversation.ticket_id)
+    conversation = await chat.server.core.chat.get_conversation(chat.tenant.id, conversation_id)
+    ticket = await chat.server.core.tickets.get_ticket(chat.tenant.id, conversation.ticket_id)
     assert ticket.requester_email == "pat@example.com"
     assert "Is my order shipped?" in (await _description(chat, ticket.id))
 
     # Written afterwards, it still reaches the request.
     await visitor.send("message", conversation_id=conversation_id, client_id="m2", body="Order 42")
     await visitor.expect("ack", client_id="m2")
-    replies = await chat.server.core.list_replies(chat.tenant.id, ticket.id)
+    replies = await chat.server.core.tickets.list_replies(chat.tenant.id, ticket.id)
     assert any("Order 42" in r.body for r in replies)
 
 
@@ -68,7 +70,7 @@ async def test_without_an_email_the_visitor_is_asked_and_the_ticket_follows_it(c
     conversation_id = await chat.start(visitor, "Hello?")
     notice = await visitor.expect("availability")
     assert notice["needs_email"] is True and notice["ticket"] is None
-    conversation = await chat.server.core.get_conversation(chat.tenant.id, conversation_id)
+    conversation = await chat.server.core.chat.get_conversation(chat.tenant.id, conversation_id)
     assert conversation.ticket_id is None
 
     await visitor.send("contact", conversation_id=conversation_id, email="not an email")
@@ -76,18 +78,15 @@ async def test_without_an_email_the_visitor_is_asked_and_the_ticket_follows_it(c
     await visitor.send("contact", conversation_id=conversation_id, email="Sam@Example.com")
     notice = await visitor.expect("availability")
     assert notice["ticket"] is not None and notice["needs_email"] is False
-    conversation = await chat.server.core.get_conversation(chat.tenant.id, conversation_id)
-    ticket = await chat.server.core.get_ticket(chat.tenant.id, conversation.ticket_id)
+    conversation = await chat.server.core.chat.get_conversation(chat.tenant.id, conversation_id)
+    ticket = await chat.server.core.tickets.get_ticket(chat.tenant.id, conversation.ticket_id)
     assert ticket.requester_email == "sam@example.com"
     assert "Hello?" in await _description(chat, ticket.id)
 
 
 async def test_outside_business_hours_the_visitor_is_told_so_even_with_agents_online(chat: Chat):
     closed_all_week = {"timezone": "UTC", "days": {"mon": ["00:00-00:01"]}}
-    await chat.server.core.update_tenant_settings(
-        chat.tenant.id, {"business_hours": closed_all_week}
-    )
-    await _fresh_tenant(chat)
+    await chat.server.settings_changed(chat.tenant, {"business_hours": closed_all_week})
     await chat.agent()
     visitor, _ = await chat.visitor()
     await chat.start(visitor, "Anyone?")
@@ -102,49 +101,54 @@ async def test_with_an_agent_online_nobody_is_told_anything_at_first(chat: Chat)
     await visitor.send("ping")
     await visitor.expect("pong")
     assert not [f for f in visitor.frames if f["type"] == "availability"]
-    conversation = await chat.server.core.get_conversation(chat.tenant.id, conversation_id)
+    conversation = await chat.server.core.chat.get_conversation(chat.tenant.id, conversation_id)
     assert conversation.ticket_id is None
 
 
 async def test_an_unanswered_chat_is_told_so_once_and_becomes_a_ticket(core, settings):
-    tenant = await core.create_tenant("acme", "Acme")
+    tenant = await core.tenants.create_tenant("acme", "Acme")
     hub = MemoryHub()
     await hub.start()
     messenger = Messenger(core, hub, Mailer(settings), Signer(settings.secret_key))
-    waiting = await core.start_conversation(
+    waiting = await core.chat.start_conversation(
         tenant.id, visitor_id="v1", email="pat@example.com", subject="Help", idempotency_key="k1"
     )
-    await core.add_chat_message(
-        tenant.id, waiting.id, author_type="visitor", author_id=None, author_name="Pat",
-        body="Help", client_id="c1",
+    await core.chat.add_chat_message(
+        tenant.id, waiting.id,
+        MessageDraft(
+            author_type="visitor", author_id=None, author_name="Pat", body="Help", client_id="c1",
+        ),
     )  # fmt: skip
-    answered = await core.start_conversation(tenant.id, visitor_id="v2", idempotency_key="k2")
-    agent = await core.create_agent(tenant.id, "a@acme.test", "Ada", "x")
-    await core.assign_conversation(tenant.id, answered.id, agent.id)
+    answered = await core.chat.start_conversation(tenant.id, visitor_id="v2", idempotency_key="k2")
+    agent = await core.tenants.create_agent(tenant.id, "a@acme.test", "Ada", "x")
+    await core.chat.assign_conversation(tenant.id, answered.id, agent.id)
+
+    channel = f"conv:{tenant.id}:{waiting.id}"
+
+    async def frames_so_far(sub: Subscription) -> list[dict]:
+        """What the hub brought before a marker published now (it keeps the order)."""
+        await hub.publish(channel, {"type": "marker"})
+        frames = []
+        while (frame := await asyncio.wait_for(anext(sub), 5)) != {"type": "marker"}:
+            frames.append(frame)
+        return frames
 
     async with hub.subscription() as sub:
-        await sub.add(f"conv:{tenant.id}:{waiting.id}")
+        await sub.add(channel)
         await messenger.sweep_unanswered()  # not yet past the timeout
+        assert not [f for f in await frames_so_far(sub) if f["type"] == "availability"]
         timeout = ChatSettings.for_tenant(tenant).answer_timeout_s
         later = datetime.now(UTC) + timedelta(seconds=timeout + 1)
         await messenger.sweep_unanswered(now=later)
         await messenger.sweep_unanswered(now=later)  # told once only
-        frames = []
-        with contextlib.suppress(TimeoutError):
-            while True:
-                frames.append(await asyncio.wait_for(anext(aiter(sub)), 0.3))
+        frames = await frames_so_far(sub)
     await hub.close()
     notices = [f for f in frames if f["type"] == "availability"]
     assert len(notices) == 1 and notices[0]["state"] == "no_answer"
-    assert (await core.get_conversation(tenant.id, waiting.id)).ticket_id is not None
-    assert (await core.get_conversation(tenant.id, answered.id)).ticket_id is None
+    assert (await core.chat.get_conversation(tenant.id, waiting.id)).ticket_id is not None
+    assert (await core.chat.get_conversation(tenant.id, answered.id)).ticket_id is None
 
 
 async def _description(chat: Chat, ticket_id: int) -> str:
-    replies = await chat.server.core.list_replies(chat.tenant.id, ticket_id)
+    replies = await chat.server.core.tickets.list_replies(chat.tenant.id, ticket_id)
     return replies[0].body
-
-
-async def _fresh_tenant(chat: Chat) -> None:
-    """Let the server see the changed settings (its tenant cache follows core events)."""
-    await asyncio.sleep(0.05)

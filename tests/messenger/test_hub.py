@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import time
+import itertools
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from portal.messenger.hub import RESUMED, MemoryHub, RedisHub, Subscription, make_hub
+from portal.hub import RESUMED, MemoryHub, RedisHub, Subscription, make_hub
 from tests.conftest import service_missing
 from tests.messenger.redis_server import RedisServer, redis_server_available
 
@@ -75,19 +76,49 @@ async def receive(subscription: Subscription, timeout: float = 3.0) -> dict[str,
     return await asyncio.wait_for(anext(subscription), timeout)
 
 
-async def nothing_arrives(subscription: Subscription, wait: float = 0.1) -> bool:
-    try:
-        await asyncio.wait_for(anext(subscription), wait)
-    except TimeoutError:
-        return True
-    return False
+_markers = itertools.count(1)
+
+
+async def nothing_before_a_marker(
+    hub: MemoryHub | RedisHub, subscription: Subscription, channel: str
+) -> bool:
+    """Publish a marker on `channel` (which `subscription` follows): whether it is the next thing
+    the subscription gets. A hub keeps the order of publishes, so anything else on its way to
+    the subscription would come first."""
+    marker = {"type": "marker", "n": next(_markers)}
+    await hub.publish(channel, marker)
+    return await receive(subscription) == marker
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = asyncio.get_running_loop().time() + timeout
     while not await check():
-        assert time.monotonic() < deadline, "the condition never became true"
+        assert asyncio.get_running_loop().time() < deadline, "the condition never became true"
         await asyncio.sleep(0.02)
+
+
+class FakeTime:
+    """The `time` module as the hubs' modules see it: presence expires when the test says."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
+    fake = FakeTime()
+    for kind in (MemoryHub, RedisHub):
+        monkeypatch.setattr(sys.modules[kind.__module__], "time", fake)
+    return fake
 
 
 def test_make_hub_picks_the_kind() -> None:
@@ -109,7 +140,7 @@ async def test_subscribers_get_their_channels_in_publish_order(any_hub: HubFacto
 
         seen = [await receive(visitor) for _ in range(30)]
         assert seen == [{"type": "message", "n": n, "tags": ["a"]} for n in range(30)]
-        assert await nothing_arrives(visitor)
+        assert await nothing_before_a_marker(hub, visitor, "conv:1:7")
 
         both = [await receive(agent) for _ in range(33)]
         assert [m["n"] for m in both if m["type"] == "message"] == list(range(30))
@@ -127,10 +158,11 @@ async def test_remove_and_close(any_hub: HubFactory) -> None:
     await hub.publish("conv:1:1", {"n": 1})
     await hub.publish("conv:1:2", {"n": 2})
     assert await receive(subscription) == {"n": 2}
-    assert await nothing_arrives(subscription)
+    assert await nothing_before_a_marker(hub, subscription, "conv:1:2")
 
-    waiting = asyncio.create_task(receive(subscription))
-    await asyncio.sleep(0.01)
+    waiting = asyncio.create_task(anext(subscription))
+    await asyncio.sleep(0)  # one step of the task: it waits for a message now
+    assert not waiting.done()
     await subscription.close()
     with pytest.raises(StopAsyncIteration):
         await waiting
@@ -160,16 +192,18 @@ async def test_a_slow_reader_gets_resumed_instead_of_unbounded_memory(
         # 0-4 fill the queue, 5 overflows it, 6-9 fill it again, 10 overflows, 11 follows.
         assert await receive(slow) == {"type": RESUMED}
         assert await receive(slow) == {"n": 11}
-        assert await nothing_arrives(slow)
+        assert await nothing_before_a_marker(hub, slow, "conv:1:1")
 
 
-async def test_presence_expires_and_clears(any_hub: HubFactory) -> None:
+async def test_presence_expires_and_clears(any_hub: HubFactory, clock: FakeTime) -> None:
     hub = await any_hub()
     await hub.set_presence(1, 10, "online")
-    await hub.set_presence(1, 11, "away", ttl=0.2)
+    await hub.set_presence(1, 11, "away", ttl=20)
     await hub.set_presence(2, 20, "online")
     assert await hub.presence(1) == {10: "online", 11: "away"}
-    await asyncio.sleep(0.3)
+    clock.advance(19.9)
+    assert await hub.presence(1) == {10: "online", 11: "away"}
+    clock.advance(0.2)
     assert await hub.presence(1) == {10: "online"}
     await hub.set_presence(1, 10, "away")
     assert await hub.presence(1) == {10: "away"}
@@ -193,12 +227,12 @@ async def test_two_processes_share_messages(redis_hub: HubFactory) -> None:
         assert [(await receive(visitor))["n"] for _ in range(20)] == list(range(20))
 
 
-async def test_presence_is_shared_between_processes(redis_hub: HubFactory) -> None:
+async def test_presence_is_shared_between_processes(redis_hub: HubFactory, clock: FakeTime) -> None:
     web1, web2 = await redis_hub(), await redis_hub()
-    await web1.set_presence(1, 10, "online", ttl=0.3)
+    await web1.set_presence(1, 10, "online", ttl=20)
     await web2.set_presence(1, 11, "away")
     assert await web2.presence(1) == {10: "online", 11: "away"}
-    await asyncio.sleep(0.4)
+    clock.advance(20.1)
     assert await web1.presence(1) == {11: "away"}
     await web1.clear_presence(1, 11)
     assert await web2.presence(1) == {}
@@ -218,9 +252,17 @@ async def test_one_pubsub_connection_and_unsubscribe_after_the_last(
 
     for subscription in subscriptions[:150]:
         await subscription.close()
-    await asyncio.sleep(0.05)
-    # Every channel still has a subscriber (150-199 cover all 50 conversations).
-    assert len(await inspector.pubsub_channels()) == 51
+    # A SUBSCRIBE after those closes, on the same connection: once Redis has done it, it has
+    # done whatever the closes sent before it.
+    async with hub.subscription() as marker:
+        await marker.add("marker:1")
+
+        async def marker_subscribed() -> bool:
+            return "marker:1" in await inspector.pubsub_channels()
+
+        await eventually(marker_subscribed)
+        # Every channel still has a subscriber (150-199 cover all 50 conversations).
+        assert len(await inspector.pubsub_channels()) == 51 + 1
 
     for subscription in subscriptions[150:]:
         await subscription.remove("inbox:1")
@@ -252,23 +294,25 @@ async def test_redis_restart_resumes_every_subscription(
         await web1.publish("conv:1:1", {"n": 3})
         assert await receive(agent) == {"n": 2}
         assert await receive(agent) == {"n": 3}
-        assert await nothing_arrives(idle)
+        await idle.add("conv:1:9")
+        assert await nothing_before_a_marker(web2, idle, "conv:1:9")
 
 
 async def test_publish_during_an_outage_neither_raises_nor_hangs(
     redis_server: RedisServer, redis_hub: HubFactory
 ) -> None:
-    hub = await redis_hub()
+    # A command timeout far longer than the guard below: waiting any of them out would fail
+    # the test; a server that is gone refuses at once.
+    hub = await redis_hub(timeout=60)
     async with hub.subscription() as subscription:
         await subscription.add("conv:1:1")
         redis_server.stop()
 
-        started = time.monotonic()
-        for n in range(5):
-            await hub.publish("conv:1:1", {"n": n})
-        await hub.set_presence(1, 10, "online")
-        assert await hub.presence(1) == {}
-        assert time.monotonic() - started < 0.5  # the server is gone: refused at once
+        async with asyncio.timeout(20):
+            for n in range(5):
+                await hub.publish("conv:1:1", {"n": n})
+            await hub.set_presence(1, 10, "online")
+            assert await hub.presence(1) == {}
         await subscription.add("conv:1:2")  # recorded now, subscribed on reconnect
 
         redis_server.start()
@@ -280,12 +324,13 @@ async def test_publish_during_an_outage_neither_raises_nor_hangs(
 async def test_publish_to_a_hanging_redis_gives_up_after_the_timeout(
     redis_server: RedisServer, redis_hub: HubFactory
 ) -> None:
-    hub = await redis_hub()
+    hub = await redis_hub(timeout=0.2)
     redis_server.freeze()
     try:
-        started = time.monotonic()
-        await hub.publish("conv:1:1", {"n": 1})
-        assert time.monotonic() - started < 0.8
+        # A frozen Redis never answers. The guard is 25 times the hub's timeout, not a measure
+        # of it: without that timeout, redis-py's own defaults give up only after about 10 s.
+        async with asyncio.timeout(5):
+            await hub.publish("conv:1:1", {"n": 1})
     finally:
         redis_server.thaw()
     async with hub.subscription() as subscription:

@@ -83,8 +83,8 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
     async with postgres_database() as database_url:
         core = EmbeddedCore(database_url)
         await core.start()  # migrates before either process starts
-        tenant = await core.create_tenant("acme", "Acme")
-        await core.create_agent(
+        tenant = await core.tenants.create_tenant("acme", "Acme")
+        await core.tenants.create_agent(
             tenant.id,
             AGENT_EMAIL,
             "Ada Agent",
@@ -178,10 +178,10 @@ async def test_an_agent_reply_on_one_process_reaches_the_customers_live_page_on_
 
     chat = cluster.chat
     core = chat.server.core
-    ticket = await core.create_ticket(
+    ticket = await core.tickets.create_ticket(
         chat.tenant.id, TicketDraft("Printer on fire", "Help!", "kim@example.com"), "t-1"
     )
-    customer = await core.find_customer(chat.tenant.id, "kim@example.com")
+    customer = await core.customers.find_customer(chat.tenant.id, "kim@example.com")
     cookie = await customer_cookie(core, SECRET, customer)
     agent_cookie = await chat.agent_cookie()
 

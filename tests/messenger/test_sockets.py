@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.conftest import database_url  # noqa: F401 (this module runs on SQLite and PostgreSQL)
+import pytest
+
 from tests.messenger.conftest import Chat, client_id
 
+pytestmark = pytest.mark.live_server
 
+
+@pytest.mark.both_databases
 async def test_message_is_acknowledged_with_its_stored_id_and_a_resend_stores_nothing(chat: Chat):
     visitor, ready = await chat.visitor()
     assert ready["role"] == "visitor" and ready["conversations"] == []
@@ -21,10 +25,11 @@ async def test_message_is_acknowledged_with_its_stored_id_and_a_resend_stores_no
     again = await visitor.expect("ack", client_id="same")
 
     assert again["id"] == ack["id"] > first["message"]["id"]
-    stored = await chat.server.core.chat_messages(chat.tenant.id, conversation_id)
+    stored = await chat.server.core.chat.chat_messages(chat.tenant.id, conversation_id)
     assert [m.body for m in stored] == ["My printer is on fire", "Hi!"]
 
 
+@pytest.mark.both_databases
 async def test_visitor_and_agent_talk_and_the_agent_name_reaches_the_visitor(chat: Chat):
     agent, ready = await chat.agent()
     assert ready["agent"]["name"] == "Ada Agent"
@@ -53,6 +58,7 @@ async def test_visitor_and_agent_talk_and_the_agent_name_reaches_the_visitor(cha
     assert reply["message"]["body"] == "<b>Hello</b>"  # the client renders it as text
 
 
+@pytest.mark.both_databases
 async def test_reconnecting_visitor_gets_everything_after_its_last_id_once_in_order(chat: Chat):
     token = await chat.token()
     visitor, _ = await chat.visitor(token)
@@ -76,11 +82,15 @@ async def test_reconnecting_visitor_gets_everything_after_its_last_id_once_in_or
     await again.expect("caught_up", conversation_id=conversation_id)
     await agent.send("message", conversation_id=conversation_id, client_id="six", body="six")
     await again.expect("message")
-    await asyncio.sleep(0.2)  # anything sent twice would arrive by now
+    # One more: a socket's frames come in order, so anything sent twice is in before it.
+    await agent.send("message", conversation_id=conversation_id, client_id="seven", body="seven")
+    while (await again.expect("message"))["message"]["body"] != "seven":
+        pass
     bodies = [m["body"] for m in again.messages(conversation_id)]
-    assert bodies == ["four", "five", "six"]
+    assert bodies == ["four", "five", "six", "seven"]
 
 
+@pytest.mark.both_databases
 async def test_concurrent_senders_are_seen_in_one_order_by_everyone_without_gaps(chat: Chat):
     token = await chat.token()
     tab_one, _ = await chat.visitor(token)
@@ -136,7 +146,7 @@ async def test_typing_and_read_receipts_reach_the_other_side_only(chat: Chat):
         "reader": "agent",
         "id": message["id"],
     }
-    stored = await chat.server.core.get_conversation(chat.tenant.id, conversation_id)
+    stored = await chat.server.core.chat.get_conversation(chat.tenant.id, conversation_id)
     assert stored.agent_read_id == message["id"]
 
 
@@ -195,9 +205,11 @@ async def test_another_visitors_conversation_is_refused(chat: Chat):
     for kind, extra in (("resume", {"last_id": 0}), ("message", {"client_id": "x", "body": "hi"})):
         await stranger.send(kind, conversation_id=conversation_id, **extra)
         assert (await stranger.expect("error"))["code"] == "not_found"
-    await asyncio.sleep(0.1)
+    # The answers to a socket's frames come in order: a catch-up would be in before the pong.
+    await stranger.send("ping")
+    await stranger.expect("pong")
     assert stranger.messages(conversation_id) == []
-    stored = await chat.server.core.chat_messages(chat.tenant.id, conversation_id)
+    stored = await chat.server.core.chat.chat_messages(chat.tenant.id, conversation_id)
     assert [m.body for m in stored] == ["private things"]
 
 
@@ -231,7 +243,7 @@ async def _wait_until(predicate, timeout: float = 5.0) -> None:
 
 async def _wait_for_count(chat: Chat, conversation_id: int, count: int):
     for _ in range(250):
-        stored = await chat.server.core.chat_messages(chat.tenant.id, conversation_id)
+        stored = await chat.server.core.chat.chat_messages(chat.tenant.id, conversation_id)
         if len(stored) >= count:
             return stored
         await asyncio.sleep(0.02)
@@ -242,7 +254,7 @@ async def _token_of(chat: Chat, conversation_id: int) -> str:
     from portal.messenger.service import visitor_token
     from portal.security import Signer
 
-    conversation = await chat.server.core.get_conversation(chat.tenant.id, conversation_id)
+    conversation = await chat.server.core.chat.get_conversation(chat.tenant.id, conversation_id)
     return visitor_token(Signer(_secret(chat)), chat.tenant.id, conversation.visitor_id)
 
 
@@ -253,12 +265,14 @@ def _secret(chat: Chat) -> str:
 async def test_a_signed_in_customer_continues_on_another_device(chat: Chat):
     from tests.conftest import customer_cookie
 
-    customer = await chat.server.core.ensure_customer(chat.tenant.id, "kim@example.com", "Kim")
+    customer = await chat.server.core.customers.ensure_customer(
+        chat.tenant.id, "kim@example.com", "Kim"
+    )
     cookie = await customer_cookie(chat.server.core, _secret(chat), customer)
     laptop, ready = await chat.visitor(cookie=cookie)
     assert ready["signed_in"] is True
     conversation_id = await chat.start(laptop, "started on the laptop")
-    conversation = await chat.server.core.get_conversation(chat.tenant.id, conversation_id)
+    conversation = await chat.server.core.chat.get_conversation(chat.tenant.id, conversation_id)
     assert conversation.customer_id == customer.id
     assert conversation.visitor_email == "kim@example.com"  # known from the account
 

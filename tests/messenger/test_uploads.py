@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.messenger.conftest import HOST, Chat
 
@@ -22,6 +23,7 @@ async def _upload(chat: Chat, token: str, name: str, data: bytes) -> httpx.Respo
         )
 
 
+@pytest.mark.live_server  # websockets
 async def test_a_file_travels_with_a_message_and_is_fetched_by_its_link(chat: Chat):
     token = await chat.token()
     visitor, _ = await chat.visitor(token)
@@ -56,13 +58,14 @@ async def test_uploads_are_checked_by_content_and_size(chat: Chat):
     token = await chat.token()
     fake = await _upload(chat, token, "invoice.pdf", b"MZ\x90\x00 this is a windows program")
     assert fake.status_code == 415 and "file type" in fake.json()["error"]
-    await chat.server.core.update_tenant_settings(chat.tenant.id, {"attachment_max_bytes": 10})
+    await chat.server.settings_changed(chat.tenant, {"attachment_max_bytes": 10})
     big = await _upload(chat, await chat.token(), "big.png", PNG)
     assert big.status_code == 413
     nobody = await _upload(chat, "not-a-token", "a.png", PNG)
     assert nobody.status_code == 401
 
 
+@pytest.mark.live_server  # websockets
 async def test_an_upload_id_works_only_for_its_uploader(chat: Chat):
     owner_token = await chat.token()
     uploaded = (await _upload(chat, owner_token, "a.png", PNG)).json()["upload"]

@@ -101,9 +101,13 @@ async def _seed(database_url: str) -> dict[str, Tenant]:
         tenants = {}
         password = hash_password(ADMIN_PASSWORD)
         for slug in SLUGS:
-            tenant = await core.create_tenant(slug, slug.title())
-            await core.create_agent(tenant.id, f"admin@{slug}.test", "Admin", password, "admin")
-            await core.create_agent(tenant.id, f"agent@{slug}.test", "Agent", password, "agent")
+            tenant = await core.tenants.create_tenant(slug, slug.title())
+            await core.tenants.create_agent(
+                tenant.id, f"admin@{slug}.test", "Admin", password, "admin"
+            )
+            await core.tenants.create_agent(
+                tenant.id, f"agent@{slug}.test", "Agent", password, "agent"
+            )
             tenants[slug] = tenant
         return tenants
     finally:

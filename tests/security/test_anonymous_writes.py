@@ -153,7 +153,7 @@ async def test_a_chat_without_email_takes_the_transcripts_address_then_keeps_it(
     refused = await ws.expect("error")
     assert refused["code"] == "not_allowed" and refused["client_id"] == "t2"
     tenant_id = served.tenants["acme"].id
-    conversation = await served_core.get_conversation(tenant_id, conversation_id)
+    conversation = await served_core.chat.get_conversation(tenant_id, conversation_id)
     assert conversation.visitor_email == first  # it became the chat's contact address
     await served.inbox.wait_for(first)
     assert not [m for m in served.inbox.messages if m["To"] == second]
@@ -174,7 +174,9 @@ async def test_email_changes_per_conversation_are_limited(
     await until(ws, lambda frames: len(of(frames, "error", "rate_limited")) == refusals)
     for i, refusal in enumerate(of(ws.frames, "error", "rate_limited")):
         assert_rate_limited(refusal, f"k{rl.EMAIL_CHANGES_PER_CONVERSATION.limit + i}")
-    conversation = await served_core.get_conversation(served.tenants["acme"].id, conversation_id)
+    conversation = await served_core.chat.get_conversation(
+        served.tenants["acme"].id, conversation_id
+    )
     assert conversation.visitor_email == addresses[rl.EMAIL_CHANGES_PER_CONVERSATION.limit - 1]
     await ws.close()
 
@@ -238,7 +240,7 @@ async def test_a_chat_that_would_become_a_ticket_counts_against_the_forms_limit(
     served: Served, served_core: EmbeddedCore
 ) -> None:
     tenant_id = served.tenants["acme"].id
-    form = await served_core.save_form(tenant_id, FormDraft(unique("Contact ")))
+    form = await served_core.forms.save_form(tenant_id, FormDraft(unique("Contact ")))
     ip = fresh_ip()
     async with served.client("acme", ip=ip) as client:
         for i in range(rl.SUBMISSIONS_PER_ADDRESS.limit):
@@ -295,7 +297,7 @@ async def test_an_upload_over_the_tenants_size_is_refused(
     served: Served, served_core: EmbeddedCore
 ) -> None:
     tenant_id = served.tenants["globex"].id
-    await served_core.update_tenant_settings(tenant_id, {"attachment_max_bytes": 2048})
+    await served_core.tenants.update_tenant_settings(tenant_id, {"attachment_max_bytes": 2048})
     ip = fresh_ip()
     async with served.client("globex", ip=ip) as client:
         token = (await client.post("/messenger/token", json={})).json()["token"]
@@ -309,9 +311,9 @@ async def test_an_upload_over_the_tenants_size_is_refused(
 
 async def test_a_deflection_flood_gets_429(served: Served, served_core: EmbeddedCore) -> None:
     tenant_id = served.tenants["acme"].id
-    form = await served_core.save_form(tenant_id, FormDraft(unique("Deflect ")))
+    form = await served_core.forms.save_form(tenant_id, FormDraft(unique("Deflect ")))
     slug = unique("deflect-article-")
-    article = await served_core.save_article(
+    article = await served_core.kb.save_article(
         tenant_id, ArticleDraft("en", slug, "Deflected", "Read me.")
     )
     ip = fresh_ip()
@@ -328,7 +330,9 @@ async def test_a_deflection_flood_gets_429(served: Served, served_core: Embedded
     assert_retry_after(response)
     assert response.headers["access-control-allow-origin"] == "*"
     [row] = [
-        r for r in await served_core.deflection_summary(tenant_id) if r.article_id == article.id
+        r
+        for r in await served_core.forms.deflection_summary(tenant_id)
+        if r.article_id == article.id
     ]
     assert row.opened == rl.DEFLECTIONS_PER_ADDRESS.limit
 
@@ -349,7 +353,7 @@ async def test_missed_searches_are_recorded_a_few_per_address(
         await other.get("/kb/en/search", params={"q": f"{prefix} other"})
     recorded = [
         m
-        for m in await served_core.missed_searches(tenant_id, limit=1000)
+        for m in await served_core.kb.missed_searches(tenant_id, limit=1000)
         if m.query.startswith(prefix)
     ]
     assert sum(m.count for m in recorded) == rl.MISSED_SEARCHES_PER_ADDRESS.limit + 1
@@ -361,7 +365,7 @@ async def test_votes_count_once_per_address_and_a_flood_gets_429(
 ) -> None:
     tenant_id = served.tenants["acme"].id
     slug = unique("vote-article-")
-    article = await served_core.save_article(
+    article = await served_core.kb.save_article(
         tenant_id, ArticleDraft("en", slug, "Vote on me", "Was it helpful?")
     )
     url = f"/kb/en/articles/{slug}/feedback"
@@ -380,5 +384,7 @@ async def test_votes_count_once_per_address_and_a_flood_gets_429(
             headers={"Accept": "application/json"},
         )
         assert sent.status_code == 200
-    [row] = [r for r in await served_core.feedback_summary(tenant_id) if r.article_id == article.id]
+    [row] = [
+        r for r in await served_core.kb.feedback_summary(tenant_id) if r.article_id == article.id
+    ]
     assert (row.helpful, row.not_helpful) == (1, 1)

@@ -38,9 +38,9 @@ def unique(prefix: str) -> str:
 
 async def fresh_tenant(core: EmbeddedCore, name: str, **settings: object) -> Tenant:
     """A tenant the server has not seen yet (nothing of it is in its caches)."""
-    tenant = await core.create_tenant(unique("t"), name)
+    tenant = await core.tenants.create_tenant(unique("t"), name)
     if settings:
-        tenant = await core.update_tenant_settings(tenant.id, dict(settings))
+        tenant = await core.tenants.update_tenant_settings(tenant.id, dict(settings))
     return tenant
 
 
@@ -54,7 +54,7 @@ async def admin_client(served: Served, slug: str = "acme") -> AsyncIterator[http
 
 
 async def ticket_numbered(core: EmbeddedCore, tenant: Tenant, number: int) -> Ticket:
-    page = await core.list_tickets(tenant.id, limit=100)
+    page = await core.tickets.list_tickets(tenant.id, limit=100)
     return next(t for t in page.tickets if t.number == number)
 
 
@@ -92,7 +92,7 @@ async def test_branding_names_with_address_syntax_or_line_breaks_are_refused(
             assert answer.status_code == 400, name
             message = f"These characters are not allowed in the name: {shown}"
             assert message in html.unescape(answer.text), name
-    assert (await served_core.get_tenant("acme")).name == "Acme"
+    assert (await served_core.tenants.get_tenant("acme")).name == "Acme"
 
 
 async def test_a_hostile_tenant_name_in_the_database_cannot_add_a_sender(
@@ -101,7 +101,7 @@ async def test_a_hostile_tenant_name_in_the_database_cannot_add_a_sender(
     for name in (PHISHING_NAME, "Evil\r\nBcc: victim@example.net", f"Evil{RLO}moc.lapyap"):
         tenant = await fresh_tenant(served_core, name)
         email = f"{tenant.slug}@example.com"
-        await served_core.ensure_customer(tenant.id, email)
+        await served_core.customers.ensure_customer(tenant.id, email)
         async with served.client(tenant.slug) as client:
             answer = await client.post("/portal/sign-in", data={"email": email})
         assert answer.status_code == 200, answer.text
@@ -117,7 +117,7 @@ async def test_a_plain_tenant_name_is_kept_and_the_envelope_is_ours(
 ) -> None:
     tenant = await fresh_tenant(served_core, "Bücher & Co")
     email = f"{tenant.slug}@example.com"
-    await served_core.ensure_customer(tenant.id, email)
+    await served_core.customers.ensure_customer(tenant.id, email)
     async with served.client(tenant.slug) as client:
         assert (await client.post("/portal/sign-in", data={"email": email})).status_code == 200
     message = await wait_mail(served.inbox, email)
@@ -155,12 +155,12 @@ async def test_uploads_that_could_run_are_stored_under_safe_names(
     served: Served, served_core: EmbeddedCore
 ) -> None:
     tenant = served.tenants["acme"]
-    form = await served_core.save_form(tenant.id, FormDraft(unique("Upload form ")))
+    form = await served_core.forms.save_form(tenant.id, FormDraft(unique("Upload form ")))
     async with served.client("acme") as client:
         answer = await _api_submit(client, form.id, DANGEROUS_UPLOADS)
     assert answer.status_code == 201, answer.text
     ticket = await ticket_numbered(served_core, tenant, answer.json()["ticket"]["number"])
-    [reply] = await served_core.list_replies(tenant.id, ticket.id)
+    [reply] = await served_core.tickets.list_replies(tenant.id, ticket.id)
     assert sorted(a.filename for a in reply.attachments) == [
         "invoicefdp.bat.txt",
         "page.html.txt",
@@ -172,14 +172,14 @@ async def test_a_tenant_can_refuse_uploads_that_could_run(
     served: Served, served_core: EmbeddedCore
 ) -> None:
     tenant = await fresh_tenant(served_core, "Strict", attachment_dangerous_names="refuse")
-    form = await served_core.save_form(tenant.id, FormDraft("Contact"))
+    form = await served_core.forms.save_form(tenant.id, FormDraft("Contact"))
     async with served.client(tenant.slug) as client:
         answer = await _api_submit(client, form.id, DANGEROUS_UPLOADS[1:2])
     assert answer.status_code == 422, answer.text
     assert answer.json()["errors"]["attachments"] == (
         "page.html is not accepted: files of this kind can run programs when opened."
     )
-    assert (await served_core.list_tickets(tenant.id)).total == 0
+    assert (await served_core.tickets.list_tickets(tenant.id)).total == 0
 
 
 async def test_chat_uploads_that_could_run_are_renamed(served: Served) -> None:
@@ -204,7 +204,7 @@ async def test_an_address_that_adds_a_cc_is_refused_by_forms_sign_in_and_chat(
     served: Served, served_core: EmbeddedCore
 ) -> None:
     tenant = served.tenants["acme"]
-    form = await served_core.save_form(tenant.id, FormDraft(unique("Address form ")))
+    form = await served_core.forms.save_form(tenant.id, FormDraft(unique("Address form ")))
     async with served.client("acme") as client:
         for email in (ATTACK_EMAIL, f"moc.elpmaxe{RLO}@evil.example"):
             answer = await _api_submit(client, form.id, [], email=email)
@@ -228,7 +228,7 @@ async def test_an_address_that_adds_a_cc_is_refused_by_forms_sign_in_and_chat(
 async def test_agent_mailto_links_are_encoded(served: Served, served_core: EmbeddedCore) -> None:
     # An address stored before the stricter check (or by another core) still cannot add a Cc.
     tenant = served.tenants["acme"]
-    ticket = await served_core.create_ticket(
+    ticket = await served_core.tickets.create_ticket(
         tenant.id,
         TicketDraft(unique("Old address "), "body", requester_email=ATTACK_EMAIL),
         unique("old-address-"),
@@ -248,7 +248,7 @@ async def test_agents_see_which_requester_emails_nobody_proved(
     served: Served, served_core: EmbeddedCore
 ) -> None:
     tenant = served.tenants["acme"]
-    form = await served_core.save_form(tenant.id, FormDraft(unique("Verify form ")))
+    form = await served_core.forms.save_form(tenant.id, FormDraft(unique("Verify form ")))
     typed = f"{unique('typed')}@example.com"
     async with served.client("acme") as client:
         answer = await _api_submit(client, form.id, [], email=typed)
@@ -257,13 +257,13 @@ async def test_agents_see_which_requester_emails_nobody_proved(
 
     # A customer who followed the magic link mailed to them has proved the address.
     proved = f"{unique('proved')}@example.com"
-    await served_core.ensure_customer(tenant.id, proved)
+    await served_core.customers.ensure_customer(tenant.id, proved)
     async with served.client("acme") as customer:
         assert (await customer.post("/portal/sign-in", data={"email": proved})).status_code == 200
         path = link_path(await wait_mail(served.inbox, proved))
         assert (await customer.get(path)).status_code == 200
         assert (await customer.post(path)).status_code == 303
-    proved_ticket = await served_core.create_ticket(
+    proved_ticket = await served_core.tickets.create_ticket(
         tenant.id,
         TicketDraft(unique("Proved "), "body", requester_email=proved),
         unique("proved-"),

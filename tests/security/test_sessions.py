@@ -96,8 +96,8 @@ async def test_a_copied_agent_cookie_dies_when_the_agent_signs_out(
     # Only the SHA-256 of the cookie's token is stored: the row is named by it.
     token = Signer(SECRET).loads("agent-session", browser.cookies["portal_agent"])["sid"]
     row_id = hashlib.sha256(token.encode()).hexdigest()
-    assert await served_core.get_session(tenant.id, row_id) is not None
-    assert await served_core.get_session(tenant.id, token) is None
+    assert await served_core.customers.get_session(tenant.id, row_id) is not None
+    assert await served_core.customers.get_session(tenant.id, token) is None
 
     thief = browsers.copy(browser, "portal_agent")
     assert (await thief.get("/admin/")).status_code == 200
@@ -105,12 +105,12 @@ async def test_a_copied_agent_cookie_dies_when_the_agent_signs_out(
     out = await browser.post("/admin/logout", data={"csrf_token": csrf_from(dashboard.text)})
     assert signed_out(out, "/admin/login")
     assert "max-age=0" in set_cookie(out, "portal_agent")
-    assert await served_core.get_session(tenant.id, row_id) is None
+    assert await served_core.customers.get_session(tenant.id, row_id) is None
     # The copy is refused at once, for pages and form posts alike.
     assert signed_out(await thief.get("/admin/"), "/admin/login")
     assert signed_out(await thief.get("/agent/tickets"), "/admin/login")
     assert signed_out(await thief.post("/admin/branding", data={"name": "X"}), "/admin/login")
-    assert (await served_core.get_tenant("acme")).name == "Acme"
+    assert (await served_core.tenants.get_tenant("acme")).name == "Acme"
 
 
 async def test_sign_out_everywhere_ends_every_session_of_the_agent(browsers: Browsers):
@@ -162,12 +162,14 @@ async def test_a_copied_customer_cookie_dies_when_the_customer_signs_out(
 ):
     tenant = served.tenants["acme"]
     email = f"kim-{fresh_ip()}@example.com"
-    customer = await served_core.ensure_customer(tenant.id, email, "Kim")
+    customer = await served_core.customers.ensure_customer(tenant.id, email, "Kim")
     assert customer.email_verified_at is None
     browser, done = await browsers.customer(email)
     assert {"httponly", "samesite=lax", "path=/"} <= set_cookie(done, "portal_customer")
     # Following the link proved the address.
-    assert (await served_core.get_customer(tenant.id, customer.id)).email_verified_at is not None
+    assert (
+        await served_core.customers.get_customer(tenant.id, customer.id)
+    ).email_verified_at is not None
 
     thief = browsers.copy(browser, "portal_customer")
     assert (await thief.get("/portal/tickets")).status_code == 200
@@ -180,7 +182,7 @@ async def test_a_copied_customer_cookie_dies_when_the_customer_signs_out(
 async def test_a_customer_signs_out_everywhere(served: Served, served_core, browsers: Browsers):
     tenant = served.tenants["acme"]
     email = f"lee-{fresh_ip()}@example.com"
-    await served_core.ensure_customer(tenant.id, email, "Lee")
+    await served_core.customers.ensure_customer(tenant.id, email, "Lee")
     laptop, _ = await browsers.customer(email)
     # Another sign-in inside the company's iframe: a partitioned cookie. It is Secure, which
     # this http client keeps but does not send, so a copy sends it by hand.

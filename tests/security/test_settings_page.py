@@ -20,7 +20,7 @@ async def test_an_admin_changes_only_their_tenant_and_it_applies_without_a_resta
     served: Served, served_core
 ) -> None:
     forms = {
-        slug: await served_core.save_form(tenant.id, FormDraft("Contact"))
+        slug: await served_core.forms.save_form(tenant.id, FormDraft("Contact"))
         for slug, tenant in served.tenants.items()
     }
     ip = fresh_ip()  # one visitor address for both tenants: the limit is per tenant
@@ -51,6 +51,8 @@ async def test_an_admin_changes_only_their_tenant_and_it_applies_without_a_resta
         assert refused.status_code == 303
         assert refused.headers["location"].startswith("/admin/login?")
 
-    acme_settings = (await served_core.get_tenant("acme")).settings
+    acme_settings = (await served_core.tenants.get_tenant("acme")).settings
     assert acme_settings["form_ip_limit_per_minute"] == 1
-    assert "form_ip_limit_per_minute" not in (await served_core.get_tenant("globex")).settings
+    assert (
+        "form_ip_limit_per_minute" not in (await served_core.tenants.get_tenant("globex")).settings
+    )

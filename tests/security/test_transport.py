@@ -171,7 +171,7 @@ async def test_chunked_chat_upload_stops_at_the_tenant_limit(served: Served) -> 
 async def test_chunked_form_submission_stops_at_the_tenant_limit(
     served: Served, served_core
 ) -> None:
-    form = await served_core.save_form(served.tenants["acme"].id, FormDraft("Contact us"))
+    form = await served_core.forms.save_form(served.tenants["acme"].id, FormDraft("Contact us"))
     idle = served.rss()
     status, sent = await chunked_post(
         served,
@@ -187,7 +187,7 @@ async def test_chunked_form_submission_stops_at_the_tenant_limit(
 
 # ------------------------------------------------------------------ row 10: nested JSON
 async def test_deeply_nested_json_is_a_clear_400(served: Served, served_core) -> None:
-    form = await served_core.save_form(served.tenants["acme"].id, FormDraft("Nested"))
+    form = await served_core.forms.save_form(served.tenants["acme"].id, FormDraft("Nested"))
     async with served.client() as client:
         answer = await client.post(
             f"/api/forms/{form.id}/submissions",
@@ -264,7 +264,7 @@ async def test_without_smtp_development_mail_is_written_to_the_log(tmp_path, smt
             from portal.core.contract import TicketDraft
 
             tenant = served.tenants["acme"]
-            await core.create_ticket(
+            await core.tickets.create_ticket(
                 tenant.id, TicketDraft("Hi", "Hello", "dev@example.com"), "dev-key"
             )
         finally:

@@ -160,7 +160,7 @@ def now_token(secret: str = SECRET, kid: str = "k1", **extra: Any) -> str:
 @pytest.fixture
 async def acme(server: Server):
     tenant = await server.tenant()
-    await server.core.add_widget_key(tenant.id, "k1", "HS256", SECRET, None)
+    await server.core.customers.add_widget_key(tenant.id, "k1", "HS256", SECRET, None)
     return tenant
 
 
@@ -169,11 +169,12 @@ async def identify(server: Server, token: str, headers: dict[str, str] | None = 
         return await client.post("/widget/identify", json={"token": token}, headers=headers)
 
 
+@pytest.mark.both_databases
 async def test_identify_signs_the_customer_in_to_their_tickets(server, acme):
     for subject in ("Printer on fire", "Invoice missing"):
         draft = TicketDraft(subject, "Help", "kim@example.com", "Kim")
-        await server.core.create_ticket(acme.id, draft, subject)
-    await server.core.create_ticket(
+        await server.core.tickets.create_ticket(acme.id, draft, subject)
+    await server.core.tickets.create_ticket(
         acme.id, TicketDraft("Someone else's", "x", "pat@example.com"), "other"
     )
     response = await identify(server, now_token(email="kim@example.com", name="Kim"))
@@ -191,7 +192,7 @@ async def test_identify_signs_the_customer_in_to_their_tickets(server, acme):
     assert page.status_code == 200
     assert "Printer on fire" in page.text and "Invoice missing" in page.text
     assert "Someone else" not in page.text
-    customer = await server.core.find_customer(acme.id, "kim@example.com")
+    customer = await server.core.customers.find_customer(acme.id, "kim@example.com")
     assert customer.external_id == "user-42" and customer.email_verified_at is not None
 
     # Another device: the same visitor id, so the same chats.
@@ -222,11 +223,11 @@ async def test_a_refused_token_signs_nobody_in(server, acme, make, reason):
 
 async def test_a_token_of_another_tenant_is_refused(server, acme):
     globex = await server.tenant("globex", "Globex")
-    await server.core.add_widget_key(globex.id, "g1", "HS256", "g" * 43, None)
+    await server.core.customers.add_widget_key(globex.id, "g1", "HS256", "g" * 43, None)
     response = await identify(server, now_token(secret="g" * 43, kid="g1"))
     assert response.status_code == 401 and "No key with kid 'g1'" in response.json()["error"]
     # The same kid in both tenants: the signature tells them apart.
-    await server.core.add_widget_key(globex.id, "k1", "HS256", "h" * 43, None)
+    await server.core.customers.add_widget_key(globex.id, "k1", "HS256", "h" * 43, None)
     response = await identify(server, now_token(secret="h" * 43))
     assert response.status_code == 401 and "signature" in response.json()["error"]
 
@@ -315,7 +316,7 @@ async def test_the_admin_generates_lists_and_deletes_keys(server, acme):
         assert kid in listing.text and "k1" in listing.text
         assert secret not in listing.text  # shown once only
 
-        key = next(k for k in await server.core.list_widget_keys(acme.id) if k.kid == kid)
+        key = next(k for k in await server.core.customers.list_widget_keys(acme.id) if k.kid == kid)
         deleted = await client.post(
             f"/admin/widget/keys/{key.id}/delete", data={"csrf_token": await csrf(client)}
         )
@@ -375,7 +376,7 @@ async def test_the_admin_adds_public_keys_and_refuses_bad_ones(server, acme):
             data={"csrf_token": token, "action": "public", "public_key": json.dumps(jwk)},
         )
         assert added_jwk.status_code == 303
-    algs = {k.kid: k.alg for k in await server.core.list_widget_keys(acme.id)}
+    algs = {k.kid: k.alg for k in await server.core.customers.list_widget_keys(acme.id)}
     assert algs == {"k1": "HS256", "es-1": "ES256", "ed-1": "EdDSA"}
     now = int(time.time())
     payload = {"external_id": "u", "email": "u@example.com", "iat": now, "exp": now + 60}
@@ -389,15 +390,16 @@ async def test_the_keys_page_needs_an_admin_and_csrf(server, acme):
         assert (await anonymous.get("/admin/widget/keys")).status_code == 303
     async with admin_client(server, acme, role="agent") as agent:
         assert (await agent.get("/admin/widget/keys")).status_code == 403
-    await server.core.update_tenant_settings(acme.id, {})
+    await server.core.tenants.update_tenant_settings(acme.id, {})
     async with server.client(HOST) as client:
         await server.agent(acme, "boss@acme.test", ADMIN_PASSWORD, "admin")
         assert (await log_in(client, "boss@acme.test", ADMIN_PASSWORD)).status_code == 303
         forged = await client.post("/admin/widget/keys", data={"action": "generate"})
         assert forged.status_code == 403
-    assert [k.kid for k in await server.core.list_widget_keys(acme.id)] == ["k1"]
+    assert [k.kid for k in await server.core.customers.list_widget_keys(acme.id)] == ["k1"]
 
 
+@pytest.mark.live_server  # websockets
 async def test_require_identity_refuses_anonymous_chats(server, acme):
     async with admin_client(server, acme) as client:
         saved = await client.post(
@@ -406,9 +408,11 @@ async def test_require_identity_refuses_anonymous_chats(server, acme):
         )
         assert saved.status_code == 303
         assert "checked" in (await client.get("/admin/widget/keys")).text
-    assert (await server.core.get_tenant("acme")).settings["widget_require_identity"] is True
+    assert (await server.core.tenants.get_tenant("acme")).settings[
+        "widget_require_identity"
+    ] is True
 
-    chat = Chat(server, await server.core.get_tenant("acme"))
+    chat = Chat(server, await server.core.tenants.get_tenant("acme"))
     try:
         anonymous, _ = await chat.visitor()
         await anonymous.send("start", client_id=client_id(), body="Hello?")

@@ -27,7 +27,9 @@ async def acme(server):
 
 
 async def test_the_loader_carries_the_tenants_config(server, acme):
-    await server.core.update_branding(acme.id, name="Acme", logo_url="", primary_color="#aa3300")
+    await server.core.tenants.update_branding(
+        acme.id, name="Acme", logo_url="", primary_color="#aa3300"
+    )
     async with server.client(HOST) as client:
         answer = await client.get("/widget.js", headers={"accept-language": "nb"})
     assert answer.status_code == 200
@@ -47,15 +49,15 @@ async def test_the_loader_is_revalidated_by_etag(server, acme):
         first = await client.get("/widget.js")
         again = await client.get("/widget.js", headers={"if-none-match": first.headers["etag"]})
         assert again.status_code == 304
-        await server.core.update_tenant_settings(acme.id, {"widget_position": "left"})
+        await server.settings_changed(acme, {"widget_position": "left"})
         changed = await client.get("/widget.js", headers={"if-none-match": first.headers["etag"]})
     assert changed.status_code == 200
     assert inlined_config(changed.text)["position"] == "left"
 
 
 async def test_apps_follow_the_settings_forms_and_chat(server, acme):
-    form = await server.core.save_form(acme.id, FormDraft("Contact us"))
-    await server.core.update_tenant_settings(
+    form = await server.core.forms.save_form(acme.id, FormDraft("Contact us"))
+    await server.core.tenants.update_tenant_settings(
         acme.id, {"widget_apps": ["chat", "form", "kb"], "chat_enabled": False}
     )
     async with server.client(HOST) as client:
@@ -66,7 +68,7 @@ async def test_apps_follow_the_settings_forms_and_chat(server, acme):
 
 async def test_away_can_hide_the_launcher(server, acme):
     closed = {"timezone": "UTC", "days": {}}  # never open
-    await server.core.update_tenant_settings(
+    await server.core.tenants.update_tenant_settings(
         acme.id, {"business_hours": closed, "widget_away": "hide"}
     )
     async with server.client(HOST) as client:
@@ -75,7 +77,7 @@ async def test_away_can_hide_the_launcher(server, acme):
 
 
 async def test_a_hostile_tenant_name_cannot_break_out_of_the_script(server):
-    tenant = await server.core.create_tenant("evil", "</script><script>alert(1)</script>")
+    tenant = await server.core.tenants.create_tenant("evil", "</script><script>alert(1)</script>")
     async with server.client(f"{tenant.slug}.{BASE_DOMAIN}") as client:
         script = (await client.get("/widget.js")).text
     assert "</script>" not in script
@@ -83,7 +85,7 @@ async def test_a_hostile_tenant_name_cannot_break_out_of_the_script(server):
 
 
 async def test_the_panel_may_be_framed_by_the_tenants_sites_only(server, acme):
-    await server.core.update_tenant_settings(
+    await server.core.tenants.update_tenant_settings(
         acme.id, {"embed_origins": ["https://www.acme.example"]}
     )
     async with server.client(HOST) as client:
@@ -115,7 +117,7 @@ async def test_the_panel_mirrors_for_right_to_left_languages(server, acme):
 
 
 async def test_an_article_for_the_panel(server, acme):
-    await server.core.update_tenant_settings(
+    await server.core.tenants.update_tenant_settings(
         acme.id, {"embed_origins": ["https://www.acme.example"]}
     )
     await server.article(acme, "Reset your password", "Open <b>Settings</b>.", slug="reset")
