@@ -1,17 +1,87 @@
-"""Shared by the benchmarks: a `portal serve` subprocess and a keep-alive GET load."""
+"""Shared by the benchmarks: which `portal` is measured, its database, `portal serve`, a GET load.
+
+The `portal` measured is the one this interpreter imports: PYTHONPATH=/some/checkout measures
+that checkout (a worktree of an older commit, for before/after figures), else the installed one,
+else the tree these benchmarks sit in. Servers and floors started here import that same one.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import random
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+from _load import on_core
+
+if importlib.util.find_spec("portal") is None:  # neither on PYTHONPATH nor installed
+    sys.path.append(str(Path(__file__).resolve().parent.parent))
+
+import portal  # noqa: E402
+
+PORTAL_ROOT = Path(portal.__file__).resolve().parent.parent
+# For PostgreSQL runs (--postgres): a database is made (and dropped) through this one.
+PG_ADMIN_DSN = os.environ.get(
+    "PORTAL_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def domain(core: Any, name: str) -> Any:
+    """The core's `name` domain (`core.tenants`, `core.forms`...), or the core itself.
+
+    Issue 10 split the core's one object into domains; the benchmarks seed through this so that
+    one script measures a tree from before the split and one from after (before/after figures).
+    """
+    return getattr(core, name, core)
+
+
+def python_command(*args: str) -> list[str]:
+    """`python ARGS` importing the `portal` measured here.
+
+    -P keeps the working directory off sys.path (run from a checkout, `-m portal.cli` would
+    import that checkout's portal instead), and PYTHONPATH (see `child_env`) names the measured one.
+    """
+    return [sys.executable, "-P", *args]
+
+
+def child_env(**env: str) -> dict[str, str]:
+    """This process's environment with PORTAL_ROOT first on PYTHONPATH, plus `env`."""
+    paths = [str(PORTAL_ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths), **env}
+
+
+@contextmanager
+def database(data: Path, postgres: bool) -> Iterator[str]:
+    """The core's database URL: SQLite in `data`, or a new PostgreSQL database dropped after."""
+    if not postgres:
+        yield f"sqlite+aiosqlite:///{data.resolve()}/portal.db"
+        return
+    name = f"portal_bench_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        base = PG_ADMIN_DSN.replace("postgresql://", "postgresql+asyncpg://").rsplit("/", 1)[0]
+        yield f"{base}/{name}"
+    finally:
+        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _pg_admin(sql: str) -> None:
+    import asyncpg
+
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await admin.execute(sql)
+    finally:
+        await admin.close()
 
 
 def free_port() -> int:
@@ -22,16 +92,29 @@ def free_port() -> int:
 
 @contextmanager
 def served(
-    data: Path, port: int, *, log: Path | None = None, **env: str
+    data: Path,
+    port: int,
+    *,
+    log: Path | None = None,
+    cpu: int | None = None,
+    database_url: str = "",
+    **env: str,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """`portal serve` on one uvicorn worker over `data`, until the block ends.
 
-    The server's output is discarded, or appended to `log` when one is given.
+    The server's output is discarded, or appended to `log` when one is given. With `cpu` it runs
+    on that core only; with `database_url` the core uses that database (else SQLite in `data`).
     """
-    environ = {**os.environ, "PORTAL_DATA_DIR": str(data), "PORTAL_PORT": str(port), **env}
+    environ = child_env(
+        PORTAL_DATA_DIR=str(data.resolve()),
+        PORTAL_PORT=str(port),
+        PORTAL_DATABASE_URL=database_url,
+        **env,
+    )
     output = log.open("ab") if log is not None else subprocess.DEVNULL
+    pin = on_core(cpu) if cpu is not None else []
     server = subprocess.Popen(
-        [sys.executable, "-m", "portal.cli", "serve"],
+        [*pin, *python_command("-m", "portal.cli", "serve")],
         env=environ,
         stdout=output,
         stderr=subprocess.STDOUT if log is not None else subprocess.DEVNULL,

@@ -26,18 +26,14 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from _floor import floor_server  # noqa: E402
-from _server import free_port, served  # noqa: E402
+from _server import child_env, domain, free_port, python_command, served  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 
@@ -161,10 +157,12 @@ async def seed(data: Path) -> None:
     core = EmbeddedCore(f"sqlite+aiosqlite:///{(data / 'portal.db').resolve()}")
     await core.start()
     try:
-        tenant = (await core.list_tenants())[0]
-        forms = await core.list_forms(tenant.id)
+        tenant = (await domain(core, "tenants").list_tenants())[0]
+        forms = await domain(core, "forms").list_forms(tenant.id)
         FORM["id"] = (
-            forms[0].id if forms else (await core.save_form(tenant.id, FormDraft("Contact us"))).id
+            forms[0].id
+            if forms
+            else (await domain(core, "forms").save_form(tenant.id, FormDraft("Contact us"))).id
         )
     finally:
         await core.close()
@@ -261,9 +259,9 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
-        env = {**os.environ, "PORTAL_DATA_DIR": str(data)}
+        env = child_env(PORTAL_DATA_DIR=str(data))
         subprocess.run(
-            [sys.executable, "-m", "portal.cli", "demo"], env=env, check=True, capture_output=True
+            python_command("-m", "portal.cli", "demo"), env=env, check=True, capture_output=True
         )
         asyncio.run(seed(data))
         port = free_port()

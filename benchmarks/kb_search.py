@@ -1,8 +1,26 @@
 """Knowledge base search and page throughput at 5,000 and 50,000 generated articles.
 
-Prints, for each size: index build time, index size, search latency p50/p99 over 500 queries,
-and article-page and search-page requests/s through uvicorn on one worker.
-Run: .venv/bin/python benchmarks/kb_search.py [--quick]
+Prints, for each size (suffix `_5k`, `_50k`; `_1k`, `_5k` with --quick):
+  index_build / index_size / search_p50 / search_p99   the index, and in-process search latency
+                                                       over 500 queries
+and, for each of three paths served by `portal serve` on one uvicorn worker pinned to one core,
+loaded by wrk (16 connections) on the other core, then the same for its floor:
+  article_page   GET /kb/en/articles/SLUG over a hot set of 1,000 articles
+  search_page    GET /kb/LANG/search?q=Q over 200 queries in four languages
+  search_json    GET /kb/search.json?q=Q&lang=LANG (the widget's type-ahead), the same queries
+the figures NAME_rps (req/s), NAME_p50_ms / NAME_p99_ms (latency under that load), NAME_cpu_ms
+(the server's CPU time per request), NAME_busy (its CPU time / wall time), NAME_bytes (the mean
+answer), the same for the floor (NAME_floor_*), and NAME_vs_floor (ours / floor, req/s) and
+NAME_cpu_vs_floor (ours / floor, CPU per request). The floor (`_floor.BARE_ROUTES`) renders a
+Jinja page of the article or search page's size, or encodes a JSON answer of search.json's size.
+Each path runs 10 s after a 2 s warm-up (2 s, no warm-up, with --quick); ours and its floor run
+one after the other, so that both see the same machine. NAME_busy well under 100 % means the
+server waited (for the database, or for a core other programs on the machine were using):
+NAME_cpu_vs_floor is then the steadier of the two ratios.
+Run: .venv/bin/python benchmarks/kb_search.py [--quick] [--postgres]
+  --postgres  our core on a new PostgreSQL database (PORTAL_BENCH_PG_DSN, default the local
+              server as `postgres`); the floor is unchanged. PostgreSQL's own CPU is not counted
+              in NAME_cpu_ms.
 """
 
 from __future__ import annotations
@@ -10,16 +28,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from urllib.parse import quote
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from _server import free_port, http_load, served  # noqa: E402
+from _floor import BARE_ROUTES, floor_server
+from _load import SERVER_CPU, Timing, figures, mean_size, pin_to_load_core, show, side_by_side, wrk
+from _server import database, domain, free_port, served
 
 from portal.core.embedded import schema  # noqa: E402
 from portal.core.embedded.core import EmbeddedCore  # noqa: E402
@@ -129,48 +147,83 @@ def folder_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-async def measure(count: int, seconds: float, tag: str) -> None:
-    rng = random.Random(count)
-    with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp)
-        core = EmbeddedCore(f"sqlite+aiosqlite:///{data}/portal.db")
-        await core.start()
-        tenant = await core.create_tenant("bench", "Bench", domains=("127.0.0.1",))
-        paths = await seed(core, tenant.id, count, rng)
-        search = SearchService(data / "indexes", core)
-        started = time.perf_counter()
-        await search.catch_up(tenant.id)
-        print(f"index_build_{tag}: {time.perf_counter() - started:.1f} s")
-        print(f"index_size_{tag}: {folder_size(data / 'indexes') / 1e6:.1f} MB")
-        latencies = []
-        for query, lang in queries(rng, 500):
-            t0 = time.perf_counter()
-            search.search(tenant.id, query, language=lang, limit=10)
-            latencies.append((time.perf_counter() - t0) * 1000)
-        print(f"search_p50_{tag}: {percentile(latencies, 50):.2f} ms")
-        print(f"search_p99_{tag}: {percentile(latencies, 99):.2f} ms")
-        search.close()
-        await core.close()
+def floor_paths(kind: str, size: int, paths: list[str]) -> list[str]:
+    """The floor's paths answering like `paths`: as many, each a page or JSON of `size` bytes."""
+    if kind == "json":
+        return [f"/json/{size}?{path.split('?', 1)[1]}" for path in paths]
+    return [f"/page/{size}{path}" for path in paths]
 
-        port = free_port()
-        with served(data, port):
-            # A help center's traffic goes mostly to its popular articles: a hot set of 1,000.
-            hot = rng.sample(paths, min(1000, len(paths)))
-            await http_load(port, hot, 2)  # warm the page cache
-            print(f"article_page_rps_{tag}: {await http_load(port, hot, seconds):.0f} req/s")
-            search_paths = [f"/kb/{lang}/search?q={quote(q)}" for q, lang in queries(rng, 200)]
-            print(
-                f"search_page_rps_{tag}: {await http_load(port, search_paths, seconds):.0f} req/s"
+
+async def measure(
+    data: Path, url: str, count: int, timing: Timing, tag: str, floor: tuple[int, int]
+) -> None:
+    """Seed `count` articles, build the index, then load ours and the floor (port, pid)."""
+    rng = random.Random(count)
+    core = EmbeddedCore(url)
+    await core.start()
+    tenant = await domain(core, "tenants").create_tenant("bench", "Bench", domains=("127.0.0.1",))
+    paths = await seed(core, tenant.id, count, rng)
+    search = SearchService(data / "indexes", core)
+    started = time.perf_counter()
+    await search.catch_up(tenant.id)
+    print(f"index_build_{tag}: {time.perf_counter() - started:.1f} s")
+    print(f"index_size_{tag}: {folder_size(data / 'indexes') / 1e6:.1f} MB")
+    latencies = []
+    for query, lang in queries(rng, 500):
+        t0 = time.perf_counter()
+        search.search(tenant.id, query, language=lang, limit=10)
+        latencies.append((time.perf_counter() - t0) * 1000)
+    print(f"search_p50_{tag}: {percentile(latencies, 50):.2f} ms")
+    print(f"search_p99_{tag}: {percentile(latencies, 99):.2f} ms", flush=True)
+    search.close()
+    await core.close()
+
+    # A help center's traffic goes mostly to its popular articles: a hot set of 1,000.
+    hot = rng.sample(paths, min(1000, len(paths)))
+    searches = queries(rng, 200)
+    loads = [
+        ("article_page", "page", hot),
+        ("search_page", "page", [f"/kb/{lg}/search?q={quote(q)}" for q, lg in searches]),
+        (
+            "search_json",
+            "json",
+            [f"/kb/search.json?q={quote(q)}&lang={lg}" for q, lg in searches],
+        ),
+    ]
+    port = free_port()
+    floor_port, floor_pid = floor
+    with served(data, port, cpu=SERVER_CPU, database_url=url) as server:
+        for name, kind, load_paths in loads:
+            size = mean_size(port, load_paths[:20])
+            ours, theirs = side_by_side(
+                partial(wrk, port, server.pid, paths=load_paths),
+                partial(wrk, floor_port, floor_pid, paths=floor_paths(kind, size, load_paths)),
+                timing,
             )
+            show([(f"{name}_bytes_{tag}", size, "bytes")])
+            show(figures(name, ours, theirs, f"_{tag}"))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes, under a minute")
+    parser.add_argument("--postgres", action="store_true", help="our core on PostgreSQL")
     args = parser.parse_args()
+    pin_to_load_core()
     sizes = [(1000, "1k"), (5000, "5k")] if args.quick else [(5000, "5k"), (50000, "50k")]
-    for count, tag in sizes:
-        asyncio.run(measure(count, 3 if args.quick else 10, tag))
+    # --quick has two indexes to build and six loads per size: no room for a warm-up beyond the
+    # 20 requests that size each path's answer.
+    timing = Timing(warm=0, run=2) if args.quick else Timing(warm=2, run=10)
+    floor_port = free_port()
+    with floor_server(BARE_ROUTES, floor_port, cpu=SERVER_CPU) as floor:
+        for count, tag in sizes:
+            with (
+                tempfile.TemporaryDirectory() as tmp,
+                database(Path(tmp), args.postgres) as url,
+            ):
+                asyncio.run(measure(Path(tmp), url, count, timing, tag, (floor_port, floor.pid)))
 
 
 if __name__ == "__main__":

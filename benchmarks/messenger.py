@@ -13,10 +13,11 @@ sent a `ping` frame. Prints
   server_rss_idle_mb               the server's VmRSS with them open
   server_memory_per_connection_kb  (VmRSS with them open - VmRSS before) / held
 
-Latency (the server's default compression setting): 1,000 visitors each start a conversation;
-one agent socket, signed in through /admin/login, `watch`es them, paced under the 10 frames/s
-a socket may send (so with --quick it watches only the first 100); then the visitors send
-messages at an aggregate 500/s for 10 s (3 s with --quick), each body carrying its send time.
+Latency (the server's default compression setting): 1,000 conversations (500 with --quick) are
+made through the core beforehand, one per visitor; each visitor opens a socket (`hello`,
+`ready`). One agent socket, signed in through /admin/login, `watch`es them, paced under the 10
+frames/s a socket may send (so with --quick it watches only the first 50); then the visitors
+send messages at an aggregate 500/s for 10 s (3 s with --quick), each body carrying its send time.
 Prints
   message_latency_p50_ms / _p99_ms  visitor `send` -> the agent's `message` frame
   messages_delivered                `message` frames the agent got (waiting up to 30 s after
@@ -28,10 +29,19 @@ Prints
   stored_rate                       `ack`s / the time from the first send to the last `ack`:
                                     what the server keeps up with when it is offered more
   server_cpu_busy                   the server's CPU time / wall time while sending
+  server_cpu_per_message_ms         the server's CPU time / messages sent
+The same load then goes to the floor (`_floor.BARE_ROUTES`): a bare Starlette websocket relay
+on the same uvicorn settings that stores each message with one SQLite INSERT (committed), acks
+it and relays it to the agent socket (every conversation; no watching, no inbox). Its figures
+are printed with a `floor_` prefix, and
+  cpu_per_message_vs_floor          ours / floor, server CPU time per message
+The server (ours, the floor) runs on one core and every client process on the other.
 Times are CLOCK_MONOTONIC read in the sending and the receiving process: on Linux it is one
 clock for the whole machine (unlike wall time it never steps), and the agent runs in a process
 of its own so that its reading is not delayed behind the visitors' frames.
-Run: .venv/bin/python benchmarks/messenger.py [--quick]   (-v for progress on stderr)
+Run: .venv/bin/python benchmarks/messenger.py [--quick] [--postgres]   (-v: progress on stderr)
+  --postgres  our core on a new PostgreSQL database (PORTAL_BENCH_PG_DSN, default the local
+              server as `postgres`); the floor is unchanged. PostgreSQL's own CPU is not counted.
 """
 
 from __future__ import annotations
@@ -41,7 +51,6 @@ import asyncio
 import html
 import json
 import multiprocessing as mp
-import os
 import random
 import re
 import resource
@@ -50,13 +59,14 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from _server import free_port, served  # noqa: E402
+from _floor import BARE_ROUTES, floor_server
+from _load import SERVER_CPU, cpu_seconds, pin_to_load_core, show
+from _server import database, domain, free_port, served
 
 from portal.core.embedded.core import EmbeddedCore  # noqa: E402
 from portal.messenger.service import visitor_token  # noqa: E402
@@ -103,12 +113,6 @@ def rss_kb(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, from /proc/PID/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 VERBOSE = False
 _T0 = time.monotonic()
 
@@ -124,24 +128,38 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))] if ordered else float("nan")
 
 
-async def seed(data: Path) -> int:
-    """A tenant on 127.0.0.1 and its agent; returns the tenant id."""
-    core = EmbeddedCore(f"sqlite+aiosqlite:///{data}/portal.db")
+async def seed(url: str, conversations: int) -> tuple[int, list[tuple[str, int]]]:
+    """A tenant on 127.0.0.1, its agent and `conversations` chats, one per visitor.
+
+    Returns the tenant id and (visitor id, conversation id) pairs. The chats are made through
+    the core rather than by `start` frames: one address may start 10 an hour, a tenant 200 a
+    minute (`portal.ratelimit`), and starting them is not what is measured.
+    """
+    core = EmbeddedCore(url)
     await core.start()
     try:
-        tenant = await core.create_tenant("bench", "Bench", domains=("127.0.0.1",))
+        tenants = domain(core, "tenants")
+        tenant = await tenants.create_tenant("bench", "Bench", domains=("127.0.0.1",))
         # Nobody answers the benchmark's chats: keep them "waiting" rather than "no answer".
-        await core.update_tenant_settings(tenant.id, {"chat_answer_timeout_s": 3600})
-        await core.create_agent(
+        await tenants.update_tenant_settings(tenant.id, {"chat_answer_timeout_s": 3600})
+        await tenants.create_agent(
             tenant.id, AGENT_EMAIL, "Bench Agent", hash_password(AGENT_PASSWORD), "agent"
         )
-        return tenant.id
+        chats = []
+        for i in range(conversations):
+            visitor = f"chat-{i}"
+            conversation = await domain(core, "chat").start_conversation(
+                tenant.id, visitor_id=visitor, subject="Hello?", idempotency_key=f"bench-{i}"
+            )
+            chats.append((visitor, conversation.id))
+        return tenant.id, chats
     finally:
         await core.close()
 
 
 # ------------------------------------------------------------------ client processes
 def _run(main: Any, pipe: Connection, *args: Any) -> None:
+    pin_to_load_core()  # off the server's core: clients measured with the server would skew it
     raise_nofile()
     try:
         asyncio.run(main(pipe, *args))
@@ -231,11 +249,18 @@ async def idle_client(
 
 
 async def visitor_client(
-    pipe: Connection, port: int, secret: str, tenant_id: int, index: int, count: int, procs: int
+    pipe: Connection,
+    port: int,
+    secret: str,
+    tenant_id: int,
+    index: int,
+    chats: list[tuple[str, int]],
+    procs: int,
 ) -> None:
-    """Start `count` conversations; on ("send", start, rate, seconds) send this process's share."""
+    """Open a socket per (visitor, conversation) of `chats`; on ("send", start, rate, seconds)
+    send this process's share of the messages."""
     signer = Signer(secret)
-    chats: list[tuple[Any, int]] = []
+    sockets: list[tuple[Any, int]] = []
     acks = 0
     last_ack = 0.0
     sent_at: dict[str, float] = {}
@@ -257,26 +282,19 @@ async def visitor_client(
         except Exception as exc:
             errors[_error_name(exc)] += 1
 
-    async def start(i: int) -> None:
-        ws = await _visitor(port, visitor_token(signer, tenant_id, f"chat-{index}-{i}"))
-        await ws.send(json.dumps({"type": "start", "client_id": "s", "body": "Hello?"}))
-        while (frame := json.loads(await asyncio.wait_for(ws.recv(), 60)))["type"] != "started":
-            pass
-        chats.append((ws, frame["conversation"]["id"]))
-
     await _command(pipe)  # "start", once the server runs and the agent is online
-    numbers = iter(range(count))
+    pending = iter(chats)
 
-    async def starter() -> None:
-        for i in numbers:
-            await start(i)
+    async def opener() -> None:
+        for visitor, cid in pending:
+            sockets.append((await _visitor(port, visitor_token(signer, tenant_id, visitor)), cid))
 
-    await asyncio.gather(*(starter() for _ in range(10)))
+    await asyncio.gather(*(opener() for _ in range(10)))
     # Visit the conversations in a shuffled cycle, so that the agent's watched ones (all of
-    # them, or with --quick the first started) are written to evenly over the whole run.
-    random.Random(index).shuffle(chats)
-    readers = [asyncio.create_task(read(ws)) for ws, _ in chats]
-    pipe.send(("started", [cid for _, cid in chats]))
+    # them, or with --quick the first few) are written to evenly over the whole run.
+    random.Random(index).shuffle(sockets)
+    readers = [asyncio.create_task(read(ws)) for ws, _ in sockets]
+    pipe.send(("started",))
     _, begin, rate, seconds = await _command(pipe)
     total = int(rate * seconds)
     sent: list[tuple[int, str]] = []
@@ -285,7 +303,7 @@ async def visitor_client(
         delay = begin + n / rate - clock()
         if delay > 0:
             await asyncio.sleep(delay)
-        ws, cid = chats[(n // procs) % len(chats)]
+        ws, cid = sockets[(n // procs) % len(sockets)]
         tag = f"{index}:{n}"
         now = sent_at[f"b{n}"] = clock()
         await ws.send(
@@ -308,43 +326,55 @@ async def visitor_client(
     await _command(pipe)
     for task in readers:
         task.cancel()
-    for ws, _ in chats:
+    for ws, _ in sockets:
         ws.transport.abort()
 
 
-async def agent_client(pipe: Connection, port: int, watch_limit: int) -> None:
-    """Sign in, open /agent/ws, watch new conversations; report latencies on "stop"."""
+async def agent_client(pipe: Connection, port: int, floor: bool) -> None:
+    """Sign in, open /agent/ws, watch the conversations given with "start"; report latencies on
+    "stop". The floor's agent socket needs no sign-in and no watch: it gets every message."""
     import httpx
     from websockets.asyncio.client import connect
 
-    await _command(pipe)  # "start", once the server runs
+    _, watch_ids = await _command(pipe)  # ("start", ids), once the server runs
     base = f"http://127.0.0.1:{port}"
+    cookie = ""
     async with httpx.AsyncClient(base_url=base) as client:
-        page = await client.get("/admin/login")
-        csrf = html.unescape(TOKEN_RE.findall(page.text)[0])
-        response = await client.post(
-            "/admin/login",
-            data={"csrf_token": csrf, "email": AGENT_EMAIL, "password": AGENT_PASSWORD},
-        )
-        if response.status_code != 303:
-            raise RuntimeError(f"login answered {response.status_code}")
-        cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+        if floor:
+            watch_ids = []
+        else:
+            cookie = await sign_in(client)
     ws = await connect(
         f"ws://127.0.0.1:{port}/agent/ws",
         origin=base,  # type: ignore[arg-type]
-        additional_headers={"Cookie": cookie},
+        additional_headers={"Cookie": cookie} if cookie else {},
         ping_interval=None,
         max_queue=None,
     )
     await ws.send('{"type":"hello"}')
     if json.loads(await ws.recv())["type"] != "ready":
         raise RuntimeError("the agent's hello was refused")
+    await agent_session(pipe, ws, watch_ids)
 
+
+async def sign_in(client: Any) -> str:
+    """Sign the agent in through the login form; the session's cookie header."""
+    page = await client.get("/admin/login")
+    csrf = html.unescape(TOKEN_RE.findall(page.text)[0])
+    response = await client.post(
+        "/admin/login",
+        data={"csrf_token": csrf, "email": AGENT_EMAIL, "password": AGENT_PASSWORD},
+    )
+    if response.status_code != 303:
+        raise RuntimeError(f"login answered {response.status_code}")
+    return "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+
+
+async def agent_session(pipe: Connection, ws: Any, watch_ids: list[int]) -> None:
+    """Read the agent's frames and watch `watch_ids`, answering the parent's "status"."""
     message_latency: dict[str, float] = {}
     inbox_latency: dict[str, float] = {}
     errors: Counter[str] = Counter()
-    to_watch: asyncio.Queue[int] = asyncio.Queue()
-    seen: set[int] = set()
     caught_up: set[int] = set()
     catch_ups = 0  # more than one per watch: the hub dropped this socket's queue (hub.resumed)
 
@@ -364,9 +394,6 @@ async def agent_client(pipe: Connection, port: int, watch_limit: int) -> None:
             elif kind == "inbox":
                 conversation = frame["conversation"]
                 bench(conversation["last_message_preview"], now, inbox_latency)
-                if conversation["id"] not in seen:
-                    seen.add(conversation["id"])
-                    to_watch.put_nowait(conversation["id"])
             elif kind == "caught_up":
                 caught_up.add(frame["conversation_id"])
                 catch_ups += 1
@@ -376,8 +403,7 @@ async def agent_client(pipe: Connection, port: int, watch_limit: int) -> None:
     async def watch() -> None:
         # The server's token bucket, mirrored with less room, so that no watch is refused.
         tokens, stamp = float(WATCH_BURST), clock()
-        for _ in range(watch_limit):
-            cid = await to_watch.get()
+        for cid in watch_ids:
             now = clock()
             tokens = min(WATCH_BURST, tokens + (now - stamp) * WATCH_RATE)
             stamp = now
@@ -448,7 +474,7 @@ class Clients:
 
 
 def idle_connections(
-    data: Path, secret: str, tenant_id: int, target: int, procs: int, compression: bool
+    data: Path, url: str, secret: str, tenant_id: int, target: int, procs: int, compression: bool
 ) -> None:
     suffix = "_compression" if compression else "_nocompression"
     port = free_port()
@@ -466,7 +492,7 @@ def idle_connections(
             clients.spawn(idle_client, port, secret, tenant_id, i, share)
             for i, share in enumerate(shares)
         ]
-        with served(data, port, log=log, **env) as server:
+        with served(data, port, log=log, cpu=SERVER_CPU, database_url=url, **env) as server:
             clients.server = server
             limit = open_files_limit(server.pid)
             if target > limit - 100:
@@ -505,55 +531,75 @@ def idle_connections(
         print(f"# {target - held} of {target} not held: {dict(errors)}", file=sys.stderr)
 
 
-def latency(
-    data: Path,
-    secret: str,
-    tenant_id: int,
-    conversations: int,
-    watch: int,
-    procs: int,
-    rate: float,
-    seconds: float,
-) -> None:
+@dataclass(frozen=True)
+class ChatLoad:
+    """The latency run's shape: who chats, who is watched, how fast, for how long."""
+
+    secret: str
+    tenant_id: int
+    chats: list[tuple[str, int]]  # (visitor id, conversation id), one socket each
+    watch: int  # conversations the agent watches (ours; the floor relays every one)
+    procs: int  # visitor client processes
+    rate: float  # messages/s, all visitors together
+    seconds: float
+
+
+def latency(data: Path, url: str, load: ChatLoad, floor: bool) -> list[tuple[str, float, str]]:
+    """Run the chat load against ours (`floor` False) or the floor; its figures, unprefixed."""
     port = free_port()
-    log = data / "server-latency.log"
-    env = {"PORTAL_SECRET_KEY": secret, "PORTAL_WS_MAX_PER_IP": "50000"}
+    log = data / ("floor-latency.log" if floor else "server-latency.log")
+    env = {"PORTAL_SECRET_KEY": load.secret, "PORTAL_WS_MAX_PER_IP": "50000"}
+    watch_ids = [] if floor else [cid for _, cid in load.chats[: load.watch]]
     clients = Clients(log)
     try:
-        agent = clients.spawn(agent_client, port, watch)
-        shares = [conversations // procs + (i < conversations % procs) for i in range(procs)]
+        agent = clients.spawn(agent_client, port, floor)
         pipes = [
-            clients.spawn(visitor_client, port, secret, tenant_id, i, share, procs)
-            for i, share in enumerate(shares)
+            clients.spawn(
+                visitor_client,
+                port,
+                load.secret,
+                load.tenant_id,
+                i,
+                load.chats[i :: load.procs],
+                load.procs,
+            )
+            for i in range(load.procs)
         ]
-        with served(data, port, log=log, **env) as server:
+        server_cm = (
+            floor_server(BARE_ROUTES, port, cpu=SERVER_CPU)
+            if floor
+            else served(data, port, log=log, cpu=SERVER_CPU, database_url=url, **env)
+        )
+        with server_cm as server:
             clients.server = server
-            agent.send("start")
+            what = "floor" if floor else "ours"
+            agent.send(("start", watch_ids))
             clients.recv(agent)
-            note("latency: agent signed in; visitors starting conversations")
+            note(f"latency ({what}): agent online; visitors opening sockets")
             for pipe in pipes:
                 pipe.send("start")
             for pipe in pipes:
                 clients.recv(pipe)
-            note("latency: conversations started; agent watching")
-            deadline = time.monotonic() + watch / WATCH_RATE + 60
+            note(f"latency ({what}): sockets open; agent watching {len(watch_ids)}")
+            deadline = time.monotonic() + len(watch_ids) / WATCH_RATE + 60
             while True:  # until the agent has every watched conversation caught up
                 agent.send("status")
                 _, watched_ids, _, agent_errors = clients.recv(agent)
-                watched = len(watched_ids)
-                if watched >= watch or time.monotonic() > deadline:
+                if len(watched_ids) >= len(watch_ids) or time.monotonic() > deadline:
                     break
                 time.sleep(0.5)
-            note(f"latency: {watched} watched, errors {agent_errors}; sending")
+            note(f"latency ({what}): {len(watched_ids)} watched, errors {agent_errors}; sending")
             cpu = cpu_seconds(server.pid)
             begin = clock() + 0.5
             for pipe in pipes:
-                pipe.send(("send", begin, rate, seconds))
-            sent_replies = [clients.recv(pipe, seconds + DRAIN_S + 60) for pipe in pipes]
-            busy = (cpu_seconds(server.pid) - cpu) / (clock() - begin)
-            note("latency: sent and acknowledged; waiting for the agent")
-            watched_set = set(watched_ids)
-            expected = sum(cid in watched_set for r in sent_replies for cid, _ in r[1])
+                pipe.send(("send", begin, load.rate, load.seconds))
+            sent_replies = [clients.recv(pipe, load.seconds + DRAIN_S + 60) for pipe in pipes]
+            spent = cpu_seconds(server.pid) - cpu
+            busy = spent / (clock() - begin)
+            note(f"latency ({what}): sent and acknowledged; waiting for the agent")
+            sent = [item for reply in sent_replies for item in reply[1]]
+            watched_set = set(watched_ids) if not floor else {cid for _, cid in load.chats}
+            expected = sum(cid in watched_set for cid, _ in sent)
             deadline = time.monotonic() + DRAIN_S
             count, progress = -1, time.monotonic()
             while time.monotonic() < deadline:  # until every message came, or none for 5 s
@@ -565,12 +611,10 @@ def latency(
                     count, progress = received, time.monotonic()
                 time.sleep(0.2)
             agent.send("stop")
-            _, watched_ids, message_latency, inbox_latency, agent_errors = clients.recv(agent)
+            _, _, message_latency, inbox_latency, agent_errors = clients.recv(agent)
             clients.close()
     finally:
         clients.close()
-    watched_set = set(watched_ids)
-    sent = [item for reply in sent_replies for item in reply[1]]
     to_watched = [tag for cid, tag in sent if cid in watched_set]
     delivered = [message_latency[tag] * 1000 for tag in to_watched if tag in message_latency]
     inbox = [inbox_latency[tag] * 1000 for _, tag in sent if tag in inbox_latency]
@@ -581,59 +625,79 @@ def latency(
     errors: Counter[str] = Counter(agent_errors)
     for reply in sent_replies:
         errors.update(reply[6])
-    print(f"message_latency_p50_ms: {percentile(delivered, 50):.1f} ms")
-    print(f"message_latency_p99_ms: {percentile(delivered, 99):.1f} ms")
-    print(f"messages_delivered: {len(delivered)} of {len(to_watched)}")
     ack_ms = [ms for reply in sent_replies for ms in reply[7]]
-    print(f"ack_latency_p50_ms: {percentile(ack_ms, 50):.1f} ms")
-    print(f"ack_latency_p99_ms: {percentile(ack_ms, 99):.1f} ms")
-    print(f"inbox_latency_p50_ms: {percentile(inbox, 50):.1f} ms")
-    print(f"inbox_latency_p99_ms: {percentile(inbox, 99):.1f} ms")
-    print(f"achieved_send_rate: {len(sent) / max(last - first, 1e-9):.0f} msg/s")
-    print(f"stored_rate: {acks / max(last_ack - first, 1e-9):.0f} msg/s")
-    print(f"server_cpu_busy: {busy * 100:.0f} %")
-    sys.stdout.flush()
     print(
-        f"# {len(watched_set)} of {conversations} conversations watched, {acks} of {len(sent)} "
-        f"messages acknowledged, {len(inbox)} inbox frames, errors: {dict(errors)}",
+        f"# {what}: {len(watched_set)} of {len(load.chats)} conversations watched, {acks} of "
+        f"{len(sent)} messages acknowledged, {len(inbox)} inbox frames, errors: {dict(errors)}",
         file=sys.stderr,
     )
+    rows = [
+        ("message_latency_p50_ms", percentile(delivered, 50), "ms"),
+        ("message_latency_p99_ms", percentile(delivered, 99), "ms"),
+        ("messages_delivered", len(delivered), f"of {len(to_watched)}"),
+        ("ack_latency_p50_ms", percentile(ack_ms, 50), "ms"),
+        ("ack_latency_p99_ms", percentile(ack_ms, 99), "ms"),
+    ]
+    if not floor:  # the floor's agent gets messages, no inbox
+        rows += [
+            ("inbox_latency_p50_ms", percentile(inbox, 50), "ms"),
+            ("inbox_latency_p99_ms", percentile(inbox, 99), "ms"),
+        ]
+    return rows + [
+        ("achieved_send_rate", len(sent) / max(last - first, 1e-9), "msg/s"),
+        ("stored_rate", acks / max(last_ack - first, 1e-9), "msg/s"),
+        ("server_cpu_busy", busy * 100, "%"),
+        ("server_cpu_per_message_ms", 1000 * spent / max(len(sent), 1), "ms/msg"),
+    ]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="shorter runs, under a minute")
     parser.add_argument("--connections", type=int, help="idle sockets to open")
     parser.add_argument("--clients", type=int, default=4, help="client processes")
     parser.add_argument("--rate", type=float, default=500, help="messages/s, all visitors")
     parser.add_argument("--seconds", type=float, help="how long the visitors send")
+    parser.add_argument("--sockets", type=int, help="visitor sockets (and chats) sending")
     parser.add_argument("--only", choices=["idle", "latency"], help="run one of the two parts")
     parser.add_argument("--data", help="keep the database and server logs in this new folder")
+    parser.add_argument("--postgres", action="store_true", help="our core on PostgreSQL")
     parser.add_argument("-v", "--verbose", action="store_true", help="progress on stderr")
     args = parser.parse_args()
     global VERBOSE
     VERBOSE = args.verbose
+    pin_to_load_core()
     raise_nofile()
     target = args.connections or (2_000 if args.quick else 10_000)
+    sockets = args.sockets or (500 if args.quick else 1_000)
     secret = secrets.token_urlsafe(48)
     with tempfile.TemporaryDirectory() as tmp:
-        data = Path(args.data or tmp)
+        data = Path(args.data or tmp).resolve()
         data.mkdir(parents=True, exist_ok=True)
-        tenant_id = asyncio.run(seed(data))
-        for compression in (False, True) if args.only != "latency" else ():
-            idle_connections(data, secret, tenant_id, target, args.clients, compression)
-        if args.only == "idle":
-            return
-        latency(
-            data,
-            secret,
-            tenant_id,
-            conversations=1_000,
-            watch=100 if args.quick else 1_000,
-            procs=2,
-            rate=args.rate,
-            seconds=args.seconds or (3 if args.quick else 10),
-        )
+        with database(data, args.postgres) as url:
+            tenant_id, chats = asyncio.run(seed(url, sockets))
+            for compression in (False, True) if args.only != "latency" else ():
+                idle_connections(data, url, secret, tenant_id, target, args.clients, compression)
+            if args.only == "idle":
+                return
+            load = ChatLoad(
+                secret,
+                tenant_id,
+                chats,
+                watch=50 if args.quick else 1_000,
+                procs=2,
+                rate=args.rate,
+                seconds=args.seconds or (3 if args.quick else 10),
+            )
+            ours = latency(data, url, load, floor=False)
+            show(ours)
+            floor = latency(data, url, load, floor=True)
+            show([(f"floor_{name}", value, unit) for name, value, unit in floor])
+            cpu = {name: value for name, value, _ in ours}["server_cpu_per_message_ms"]
+            floor_cpu = {name: value for name, value, _ in floor}["server_cpu_per_message_ms"]
+            show([("cpu_per_message_vs_floor", cpu / max(floor_cpu, 1e-9), "ratio")])
 
 
 if __name__ == "__main__":

@@ -26,16 +26,13 @@ import asyncio
 import gzip
 import os
 import subprocess
-import sys
 import tempfile
 import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import brotli  # noqa: E402
 from _floor import floor_server  # noqa: E402
-from _server import free_port, http_load, served  # noqa: E402
+from _server import child_env, free_port, http_load, python_command, served  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -86,9 +83,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
-        env = {**os.environ, "PORTAL_DATA_DIR": str(data)}
+        env = child_env(PORTAL_DATA_DIR=str(data))
         subprocess.run(
-            [sys.executable, "-m", "portal.cli", "demo"], env=env, check=True, capture_output=True
+            python_command("-m", "portal.cli", "demo"), env=env, check=True, capture_output=True
         )
         port, sample_port = free_port(), free_port()
         with served(data, port):
@@ -103,10 +100,11 @@ def main() -> None:
                 ("panel_gzip_bytes", gz(panel) + gz(panel_css) + gz(panel_js), "bytes"),
             ]
             sample = subprocess.Popen(
-                [
-                    sys.executable, "-m", "portal.cli", "sample-site", "--port", str(sample_port),
+                python_command(
+                    "-m", "portal.cli", "sample-site", "--port", str(sample_port),
                     "--service", f"http://127.0.0.1:{port}",
-                ],
+                ),
+                env=child_env(),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )  # fmt: skip
