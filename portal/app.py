@@ -48,7 +48,7 @@ from portal.services import Services, services
 from portal.settings import Settings
 from portal.templating import make_templates, render
 from portal.tenancy import TenancyMiddleware, TenantResolver
-from portal.urls import PathCache
+from portal.urls import PathCache, TenantURLs
 from portal.widget.config import FormIds
 from portal.widget.identity import routes as identity_routes
 from portal.widget.routes import LoaderCache
@@ -133,7 +133,8 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
         mailer = Mailer(settings)
         hub = make_hub(settings.redis_url)
         await hub.start()
-        messenger = Messenger(the_core, hub, mailer, signer)
+        paths = PathCache(app.router)
+        messenger = Messenger(the_core, hub, mailer, signer, paths)
         feed = EventFeed(the_core, hub)
         tasks = [
             asyncio.create_task(feed.run(), name="event-relay"),
@@ -141,7 +142,7 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
             asyncio.create_task(_follow_core_events(feed, resolver, kb), name="cache-follow"),
             asyncio.create_task(kb.flush_views_forever(), name="view-flush"),
             asyncio.create_task(
-                notify_customers(the_core, mailer, signer, settings),
+                notify_customers(the_core, mailer, signer, TenantURLs(settings, paths)),
                 name="customer-mail",
             ),
         ]
@@ -153,7 +154,7 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
             tenants=resolver,
             signer=signer,
             templates=make_templates(settings.data_path / "templates"),
-            paths=PathCache(app.router),
+            paths=paths,
             search=search,
             kb=kb,
             attachments=AttachmentStore(settings.data_path / "attachments"),

@@ -3,7 +3,8 @@
 - `path_for(request, name, **params)`: a named route's path (templates' `url_for` is this).
 - `absolute(request, path)`: a URL on the request's own host, for pages and API answers.
 - `tenant_url(settings, tenant, path)`: a URL on the tenant's canonical host, for mail, which
-  must never trust a Host header the client chose.
+  must never trust a Host header the client chose; `TenantURLs` builds those for named routes
+  outside a request (the mail and chat tasks).
 """
 
 from __future__ import annotations
@@ -58,6 +59,21 @@ def absolute(connection: HTTPConnection, path: str) -> str:
     """A public absolute URL on the request's host with the configured scheme."""
     scheme = services(connection).settings.public_scheme
     return f"{scheme}://{connection.headers.get('host', connection.url.netloc)}{path}"
+
+
+class TenantURLs:
+    """Named routes' paths and URLs for work done outside a request (mail, chat fan-out)."""
+
+    def __init__(self, settings: Settings, paths: PathCache) -> None:
+        self.settings = settings
+        self.paths = paths
+
+    def path(self, name: str, /, **params: Any) -> URLPathStr:
+        return self.paths.path_for(name, params)
+
+    def url(self, tenant: Tenant, name: str, /, **params: Any) -> str:
+        """The named route's absolute URL on the tenant's canonical host."""
+        return tenant_url(self.settings, tenant, self.path(name, **params))
 
 
 def tenant_url(settings: Settings, tenant: Tenant, path: str) -> str:

@@ -20,7 +20,6 @@ from portal.attachments import (
 )
 from portal.core.contract import MessageDraft, Tenant, TicketDraft
 from portal.i18n import translations, use_language
-from portal.messenger.service import file_link
 from portal.security import Signer
 from portal.sessions import staff
 from portal.sessions.store import session_id
@@ -215,7 +214,7 @@ async def test_the_three_downloads_send_the_same_security_headers(server, settin
             f"/agent/attachments/{ticket_file.id}",
             headers={"cookie": await staff_cookie(core, secret, tenant, "agent@acme.example")},
         )
-        answers["chat"] = await client.get(file_link(Signer(secret), chat_file.id))
+        answers["chat"] = await client.get(server.service("messenger").file_link(chat_file.id))
     wanted = {
         "content-disposition": "attachment; filename=\"shot.png\"; filename*=UTF-8''shot.png",
         "content-type": "image/png",

@@ -38,7 +38,6 @@ from portal.core.contract import (
     Conflict,
     HelpdeskCore,
     NotFound,
-    Reply,
     ReplyDraft,
     Ticket,
 )
@@ -208,24 +207,6 @@ async def ticket(request: Request) -> Response:
     return await _ticket_page(request, await _get_ticket(request))
 
 
-async def _add_reply(
-    core: HelpdeskCore, tenant_id: int, ticket_id: int, draft: ReplyDraft, idempotency_key: str
-) -> Reply:
-    """`core.tickets.add_reply`, tried once more if it fails for a reason other than the input.
-
-    The idempotency key makes the retry safe, and it is what settles two clicks that race with
-    the same key: the embedded core's unique constraint refuses the second insert with an error
-    instead of returning the first reply, and the retry then finds that reply.
-    """
-    try:
-        return await core.tickets.add_reply(tenant_id, ticket_id, draft, idempotency_key)
-    except (NotFound, Conflict):
-        raise
-    except Exception:
-        log.info("add_reply failed; retrying with the same idempotency key", exc_info=True)
-        return await core.tickets.add_reply(tenant_id, ticket_id, draft, idempotency_key)
-
-
 @require_agent("agent")
 async def ticket_reply(request: Request) -> Response:
     the_ticket = await _get_ticket(request)
@@ -252,8 +233,8 @@ async def ticket_reply(request: Request) -> Response:
         )
     agent = agent_of(request)
     try:
-        reply = await _add_reply(
-            services(request).core,
+        # Two clicks racing with one key are settled by the core: the second gets the first reply.
+        reply = await services(request).core.tickets.add_reply(
             tenant_of(request).id,
             the_ticket.id,
             ReplyDraft(

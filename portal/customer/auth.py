@@ -37,7 +37,6 @@ from portal.request_helpers import customer_of, same_origin, session_id_of, tena
 from portal.services import services
 from portal.sessions import store
 from portal.sessions.customer import current_session, sign_in, sign_out
-from portal.settings import Settings
 from portal.urls import path_for, tenant_url
 
 PENDING_COOKIE = "portal_signin"
@@ -148,10 +147,10 @@ async def _request_link(request: Request) -> Response:
         send_sign_in_mail,
         services(request).core,
         services(request).mailer,
-        settings,
         tenant,
         email,
-        token,
+        # Never the request's Host: the tenant's own host, whatever the client claimed.
+        tenant_url(settings, tenant, path_for(request, "customer_magic_link", token=token)),
         links.sign_in_code(settings.secret_key, token_id),
         minutes,
         current_language(),  # the mail is written after the answer, in the page's language
@@ -162,10 +161,9 @@ async def _request_link(request: Request) -> Response:
 async def send_sign_in_mail(
     core: HelpdeskCore,
     mailer: Mailer,
-    settings: Settings,
     tenant: Tenant,
     email: str,
-    token: str,
+    url: str,
     code: str,
     minutes: int,
     language: str,
@@ -175,7 +173,6 @@ async def send_sign_in_mail(
         await core.customers.find_customer(tenant.id, email)
     except NotFound:
         return
-    url = tenant_url(settings, tenant, f"/portal/sign-in/{token}")
     with use_language(language):
         subject = _("Your sign-in link for %(name)s") % {"name": tenant.name}
         body = "\n\n".join(

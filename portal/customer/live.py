@@ -36,6 +36,7 @@ from portal.customer.pages import not_found, require_customer
 from portal.customer.tickets import visible_ticket
 from portal.labels import status_label
 from portal.services import services
+from portal.urls import path_for
 
 HEARTBEAT_SECONDS = 15.0
 MAX_STREAM_SECONDS = 600.0
@@ -47,7 +48,7 @@ def sse(event: str, data: dict[str, Any], event_id: int | None = None) -> str:
     return f"{head}event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def reply_data(reply: Reply) -> dict[str, Any]:
+def reply_data(request: Request, reply: Reply) -> dict[str, Any]:
     return {
         "id": reply.id,
         "author_type": reply.author_type,
@@ -59,7 +60,7 @@ def reply_data(reply: Reply) -> dict[str, Any]:
                 "id": a.id,
                 "filename": a.filename,
                 "size": a.size,
-                "url": f"/portal/attachments/{a.id}",
+                "url": path_for(request, "customer_attachment", id=a.id),
             }
             for a in reply.attachments
         ],
@@ -78,6 +79,7 @@ def _after(request: Request) -> int:
 
 
 async def _stream(
+    request: Request,
     core: HelpdeskCore,
     events: AsyncIterator[Event],
     ticket: Ticket,
@@ -102,7 +104,7 @@ async def _stream(
         for reply in await core.tickets.list_replies(ticket.tenant_id, ticket.id):
             if reply.id > after and reply.id not in sent:
                 sent.add(reply.id)
-                out.append(sse("reply", reply_data(reply), reply.id))
+                out.append(sse("reply", reply_data(request, reply), reply.id))
         return out
 
     try:
@@ -145,6 +147,7 @@ async def ticket_events(request: Request) -> Response:
         return not_found(request)
     return StreamingResponse(
         _stream(
+            request,
             services(request).core,
             services(request).events.events(),
             ticket,

@@ -18,8 +18,7 @@ from portal.i18n import ngettext, use_language
 from portal.labels import status_label
 from portal.mail import Mailer
 from portal.security import Signer
-from portal.settings import Settings
-from portal.urls import tenant_url
+from portal.urls import TenantURLs
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +40,7 @@ class _Tenants:
 
 
 async def notify_customers(
-    core: HelpdeskCore, mailer: Mailer, signer: Signer, settings: Settings
+    core: HelpdeskCore, mailer: Mailer, signer: Signer, urls: TenantURLs
 ) -> None:
     """Run for the app's lifetime: turn ticket events into mail to the requester."""
     tenants = _Tenants(core)
@@ -55,7 +54,7 @@ async def notify_customers(
             tenant = await tenants.get(event.tenant_id)
             if tenant is None or tenant.settings.get("customer_notifications", True) is False:
                 continue
-            message = await compose(core, signer, settings, tenant, event)
+            message = await compose(core, signer, urls, tenant, event)
             if message is not None:
                 to, subject, body = message
                 await mailer.send(to, subject, body, sender_name=tenant.name)
@@ -65,20 +64,20 @@ async def notify_customers(
             log.exception("could not mail the customer about %s", event)
 
 
-def _ticket_link(signer: Signer, settings: Settings, tenant: Tenant, ticket: Ticket) -> str:
+def _ticket_link(signer: Signer, urls: TenantURLs, tenant: Tenant, ticket: Ticket) -> str:
     token, _token_id = links.make_magic_link(
         signer,
         tenant,
         ticket.requester_email,
         minutes=links.notification_link_minutes(tenant),
-        next_path=f"/portal/tickets/{ticket.id}",
+        next_path=urls.path("customer_ticket", id=ticket.id),
     )
-    return tenant_url(settings, tenant, f"/portal/sign-in/{token}")
+    return urls.url(tenant, "customer_magic_link", token=token)
 
 
-def _link_paragraph(signer: Signer, settings: Settings, tenant: Tenant, ticket: Ticket) -> str:
+def _link_paragraph(signer: Signer, urls: TenantURLs, tenant: Tenant, ticket: Ticket) -> str:
     hours = max(1, links.notification_link_minutes(tenant) // 60)
-    url = _ticket_link(signer, settings, tenant, ticket)
+    url = _ticket_link(signer, urls, tenant, ticket)
     return (
         _("See the whole conversation and reply:")
         + "\n"
@@ -94,7 +93,7 @@ def _link_paragraph(signer: Signer, settings: Settings, tenant: Tenant, ticket: 
 
 
 async def compose(
-    core: HelpdeskCore, signer: Signer, settings: Settings, tenant: Tenant, event: Event
+    core: HelpdeskCore, signer: Signer, urls: TenantURLs, tenant: Tenant, event: Event
 ) -> tuple[str, str, str] | None:
     """(to, subject, body) of the mail for `event`, or None when it needs none."""
     data = event.data
@@ -145,12 +144,11 @@ async def compose(
                     _("How did we do? Rate our help with one click:")
                     + "\n"
                     + _("Good: %(url)s")
-                    % {"url": tenant_url(settings, tenant, f"/portal/rate/{good}")}
+                    % {"url": urls.url(tenant, "customer_rate_link", token=good)}
                     + "\n"
-                    + _("Bad: %(url)s")
-                    % {"url": tenant_url(settings, tenant, f"/portal/rate/{bad}")}
+                    + _("Bad: %(url)s") % {"url": urls.url(tenant, "customer_rate_link", token=bad)}
                 )
-        parts.append(_link_paragraph(signer, settings, tenant, ticket))
+        parts.append(_link_paragraph(signer, urls, tenant, ticket))
         parts.append(
             _("You get this email because you asked %(name)s for help.") % {"name": tenant.name}
         )

@@ -27,6 +27,7 @@ from portal.hub import Hub
 from portal.mail import Mailer
 from portal.messenger.hours import ChatSettings, is_open
 from portal.security import Signer
+from portal.urls import PathCache
 
 log = logging.getLogger(__name__)
 
@@ -154,11 +155,6 @@ def read_upload_token(signer: Signer, tenant_id: int, owner: str, token: Any) ->
     return AttachmentDraft(data["f"], data["c"], int(data["s"]), data["k"])
 
 
-def file_link(signer: Signer, attachment_id: int) -> str:
-    """A link to a chat file; whoever sees the conversation gets it, it works for 30 days."""
-    return f"/messenger/attachments/{attachment_id}?sig={signer.dumps('chat-file', attachment_id)}"
-
-
 def read_file_link(signer: Signer, attachment_id: int, sig: str) -> bool:
     return signer.loads("chat-file", sig, max_age=FILE_LINK_MAX_AGE) == attachment_id
 
@@ -167,8 +163,11 @@ def read_file_link(signer: Signer, attachment_id: int, sig: str) -> bool:
 class Messenger:
     """Chat actions shared by visitor sockets, agent sockets and the unanswered-chat watcher."""
 
-    def __init__(self, core: HelpdeskCore, hub: Hub, mailer: Mailer, signer: Signer) -> None:
+    def __init__(
+        self, core: HelpdeskCore, hub: Hub, mailer: Mailer, signer: Signer, paths: PathCache
+    ) -> None:
         self.core = core
+        self.paths = paths
         self.hub = hub
         self.mailer = mailer
         self.signer = signer
@@ -177,7 +176,12 @@ class Messenger:
         self._presence: dict[int, tuple[float, dict[int, str]]] = {}
 
     def message_json(self, message: ChatMessage) -> dict[str, Any]:
-        return message_json(message, lambda attachment_id: file_link(self.signer, attachment_id))
+        return message_json(message, self.file_link)
+
+    def file_link(self, attachment_id: int) -> str:
+        """A link to a chat file; whoever sees the conversation gets it, it works for 30 days."""
+        path = self.paths.path_for("messenger_attachment", {"attachment_id": attachment_id})
+        return f"{path}?sig={self.signer.dumps('chat-file', attachment_id)}"
 
     async def publish_message(self, tenant_id: int, message: ChatMessage) -> None:
         frame = {"type": "message", "message": self.message_json(message)}

@@ -6,13 +6,16 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from starlette.routing import Router
 
 from portal.core.contract import MessageDraft
 from portal.hub import MemoryHub, Subscription
 from portal.mail import Mailer
 from portal.messenger.hours import ChatSettings, HoursError, is_open, parse_hours
+from portal.messenger.routes import routes as messenger_routes
 from portal.messenger.service import Messenger
 from portal.security import Signer
+from portal.urls import PathCache
 from tests.messenger.conftest import Chat
 
 pytestmark = pytest.mark.live_server  # websockets
@@ -109,7 +112,8 @@ async def test_an_unanswered_chat_is_told_so_once_and_becomes_a_ticket(core, set
     tenant = await core.tenants.create_tenant("acme", "Acme")
     hub = MemoryHub()
     await hub.start()
-    messenger = Messenger(core, hub, Mailer(settings), Signer(settings.secret_key))
+    paths = PathCache(Router(messenger_routes))
+    messenger = Messenger(core, hub, Mailer(settings), Signer(settings.secret_key), paths)
     waiting = await core.chat.start_conversation(
         tenant.id, visitor_id="v1", email="pat@example.com", subject="Help", idempotency_key="k1"
     )
