@@ -19,7 +19,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from _load import on_core
 
@@ -33,15 +32,6 @@ PORTAL_ROOT = Path(portal.__file__).resolve().parent.parent
 PG_ADMIN_DSN = os.environ.get(
     "PORTAL_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-
-
-def domain(core: Any, name: str) -> Any:
-    """The core's `name` domain (`core.tenants`, `core.forms`...), or the core itself.
-
-    Issue 10 split the core's one object into domains; the benchmarks seed through this so that
-    one script measures a tree from before the split and one from after (before/after figures).
-    """
-    return getattr(core, name, core)
 
 
 def python_command(*args: str) -> list[str]:

@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from _floor import floor_server  # noqa: E402
-from _server import child_env, domain, free_port, python_command, served  # noqa: E402
+from _server import child_env, free_port, python_command, served  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 
@@ -157,12 +157,12 @@ async def seed(data: Path) -> None:
     core = EmbeddedCore(f"sqlite+aiosqlite:///{(data / 'portal.db').resolve()}")
     await core.start()
     try:
-        tenant = (await domain(core, "tenants").list_tenants())[0]
-        forms = await domain(core, "forms").list_forms(tenant.id)
+        tenant = (await core.tenants.list_tenants())[0]
+        forms = await core.forms.list_forms(tenant.id)
         FORM["id"] = (
             forms[0].id
             if forms
-            else (await domain(core, "forms").save_form(tenant.id, FormDraft("Contact us"))).id
+            else (await core.forms.save_form(tenant.id, FormDraft("Contact us"))).id
         )
     finally:
         await core.close()

@@ -32,19 +32,13 @@ from pathlib import Path
 
 from _floor import BARE_ROUTES, floor_server
 from _load import SERVER_CPU, Timing, figures, mean_size, pin_to_load_core, show, side_by_side, wrk
-from _server import database, domain, free_port, served
+from _server import database, free_port, served
 
 from portal.core.contract import TicketDraft  # noqa: E402
 from portal.core.embedded.core import EmbeddedCore  # noqa: E402
 from portal.security import Signer  # noqa: E402
-
-try:  # where issue 10 put them
-    from portal.sessions.customer import SESSION_COOKIE, session_token
-    from portal.sessions.store import session_id
-except ImportError:  # before it: one script measures both trees, for before/after figures
-    from portal.customer.session import SESSION_COOKIE, session_token
-
-    from portal.sessions import session_id
+from portal.sessions.customer import SESSION_COOKIE, session_token  # noqa: E402
+from portal.sessions.store import session_id  # noqa: E402
 
 SECRET = secrets.token_urlsafe(48)
 CUSTOMER = "busy.customer@example.com"
@@ -56,20 +50,18 @@ async def seed_tickets(url: str, count: int) -> str:
     core = EmbeddedCore(url)
     await core.start()
     try:
-        tenant = await domain(core, "tenants").create_tenant(
-            "bench", "Bench", domains=("127.0.0.1",)
-        )
+        tenant = await core.tenants.create_tenant("bench", "Bench", domains=("127.0.0.1",))
         rng = random.Random(count)
         for i in range(count):
             subject = f"{rng.choice(TOPICS)} {rng.choice(TOPICS)} question {i}"
             draft = TicketDraft(subject, "Please help with " + subject, CUSTOMER)
-            ticket = await domain(core, "tickets").create_ticket(tenant.id, draft, f"bench-{i}")
+            ticket = await core.tickets.create_ticket(tenant.id, draft, f"bench-{i}")
             if i % 3 == 0:
-                await domain(core, "tickets").set_ticket_status(tenant.id, ticket.id, "resolved")
-        customer = await domain(core, "customers").find_customer(tenant.id, CUSTOMER)
+                await core.tickets.set_ticket_status(tenant.id, ticket.id, "resolved")
+        customer = await core.customers.find_customer(tenant.id, CUSTOMER)
         token = secrets.token_urlsafe(32)
         expires = datetime.now(UTC) + timedelta(days=1)
-        await domain(core, "customers").create_session(
+        await core.customers.create_session(
             tenant.id, "customer", customer.id, session_id(token), expires
         )
         return session_token(Signer(SECRET), customer, token)

@@ -55,7 +55,7 @@ from _load import (
     side_by_side,
     wrk,
 )
-from _server import database, domain, free_port, served
+from _server import database, free_port, served
 
 from portal.core.contract import Choice, Field, FormDraft  # noqa: E402
 from portal.core.embedded.core import EmbeddedCore  # noqa: E402
@@ -196,8 +196,8 @@ async def seed(url: str) -> int:
     core = EmbeddedCore(url)
     await core.start()
     try:
-        tenant = await domain(core, "tenants").create_tenant("bench", "Bench", domains=(HOST,))
-        await domain(core, "tenants").update_tenant_settings(
+        tenant = await core.tenants.create_tenant("bench", "Bench", domains=(HOST,))
+        await core.tenants.update_tenant_settings(
             tenant.id,
             {"form_ip_limit_per_minute": 10**9, "form_tenant_limit_per_minute": 10**9},
         )
@@ -213,7 +213,7 @@ async def seed(url: str) -> int:
             ),
         )
         draft = FormDraft("Support", fields=fields)
-        return (await domain(core, "forms").save_form(tenant.id, draft)).id
+        return (await core.forms.save_form(tenant.id, draft)).id
     finally:
         await core.close()
 

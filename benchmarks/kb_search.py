@@ -37,7 +37,7 @@ from urllib.parse import quote
 
 from _floor import BARE_ROUTES, floor_server
 from _load import SERVER_CPU, Timing, figures, mean_size, pin_to_load_core, show, side_by_side, wrk
-from _server import database, domain, free_port, served
+from _server import database, free_port, served
 
 from portal.core.embedded import schema  # noqa: E402
 from portal.core.embedded.core import EmbeddedCore  # noqa: E402
@@ -161,7 +161,7 @@ async def measure(
     rng = random.Random(count)
     core = EmbeddedCore(url)
     await core.start()
-    tenant = await domain(core, "tenants").create_tenant("bench", "Bench", domains=("127.0.0.1",))
+    tenant = await core.tenants.create_tenant("bench", "Bench", domains=("127.0.0.1",))
     paths = await seed(core, tenant.id, count, rng)
     search = SearchService(data / "indexes", core)
     started = time.perf_counter()

@@ -66,7 +66,7 @@ from typing import Any
 
 from _floor import BARE_ROUTES, floor_server
 from _load import SERVER_CPU, cpu_seconds, pin_to_load_core, show
-from _server import database, domain, free_port, served
+from _server import database, free_port, served
 
 from portal.core.embedded.core import EmbeddedCore  # noqa: E402
 from portal.messenger.service import visitor_token  # noqa: E402
@@ -138,7 +138,7 @@ async def seed(url: str, conversations: int) -> tuple[int, list[tuple[str, int]]
     core = EmbeddedCore(url)
     await core.start()
     try:
-        tenants = domain(core, "tenants")
+        tenants = core.tenants
         tenant = await tenants.create_tenant("bench", "Bench", domains=("127.0.0.1",))
         # Nobody answers the benchmark's chats: keep them "waiting" rather than "no answer".
         await tenants.update_tenant_settings(tenant.id, {"chat_answer_timeout_s": 3600})
@@ -148,7 +148,7 @@ async def seed(url: str, conversations: int) -> tuple[int, list[tuple[str, int]]
         chats = []
         for i in range(conversations):
             visitor = f"chat-{i}"
-            conversation = await domain(core, "chat").start_conversation(
+            conversation = await core.chat.start_conversation(
                 tenant.id, visitor_id=visitor, subject="Hello?", idempotency_key=f"bench-{i}"
             )
             chats.append((visitor, conversation.id))

@@ -12,7 +12,7 @@ from portal.core.embedded.core import EmbeddedCore
 from portal.events import CHANNEL, EventFeed
 from portal.hub import RedisHub
 from tests.conftest import service_missing
-from tests.messenger.redis_server import RedisServer, redis_server_available
+from tests.redis_server import RedisServer, redis_server_available
 
 
 @pytest.fixture

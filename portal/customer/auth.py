@@ -31,7 +31,7 @@ from portal.embedding import delete_cookie, embedded, set_cookie
 from portal.i18n import current_language, ngettext, use_language
 from portal.i18n import gettext as _
 from portal.mail import Mailer
-from portal.ratelimit import RateLimiter
+from portal.ratelimit import RateLimiter, client_ip
 from portal.redirects import CUSTOMER_HOME, safe_customer_next
 from portal.request_helpers import customer_of, same_origin, session_id_of, tenant_of
 from portal.services import services
@@ -54,10 +54,6 @@ class SignInLimits:
         self.ip = RateLimiter(IP_LIMIT, WINDOW)
         self.email = RateLimiter(EMAIL_LIMIT, WINDOW)
         self.code = RateLimiter(CODE_ATTEMPTS, WINDOW)
-
-
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 def too_many(request: Request, retry_after: float) -> Response:

@@ -21,7 +21,7 @@ from portal.core.embedded.core import EmbeddedCore
 from portal.security import hash_password
 from tests.conftest import BASE_DOMAIN, TEST_HASH_COST, Server, postgres_database, service_missing
 from tests.messenger.conftest import AGENT_EMAIL, AGENT_PASSWORD, Chat, client_id
-from tests.messenger.redis_server import RedisServer, redis_server_available
+from tests.redis_server import RedisServer, redis_server_available
 
 SECRET = "test-secret-key-that-is-long-enough-0123456789"
 

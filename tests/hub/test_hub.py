@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from portal.hub import RESUMED, MemoryHub, RedisHub, Subscription, make_hub
 from tests.conftest import service_missing
-from tests.messenger.redis_server import RedisServer, redis_server_available
+from tests.redis_server import RedisServer, redis_server_available
 
 HubFactory = Callable[..., Awaitable[MemoryHub | RedisHub]]
 
