@@ -581,3 +581,17 @@ async def customer_cookie(core: EmbeddedCore, secret: str, customer: Customer) -
         customer.tenant_id, "customer", customer.id, session_id(token), expires
     )
     return f"{SESSION_COOKIE}={session_token(Signer(secret), customer, token)}"
+
+
+async def staff_cookie(core: EmbeddedCore, secret: str, tenant: Tenant, email: str) -> str:
+    """The `Cookie` header of a signed-in agent, with the session row a login makes."""
+    from portal.security import Signer
+    from portal.sessions import staff
+    from portal.sessions.store import session_id
+
+    agent = await core.tenants.get_agent_by_email(tenant.id, email)
+    token = uuid.uuid4().hex
+    expires = datetime.now(UTC) + timedelta(seconds=staff.SESSION_MAX_AGE)
+    await core.customers.create_session(tenant.id, "agent", agent.id, session_id(token), expires)
+    payload = {"agent_id": agent.id, "tenant_id": tenant.id, "sid": token}
+    return f"{staff.SESSION_COOKIE}={Signer(secret).dumps('agent-session', payload)}"

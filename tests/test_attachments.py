@@ -1,8 +1,5 @@
 """The upload policy (one check for forms, replies and chat), the store, and the one download."""
 
-import uuid
-from datetime import UTC, datetime, timedelta
-
 import pytest
 
 from portal.attachments import (
@@ -20,10 +17,7 @@ from portal.attachments import (
 )
 from portal.core.contract import MessageDraft, Tenant, TicketDraft
 from portal.i18n import translations, use_language
-from portal.security import Signer
-from portal.sessions import staff
-from portal.sessions.store import session_id
-from tests.conftest import customer_cookie
+from tests.conftest import customer_cookie, staff_cookie
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 PDF = b"%PDF-1.7\n" + b"x" * 64
@@ -159,16 +153,6 @@ def test_a_download_names_its_file_for_every_client():
     assert header.startswith('attachment; filename="resume _final_.pdf"; ')
     assert header.endswith("filename*=UTF-8''r%C3%A9sum%C3%A9%20%22final%22.pdf")
     assert 'filename="file"' in content_disposition("日本")
-
-
-async def staff_cookie(core, secret: str, tenant: Tenant, email: str) -> str:
-    """The `Cookie` header of a signed-in agent, with the session row a login makes."""
-    agent = await core.tenants.get_agent_by_email(tenant.id, email)
-    token = uuid.uuid4().hex
-    expires = datetime.now(UTC) + timedelta(seconds=staff.SESSION_MAX_AGE)
-    await core.customers.create_session(tenant.id, "agent", agent.id, session_id(token), expires)
-    payload = {"agent_id": agent.id, "tenant_id": tenant.id, "sid": token}
-    return f"{staff.SESSION_COOKIE}={Signer(secret).dumps('agent-session', payload)}"
 
 
 async def test_the_three_downloads_send_the_same_security_headers(server, settings):

@@ -34,7 +34,7 @@ from portal.core.embedded.core import EmbeddedCore
 from portal.customer import links
 from portal.security import Signer
 from portal.settings import Settings
-from tests.conftest import BASE_DOMAIN, Server, customer_cookie, serve_app
+from tests.conftest import BASE_DOMAIN, Server, customer_cookie, serve_app, staff_cookie
 from tests.customer.conftest import csrf_from, key_from
 from tests.messenger.conftest import open_ws
 
@@ -302,3 +302,25 @@ async def test_without_organization_tickets_a_customer_sees_only_their_own(
     assert ("Requested by" in listing.text) is has
     assert "From alice@acme-corp.example" in listing.text
     assert colleagues.status_code == (200 if has else 404)
+
+
+# --------------------------------------------------------------------------- the admin's pages
+@pytest.mark.parametrize("feature", ["organization_tickets", "attachments"])
+async def test_the_admin_offers_no_setting_of_a_missing_feature(
+    database_url: str, settings: Settings, has: bool, feature: str
+) -> None:
+    core = EmbeddedCore(database_url, capabilities=lacking(None if has else feature))
+    async with app_on(core, database_url, settings) as server:
+        tenant = await server.tenant()
+        await server.agent(tenant, "admin@acme.example", "correct horse battery staple")
+        cookie = await staff_cookie(server.core, settings.secret_key, tenant, "admin@acme.example")
+        async with signed_in(server, cookie) as client:
+            settings_page = await client.get("/admin/settings")
+            form_page = await client.get("/admin/forms/new")
+    assert settings_page.status_code == form_page.status_code == 200
+    if feature == "organization_tickets":
+        assert ('name="ticket_visibility"' in settings_page.text) is has
+    else:
+        assert ('name="attachment_max_bytes"' in settings_page.text) is has
+        assert ('name="attachment_dangerous_names"' in settings_page.text) is has
+        assert ('<option value="file"' in form_page.text) is has

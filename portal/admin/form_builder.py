@@ -14,15 +14,16 @@ from starlette.responses import Response
 
 from portal.admin.auth import admin_page, require_agent
 from portal.admin.form_drafts import form_values, parse_form
-from portal.core.contract import Conflict, Department, Form, NotFound
+from portal.core.contract import Capabilities, Conflict, Department, Form, NotFound
 from portal.i18n import gettext
 from portal.request_helpers import db_id, form_text, not_found_error, redirect_to, tenant_of
 from portal.services import services
 from portal.urls import absolute, path_for
 
 
-def type_labels() -> dict[str, str]:
-    return {
+def type_labels(capabilities: Capabilities) -> dict[str, str]:
+    """The field types an admin may pick: files only where the backend keeps attachments."""
+    labels = {
         "text": gettext("Text (one line)"),
         "textarea": gettext("Text (several lines)"),
         "number": gettext("Number"),
@@ -32,6 +33,9 @@ def type_labels() -> dict[str, str]:
         "checkbox": gettext("Checkbox"),
         "file": gettext("File"),
     }
+    if not capabilities.attachments:
+        del labels["file"]
+    return labels
 
 
 @require_agent("admin")
@@ -79,7 +83,7 @@ async def _edit_page(
             "values": values,
             "errors": errors or {},
             "problem": problem,
-            "types": type_labels(),
+            "types": type_labels(services(request).core.capabilities),
             "links": links,
             "saved": request.query_params.get("saved") == "1",
         },

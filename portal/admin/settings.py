@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from portal.admin.auth import admin_page, require_agent
 from portal.attachments import DEFAULT_DANGEROUS_NAMES, DEFAULT_MAX_BYTES, DEFAULT_MAX_COUNT
+from portal.core.contract import Capabilities
 from portal.customer.links import MAX_LINK_MINUTES, NOTIFICATION_LINK_HOURS, SIGN_IN_MINUTES
 from portal.forms.abuse import DEFAULT_IP_LIMIT, DEFAULT_TENANT_LIMIT
 from portal.i18n import N_, gettext
@@ -126,6 +127,27 @@ GROUPS: tuple[tuple[str, tuple[Setting, ...]], ...] = (
 )  # fmt: skip
 SETTINGS = tuple(setting for _, group in GROUPS for setting in group)
 
+# Settings of optional features (`Capabilities`): a backend without the feature shows none.
+FEATURE_OF = {
+    "ticket_visibility": "organization_tickets",
+    "attachment_max_bytes": "attachments",
+    "attachment_max_count": "attachments",
+    "attachment_dangerous_names": "attachments",
+}
+
+
+def groups_for(capabilities: Capabilities) -> list[tuple[str, tuple[Setting, ...]]]:
+    """The groups and settings this backend's features give a meaning to."""
+    found = []
+    for title, group in GROUPS:
+        kept = tuple(
+            s for s in group if s.key not in FEATURE_OF or getattr(capabilities, FEATURE_OF[s.key])
+        )
+        if kept:
+            found.append((title, kept))
+    return found
+
+
 INT_RE = re.compile(r"\d{1,9}")
 DECIMAL_RE = re.compile(r"\d{1,6}(\.\d{1,12})?")
 
@@ -190,7 +212,7 @@ def _bounds(setting: Setting) -> dict[str, str]:
 
 
 def parse(
-    form: FormData, current: dict[str, Any]
+    form: FormData, current: dict[str, Any], groups: list[tuple[str, tuple[Setting, ...]]]
 ) -> tuple[dict[str, str], dict[str, Any], dict[str, str]]:
     """(values as typed, settings to store, errors by field).
 
@@ -201,7 +223,7 @@ def parse(
     values: dict[str, str] = {}
     changes: dict[str, Any] = {}
     errors: dict[str, str] = {}
-    for setting in SETTINGS:
+    for setting in (s for _, group in groups for s in group):
         text = values[setting.key] = typed(setting, form)
         value, error = check(setting, text)
         if error:
@@ -211,10 +233,12 @@ def parse(
     return values, changes, errors
 
 
-def _rows(values: dict[str, str]) -> list[tuple[str, list[dict[str, Any]]]]:
+def _rows(
+    groups: list[tuple[str, tuple[Setting, ...]]], values: dict[str, str]
+) -> list[tuple[str, list[dict[str, Any]]]]:
     """The groups and fields in the page's language, with the typed or current values."""
-    groups = []
-    for title, group in GROUPS:
+    rows = []
+    for title, group in groups:
         fields = []
         for setting in group:
             hint = gettext(setting.help)
@@ -231,18 +255,19 @@ def _rows(values: dict[str, str]) -> list[tuple[str, list[dict[str, Any]]]]:
                     "choices": [(value, gettext(label)) for value, label in setting.choices],
                 }
             )
-        groups.append((gettext(title), fields))
-    return groups
+        rows.append((gettext(title), fields))
+    return rows
 
 
 def _page(
     request: Request, values: dict[str, str], errors: dict[str, str], status: int = 200
 ) -> Response:
+    groups = groups_for(services(request).core.capabilities)
     return admin_page(
         request,
         "admin/settings.html",
         {
-            "groups": _rows(values),
+            "groups": _rows(groups, values),
             "errors": errors,
             "saved": request.query_params.get("saved") == "1",
             "nav": "settings",
@@ -260,7 +285,8 @@ async def settings(request: Request) -> Response:
     current = tenant.settings
     if request.method != "POST":
         return _page(request, {s.key: shown(s, current) for s in SETTINGS}, {})
-    values, changes, errors = parse(await request.form(), current)
+    groups = groups_for(core.capabilities)
+    values, changes, errors = parse(await request.form(), current, groups)
     if errors:
         return _page(request, values, errors, 400)
     if changes:
