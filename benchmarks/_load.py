@@ -19,9 +19,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from portal.loopwatch import longest_stall_ms
 
 
 def _cores() -> tuple[int, int]:
@@ -74,6 +77,9 @@ class Run:
     p50_ms: float
     p99_ms: float
     cpu_seconds: float  # the server's CPU time during the run
+    # The event loop's longest stall during the run (ms), when the server reports it
+    # (`PORTAL_LOOP_LAG_FILE`, which `_server.served` sets): every request waits that long.
+    loop_stall_ms: float | None = None
 
     @property
     def rps(self) -> float:
@@ -135,6 +141,7 @@ def wrk(
     lua: str | None = None,
     headers: dict[str, str] | None = None,
     connections: int = CONNECTIONS,
+    lag_file: Path | None = None,
 ) -> Run:
     """Run wrk on the load core against 127.0.0.1:`port`, reading server `pid`'s CPU around it.
 
@@ -155,9 +162,9 @@ def wrk(
         for name, value in all_headers.items():
             command += ["-H", f"{name}: {value}"]
         command.append(f"http://127.0.0.1:{port}/")
-        before = cpu_seconds(pid)
+        before, started = cpu_seconds(pid), time.time()
         done = subprocess.run(command, capture_output=True, text=True, check=True)
-        spent = cpu_seconds(pid) - before
+        spent, ended = cpu_seconds(pid) - before, time.time()
     finally:
         os.unlink(file.name)
     lines = [line for line in done.stdout.splitlines() if line.startswith("WRK_RESULT ")]
@@ -175,7 +182,22 @@ def wrk(
         p50_ms=result["p50_us"] / 1000,
         p99_ms=result["p99_us"] / 1000,
         cpu_seconds=spent,
+        loop_stall_ms=loop_stall(lag_file, started, ended),
     )
+
+
+def loop_stall(lag_file: Path | None, started: float, ended: float) -> float | None:
+    """The longest stall the server reported for the seconds of a run (the watch writes each
+    second's figure a moment after it ends, so wait for that line)."""
+    if lag_file is None:
+        return None
+    deadline = time.time() + 3
+    while time.time() < deadline:
+        lines = lag_file.read_text().split() if lag_file.exists() else []
+        if lines and float(lines[-2]) >= ended:
+            break
+        time.sleep(0.1)
+    return longest_stall_ms(lag_file, started, ended + 1)
 
 
 @dataclass(frozen=True)
@@ -238,6 +260,11 @@ def figures(name: str, ours: Run, floor: Run, tag: str = "") -> list[tuple[str, 
         (f"{name}_floor_busy{tag}", 100 * floor.busy, "%"),
         (f"{name}_vs_floor{tag}", ours.rps / floor.rps, "ratio"),
         (f"{name}_cpu_vs_floor{tag}", ours.cpu_ms / max(floor.cpu_ms, 1e-9), "ratio"),
+        *(
+            [(f"{name}_loop_stall_ms{tag}", ours.loop_stall_ms, "ms")]
+            if ours.loop_stall_ms is not None
+            else []
+        ),
     ]
 
 

@@ -80,6 +80,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def lag_file(data: Path) -> Path:
+    """Where a server `served` over `data` reports its event loop's stalls (see `_load.wrk`)."""
+    return data.resolve() / "loop-lag.txt"
+
+
 @contextmanager
 def served(
     data: Path,
@@ -99,6 +104,7 @@ def served(
         PORTAL_DATA_DIR=str(data.resolve()),
         PORTAL_PORT=str(port),
         PORTAL_DATABASE_URL=database_url,
+        PORTAL_LOOP_LAG_FILE=str(lag_file(data)),
         **env,
     )
     output = log.open("ab") if log is not None else subprocess.DEVNULL

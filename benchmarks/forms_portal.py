@@ -32,7 +32,7 @@ from pathlib import Path
 
 from _floor import BARE_ROUTES, floor_server
 from _load import SERVER_CPU, Timing, figures, mean_size, pin_to_load_core, show, side_by_side, wrk
-from _server import database, free_port, served
+from _server import database, free_port, lag_file, served
 
 from portal.core.contract import TicketDraft  # noqa: E402
 from portal.core.embedded.core import EmbeddedCore  # noqa: E402
@@ -96,7 +96,7 @@ def portal_ticket_list(count: int, timing: Timing, postgres: bool) -> None:
             floor_paths = [f"/page/{size}{path}" for path in paths]
             # The floor gets the same cookie: parsing a header is part of any request's cost.
             measured, theirs = side_by_side(
-                partial(wrk, port, ours.pid, paths=paths, headers=headers),
+                partial(wrk, port, ours.pid, paths=paths, headers=headers, lag_file=lag_file(data)),
                 partial(wrk, floor_port, floor.pid, paths=floor_paths, headers=headers),
                 timing,
             )

@@ -55,7 +55,7 @@ from _load import (
     side_by_side,
     wrk,
 )
-from _server import database, free_port, served
+from _server import database, free_port, lag_file, served
 
 from portal.core.contract import Choice, Field, FormDraft  # noqa: E402
 from portal.core.embedded.core import EmbeddedCore  # noqa: E402
@@ -315,7 +315,9 @@ def measure(timing: Timing, postgres: bool) -> None:
 
             # A new script per run: each has its own key prefix, so no key is ever reused.
             def ours_run(seconds: float) -> Run:
-                runs.append(wrk(port, ours.pid, seconds, lua=api_lua(path, token), headers=headers))
+                lua = api_lua(path, token)
+                lag = lag_file(Path(tmp))
+                runs.append(wrk(port, ours.pid, seconds, lua=lua, headers=headers, lag_file=lag))
                 return runs[-1]
 
             def floor_run(seconds: float) -> Run:

@@ -37,7 +37,7 @@ from urllib.parse import quote
 
 from _floor import BARE_ROUTES, floor_server
 from _load import SERVER_CPU, Timing, figures, mean_size, pin_to_load_core, show, side_by_side, wrk
-from _server import database, free_port, served
+from _server import database, free_port, lag_file, served
 
 from portal.core.embedded import schema  # noqa: E402
 from portal.core.embedded.core import EmbeddedCore  # noqa: E402
@@ -196,7 +196,7 @@ async def measure(
         for name, kind, load_paths in loads:
             size = mean_size(port, load_paths[:20])
             ours, theirs = side_by_side(
-                partial(wrk, port, server.pid, paths=load_paths),
+                partial(wrk, port, server.pid, paths=load_paths, lag_file=lag_file(data)),
                 partial(wrk, floor_port, floor_pid, paths=floor_paths(kind, size, load_paths)),
                 timing,
             )

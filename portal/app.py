@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -36,6 +37,7 @@ from portal.i18n import LanguageMiddleware
 from portal.kb.routes import routes as kb_routes
 from portal.kb.search import SearchService
 from portal.kb.store import KnowledgeBase
+from portal.loopwatch import watch_loop
 from portal.mail import Mailer
 from portal.messenger.routes import routes as messenger_routes
 from portal.messenger.service import Messenger
@@ -146,6 +148,8 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
                 name="customer-mail",
             ),
         ]
+        if settings.loop_lag_file:
+            tasks.append(asyncio.create_task(watch_loop(Path(settings.loop_lag_file)), name="loop"))
         if the_core.capabilities.chat:
             tasks.append(asyncio.create_task(messenger.watch_unanswered(), name="chat-watch"))
         app_services = Services(

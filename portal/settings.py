@@ -56,6 +56,11 @@ class Settings:
         "Scheme of public URLs (canonical links, sitemap, mailed links): `http` or `https`; "
         "`https` in production.",
     )
+    loop_lag_file: str = _setting(
+        "",
+        "For benchmarks: a file the server appends its event loop's longest stall to, each "
+        "second; empty means not measured.",
+    )
     trusted_proxies: str = _setting(
         "127.0.0.1",
         "Addresses of the reverse proxies whose `X-Forwarded-For`/`-Proto` are believed "
