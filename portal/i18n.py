@@ -18,7 +18,7 @@ import io
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from babel import Locale, UnknownLocaleError
@@ -142,12 +142,26 @@ def language_name(language: str) -> str:
     )
 
 
+# Every request negotiates, and browsers send a handful of distinct headers: remembered, with
+# a bound so that made-up headers cannot grow memory.
+_negotiated = lru_cache(maxsize=1024)(negotiate)
+
+
 # ------------------------------------------------------------------ the request's language
+def _scope_language(scope: Scope) -> str:
+    """`page_language` from the ASGI scope itself: no request object for every request."""
+    accept = None
+    for key, value in scope["headers"]:
+        if key == b"accept-language":
+            accept = value.decode("latin-1")
+            break
+    tenant = scope.get("state", {}).get("tenant")
+    return _negotiated(accept, tenant.default_locale if tenant is not None else DEFAULT_LANGUAGE)
+
+
 def page_language(connection: HTTPConnection) -> str:
     """The language for pages without one in their URL: Accept-Language, then the tenant's."""
-    tenant = getattr(connection.state, "tenant", None)
-    default = tenant.default_locale if tenant is not None else DEFAULT_LANGUAGE
-    return negotiate(connection.headers.get("accept-language"), default)
+    return _scope_language(connection.scope)
 
 
 def query_language(request: Request) -> str:
@@ -206,12 +220,19 @@ class LanguageMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # Catalogs are compiled from the .po files (~15 ms each) and CLDR read on first use:
+        # done here, as the app starts, not in the first request of each language, which every
+        # request in flight would wait for.
+        for language in LANGUAGES:
+            translations(language)
+            text_direction(language)
+            language_name(language)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        token = _language.set(page_language(Request(scope)))
+        token = _language.set(_scope_language(scope))
         try:
             await self.app(scope, receive, send)
         finally:

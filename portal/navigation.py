@@ -7,8 +7,8 @@ same functions (`portal.widget.config`), so the site and the panel never disagre
 
 Pages are rendered without awaiting (`portal.templating.render`), yet the contact form needs the
 tenant's forms: `NavigationMiddleware` reads them before the handler runs (one cached read,
-shared with the widget's config), and `site_nav` then builds the items while a page renders,
-once per request and language.
+shared with the widget's config), and `site_nav` gives the items while a page renders, built
+once per tenant and variant and kept with the tenant (`TenantResolver.derived`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from portal.core.contract import Tenant
 from portal.i18n import gettext as _
-from portal.i18n import page_language, request_language
+from portal.i18n import page_language, request_language, use_language
 from portal.request_helpers import tenant_of
 from portal.services import services
 from portal.sessions.customer import session_data
@@ -43,17 +44,18 @@ class NavItem:
     current: bool = False
 
 
-async def prepare(request: Request) -> None:
+async def prepare(scope: Scope) -> None:
     """Read what `site_nav` cannot read without awaiting: the ids of the tenant's forms."""
-    tenant = tenant_of(request)
+    state = scope["state"]
+    tenant = state["tenant"]
     try:
-        ids = await services(request).widget_form_ids.get(request, tenant)
+        ids = await state["services"].widget_form_ids.get(Request(scope), tenant)
     except Exception:
         # Every page of the tenant, error pages too, needs this read: when the core fails, the
         # page (maybe the one telling of the failure) shows without "Contact us" instead.
         log.warning("forms unreadable for the navigation of %s", tenant.slug, exc_info=True)
         ids = ()
-    request.state.nav_form_ids = ids
+    state["nav_form_ids"] = ids
 
 
 class NavigationMiddleware:
@@ -67,26 +69,47 @@ class NavigationMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and "tenant" in scope.get("state", {}):
-            await prepare(Request(scope))
+        if scope["type"] == "http" and "tenant" in scope.get("state", ()):
+            await prepare(scope)
         await self.app(scope, receive, send)
 
 
-def site_nav(request: Request, lang: str | None = None) -> list[NavItem]:
+def site_nav(request: Request, lang: str | None = None) -> tuple[NavItem, ...]:
     """The header's items for this request's tenant, in `lang` (else the request's language).
 
-    Labels are translated into the language being rendered, so call it while rendering; the
-    result is kept for the rest of the request. Without `prepare` (a request that never passed
-    the middleware) there is no "Contact us".
+    Labels are translated into the language being rendered, so call it while rendering. The
+    items are built once per tenant and what varies them (its forms, the language, the current
+    app, a signed-in visitor, a chosen language), then kept while the tenant is unchanged
+    (`TenantResolver.derived`). Without `prepare` (a request that never passed the middleware)
+    there is no "Contact us".
     """
     lang = lang or request_language(request)
-    state = request.state
-    cache: dict[str, list[NavItem]] = getattr(state, "nav_items", None) or {}
-    if lang in cache:
-        return cache[lang]
+    scope = request.scope
     tenant = tenant_of(request)
+    form_ids: tuple[int, ...] = scope["state"].get("nav_form_ids", ())
+    here = scope["path"]
+    current = next((app for prefix, app in _APP_PATHS if here.startswith(prefix)), None)
+    signed_in = session_data(request) is not None
+    chosen_language = lang != page_language(request)
+    key = ("site_nav", form_ids, lang, current, signed_in, chosen_language)
+
+    def build() -> tuple[NavItem, ...]:
+        return _items(request, tenant, form_ids, lang, current, signed_in, chosen_language)
+
+    return services(request).tenants.derived(tenant, key, build)
+
+
+def _items(
+    request: Request,
+    tenant: Tenant,
+    form_ids: tuple[int, ...],
+    lang: str,
+    current: str | None,
+    signed_in: bool,
+    chosen_language: bool,
+) -> tuple[NavItem, ...]:
     settings = WidgetSettings.for_tenant(tenant)
-    form_id = contact_form(settings, getattr(state, "nav_form_ids", ()))
+    form_id = contact_form(settings, form_ids)
     # Business hours do not hide the chat's page: outside them it takes the visitor's email.
     apps, _visible = available_apps(
         tenant,
@@ -95,26 +118,24 @@ def site_nav(request: Request, lang: str | None = None) -> list[NavItem]:
         True,
         core_has_chat=services(request).core.capabilities.chat,
     )
-    here = request.url.path
-    current = next((app for prefix, app in _APP_PATHS if here.startswith(prefix)), None)
     items: list[NavItem] = []
     url: str  # a path, and for the contact form maybe a query
-    for app in sorted(apps, key=ORDER.index):
-        if app == "kb":
-            label, url = _("Help center"), path_for(request, "kb_home", lang=lang)
-        elif app == "form" and form_id is not None:
-            url = path_for(request, "forms_page", form_id=form_id)
-            if lang != page_language(request):
-                url += f"?lang={lang}"  # keep the language the visitor chose in the help center
-            label = _("Contact us")
-        elif app == "chat":
-            label, url = _("Chat"), path_for(request, "messenger")
-        elif app == "tickets" and session_data(request) is not None:
-            label, url = _("My tickets"), path_for(request, "customer_tickets")
-        elif app == "tickets":
-            label, url = _("Sign in"), path_for(request, "customer_sign_in")
-        else:
-            continue
-        items.append(NavItem(label, url, app, app == current))
-    state.nav_items = {**cache, lang: items}
-    return items
+    with use_language(lang):
+        for app in sorted(apps, key=ORDER.index):
+            if app == "kb":
+                label, url = _("Help center"), path_for(request, "kb_home", lang=lang)
+            elif app == "form" and form_id is not None:
+                url = path_for(request, "forms_page", form_id=form_id)
+                if chosen_language:
+                    url += f"?lang={lang}"  # keep the language the visitor chose in the help center
+                label = _("Contact us")
+            elif app == "chat":
+                label, url = _("Chat"), path_for(request, "messenger")
+            elif app == "tickets" and signed_in:
+                label, url = _("My tickets"), path_for(request, "customer_tickets")
+            elif app == "tickets":
+                label, url = _("Sign in"), path_for(request, "customer_sign_in")
+            else:
+                continue
+            items.append(NavItem(label, url, app, app == current))
+    return tuple(items)

@@ -17,7 +17,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from starlette.datastructures import MutableHeaders
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -148,6 +147,12 @@ CSP = (
 
 # Two years, subdomains included: every tenant host is a subdomain of the base domain.
 HSTS = "max-age=63072000; includeSubDomains"
+# As sent (ASGI header names are lower case); a response that sets one keeps its own.
+_SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"strict-origin-when-cross-origin"),
+)
 
 
 class SecurityHeadersMiddleware:
@@ -155,11 +160,15 @@ class SecurityHeadersMiddleware:
 
     With `hsts` (production, where every link is https), also Strict-Transport-Security, so a
     browser that once reached the service never again sends a cookie over plain http.
+    Every request crosses this: the headers are encoded once and appended to the raw list,
+    with no header object made per response.
     """
 
     def __init__(self, app: ASGIApp, hsts: bool = False) -> None:
         self.app = app
-        self.hsts = hsts
+        self.added = _SECURITY_HEADERS
+        if hsts:
+            self.added += ((b"strict-transport-security", HSTS.encode()),)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -168,12 +177,10 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers.setdefault("Content-Security-Policy", CSP)
-                headers.setdefault("X-Content-Type-Options", "nosniff")
-                headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-                if self.hsts:
-                    headers.setdefault("Strict-Transport-Security", HSTS)
+                raw = list(message.get("headers", ()))
+                present = {key for key, _ in raw}
+                raw += [pair for pair in self.added if pair[0] not in present]
+                message["headers"] = raw
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -63,6 +63,30 @@ def _core_capabilities(context: dict[str, Any]) -> Capabilities:
     return services(context["request"]).core.capabilities
 
 
+def render_html(
+    request: Request,
+    name: str,
+    context: dict[str, Any] | None = None,
+    *,
+    language: str | None = None,
+) -> str:
+    """A page's HTML in `language` (else the request's), with the tenant's branding in context.
+
+    For handlers that keep what they render (`portal.kb.pages`); the others call `render`.
+    """
+    context = dict(context or {})
+    language = language or context.get("lang") or request_language(request)
+    context.setdefault("lang", language)
+    tenant = context.setdefault("tenant", request.scope.get("state", {}).get("tenant"))
+    context.setdefault("request", request)  # templates' `url_for` finds the app through it
+    template = services(request).templates.env.get_template(name)
+    with use_language(language):
+        if tenant is not None:
+            # Its header: read by `NavigationMiddleware` before the handler, built here.
+            context.setdefault("site_nav", site_nav(request, language))
+        return template.render(context)
+
+
 def render(
     request: Request,
     name: str,
@@ -73,15 +97,5 @@ def render(
     headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
     """Render a page in `language` (else the request's), with the tenant's branding in context."""
-    context = dict(context or {})
-    language = language or context.get("lang") or request_language(request)
-    context.setdefault("lang", language)
-    context.setdefault("tenant", getattr(request.state, "tenant", None))
-    templates = services(request).templates
-    with use_language(language):
-        if context["tenant"] is not None:
-            # Its header: read by `NavigationMiddleware` before the handler, built here.
-            context.setdefault("site_nav", site_nav(request, language))
-        return templates.TemplateResponse(
-            request, name, context, status_code=status_code, headers=headers
-        )
+    html = render_html(request, name, context, language=language)
+    return HTMLResponse(html, status_code=status_code, headers=headers)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable, Hashable
+from typing import Any, Literal, TypeVar, cast
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -11,6 +13,8 @@ from portal.core.contract import HelpdeskCore, NotFound, Tenant
 
 # Paths that answer for any host: health checks, static files and the TLS "ask" endpoint.
 TENANTLESS_PREFIXES = ("/healthz", "/static/", "/_tls/ask")
+
+T = TypeVar("T")
 
 
 # A DNS name or IPv4 address with an optional port, or a bracketed IPv6 literal with one.
@@ -31,13 +35,22 @@ def normalize_host(host: str) -> str:
 
 
 class TenantResolver:
-    """Resolves hosts to tenants with a short cache; `forget()` drops it after a change."""
+    """Resolves hosts to tenants with a short cache; `forget()` drops it after a change.
 
-    def __init__(self, core: HelpdeskCore, base_domain: str, ttl: float = 30.0) -> None:
+    It also keeps what pages derive from a tenant (`derived`: the header's items), so that a
+    change of the tenant, heard in every process (`tenant.changed`), drops both at once.
+    """
+
+    def __init__(
+        self, core: HelpdeskCore, base_domain: str, ttl: float = 30.0, max_entries: int = 10_000
+    ) -> None:
         self.core = core
         self.base_domain = base_domain.lower().strip(".")
         self.ttl = ttl
+        self.max_entries = max_entries
+        # Keyed by the host as the request sent it: most requests skip normalizing it.
         self._cache: dict[str, tuple[float, Tenant | None]] = {}
+        self._derived: dict[tuple[int, Hashable], tuple[Tenant, Any]] = {}
 
     def slug_for(self, host: str) -> str | None:
         """The tenant slug encoded in a `{slug}.{base_domain}` host, if it is one."""
@@ -48,28 +61,62 @@ class TenantResolver:
                 return slug
         return None
 
+    def cached(self, host: str) -> Tenant | None | Literal[False]:
+        """The tenant of `host` if known and fresh (None: no tenant's); False when not known.
+
+        Only well-formed hosts are ever kept, so a hit needs no `valid_host` check."""
+        found = self._cache.get(host)
+        if found is not None and found[0] > time.monotonic():
+            return found[1]
+        return False
+
     async def resolve(self, host: str) -> Tenant | None:
-        host = normalize_host(host)
-        now = time.monotonic()
-        cached = self._cache.get(host)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        known = self.cached(host)
+        if known is not False:
+            return known
         tenant: Tenant | None
         try:
-            slug = self.slug_for(host)
+            name = normalize_host(host)
+            slug = self.slug_for(name)
             if slug is not None:
                 tenant = await self.core.tenants.get_tenant(slug)
             else:
-                tenant = await self.core.tenants.get_tenant_by_domain(host)
+                tenant = await self.core.tenants.get_tenant_by_domain(name)
         except NotFound:
             tenant = None
-        if len(self._cache) > 10_000:
+        if not valid_host(host):
+            # (The TLS "ask" resolves any text.) Kept only for hosts a request may name: the
+            # middleware's `cached` must never give a malformed Host a tenant.
+            return tenant
+        if len(self._cache) >= self.max_entries:
             self._cache.clear()  # hostile Host headers must not grow memory without bound
-        self._cache[host] = (now + self.ttl, tenant)
+        self._cache[host] = (time.monotonic() + self.ttl, tenant)
         return tenant
+
+    def derived(self, tenant: Tenant, key: Hashable, build: Callable[[], T]) -> T:
+        """`build()`, kept per tenant and `key` while the tenant is the same as when it was built.
+
+        For what pages make from a tenant's settings on every request (the header's items).
+        `forget()` drops it with the tenants; a tenant read again after its cache time is
+        compared with the one the value was built from, so no change goes unseen.
+        """
+        found = self._derived.get((tenant.id, key))
+        if found is not None:
+            built_from, value = found
+            if built_from is tenant:
+                return cast(T, value)
+            if built_from == tenant:  # read again, unchanged
+                self._derived[(tenant.id, key)] = (tenant, value)
+                return cast(T, value)
+        value = build()
+        if len(self._derived) >= self.max_entries:
+            self._derived.clear()
+        self._derived[(tenant.id, key)] = (tenant, value)
+        return value
 
     def forget(self) -> None:
         self._cache.clear()
+        self._derived.clear()
 
 
 class TenancyMiddleware:
@@ -92,8 +139,10 @@ class TenancyMiddleware:
                 host = value.decode("latin-1")
                 break
         resolver: TenantResolver = scope["state"]["services"].tenants
-        # A malformed Host must not pick a tenant: pages build absolute links from it.
-        tenant = await resolver.resolve(host) if valid_host(host) else None
+        tenant = resolver.cached(host)
+        if tenant is False:
+            # A malformed Host must not pick a tenant: pages build absolute links from it.
+            tenant = await resolver.resolve(host) if valid_host(host) else None
         if tenant is None:
             await self.not_found_app(scope, receive, send)
             return

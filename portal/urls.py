@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import HTTPConnection
-from starlette.routing import Router
+from starlette.routing import NoMatchFound, Router
 
 from portal.services import services
 
@@ -36,18 +36,39 @@ class PathCache:
         self.router = router
         self.max_entries = max_entries
         self._paths: dict[tuple[str, tuple[tuple[str, Any], ...]], URLPathStr] = {}
+        # (name, parameter names) -> the position of the route that builds it
+        self._routes: dict[tuple[str, frozenset[str]], int] = {}
 
     def path_for(self, name: str, params: dict[str, Any]) -> URLPathStr:
         if "token" in params:
             # A signed token in the path is used once: caching it would only evict the rest.
-            return URLPathStr(self.router.url_path_for(name, **params))
+            return URLPathStr(self._build(name, params))
         key = (name, tuple(sorted(params.items())))
         path = self._paths.get(key)
         if path is None:
             if len(self._paths) >= self.max_entries:
                 self._paths.clear()
-            path = self._paths[key] = URLPathStr(self.router.url_path_for(name, **params))
+            path = self._paths[key] = URLPathStr(self._build(name, params))
         return path
+
+    def _build(self, name: str, params: dict[str, Any]) -> str:
+        """What `router.url_path_for` gives, without trying every route before the right one.
+
+        A route refuses a name by the name and the parameters' names alone, never their values,
+        so the route that first built (name, parameter names) is the one the router would find.
+        """
+        kind = (name, frozenset(params))
+        found = self._routes.get(kind)
+        if found is not None:
+            return str(self.router.routes[found].url_path_for(name, **params))
+        for position, route in enumerate(self.router.routes):
+            try:
+                path = route.url_path_for(name, **params)
+            except NoMatchFound:
+                continue
+            self._routes[kind] = position
+            return str(path)
+        raise NoMatchFound(name, params)
 
 
 def path_for(connection: HTTPConnection, name: str, /, **params: Any) -> URLPathStr:
@@ -58,7 +79,10 @@ def path_for(connection: HTTPConnection, name: str, /, **params: Any) -> URLPath
 def absolute(connection: HTTPConnection, path: str) -> str:
     """A public absolute URL on the request's host with the configured scheme."""
     scheme = services(connection).settings.public_scheme
-    return f"{scheme}://{connection.headers.get('host', connection.url.netloc)}{path}"
+    host = connection.headers.get("host")
+    if host is None:  # (only then: the URL object is made per call)
+        host = connection.url.netloc
+    return f"{scheme}://{host}{path}"
 
 
 class TenantURLs:

@@ -29,6 +29,28 @@ async def test_subdomains_and_custom_domains_resolve(core):
     assert await resolver.resolve("portal.test") is None
 
 
+async def test_what_pages_derive_from_a_tenant_is_kept_while_it_is_unchanged(core):
+    acme = await core.tenants.create_tenant("acme", "Acme")
+    resolver = TenantResolver(core, "portal.test")
+    built: list[str] = []
+
+    def header(tenant):
+        return lambda: built.append(tenant.name) or f"header of {tenant.name}"
+
+    assert resolver.derived(acme, "header", header(acme)) == "header of Acme"
+    assert resolver.derived(acme, "header", header(acme)) == "header of Acme"
+    read_again = await core.tenants.get_tenant("acme")  # equal, another object
+    assert resolver.derived(read_again, "header", header(read_again)) == "header of Acme"
+    assert built == ["Acme"]
+    renamed = await core.tenants.update_branding(
+        acme.id, name="Acme Support", logo_url="", primary_color="#1f6feb"
+    )
+    assert resolver.derived(renamed, "header", header(renamed)) == "header of Acme Support"
+    resolver.forget()  # a tenant.changed event from any process
+    assert resolver.derived(renamed, "header", header(renamed)) == "header of Acme Support"
+    assert built == ["Acme", "Acme Support", "Acme Support"]
+
+
 async def test_one_tenants_article_is_a_404_on_another_tenants_host(server):
     acme = await server.tenant("acme", "Acme")
     await server.tenant("globex", "Globex")
@@ -40,6 +62,18 @@ async def test_one_tenants_article_is_a_404_on_another_tenants_host(server):
         missing = await globex_client.get("/kb/en/articles/sauce")
         assert missing.status_code == 404
         assert "Acme" not in missing.text and "Globex" in missing.text
+
+
+async def test_a_malformed_host_never_picks_a_tenant_even_once_resolved_for_tls(server):
+    await server.tenant("acme", "Acme")
+    hostile = "acme.portal.test:1@evil.com"
+    async with server.client() as client:
+        # The TLS "ask" resolves what it is given (here, to Acme once normalized)...
+        asked = await client.get("/_tls/ask", params={"domain": hostile})
+        assert asked.status_code == 200
+    async with server.client(hostile) as client:
+        page = await client.get("/kb/en/")  # ...but a request naming it is no tenant's
+    assert page.status_code == 404 and "Acme" not in page.text
 
 
 async def test_unknown_host_gets_a_plain_404_page(server):

@@ -6,7 +6,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from portal.i18n import LANGUAGES, normalize_language
+from portal.kb.pages import kept_page, kept_response
+from portal.kb.store import RenderedPage
 from portal.kb.visitor_search import MAX_QUERY_LENGTH, record_missed_search, search_hits
+from portal.request_helpers import tenant_of
+from portal.services import services
 from portal.urls import absolute, path_for
 
 TYPEAHEAD_LIMIT = 5
@@ -35,21 +39,31 @@ async def kb_search_json(request: Request) -> Response:
         limit = min(max(int(request.query_params.get("limit", TYPEAHEAD_LIMIT)), 1), 20)
     except ValueError:
         return JSONResponse({"error": "limit must be a number from 1 to 20."}, status_code=400)
-    hits = search_hits(request, query, lang, limit) if query else []
-    if query and not hits and request.query_params.get("record") == "1":
+    tenant = tenant_of(request)
+
+    async def make() -> RenderedPage:
+        hits = search_hits(request, query, lang, limit) if query else []
+        results = [
+            {
+                "title": hit.title,
+                "url": absolute(
+                    request, path_for(request, "kb_article", lang=hit.language, slug=hit.slug)
+                ),
+                "snippet": hit.snippet_html,
+                "language": hit.language,
+            }
+            for hit in hits
+        ]
+        body = bytes(JSONResponse({"query": query, "results": results}).body)
+        return RenderedPage.of(tenant, (body,), found=bool(hits) or not query)
+
+    # Kept per state of the index, like the search page; its links name the request's host.
+    generation = services(request).search.generation(tenant.id)
+    host = request.headers.get("host")
+    kept = await kept_page(request, ("search.json", host, query, lang, limit, generation), make)
+    if not kept.found and request.query_params.get("record") == "1":
         await record_missed_search(request, query, lang or "")
-    results = [
-        {
-            "title": hit.title,
-            "url": absolute(
-                request, path_for(request, "kb_article", lang=hit.language, slug=hit.slug)
-            ),
-            "snippet": hit.snippet_html,
-            "language": hit.language,
-        }
-        for hit in hits
-    ]
-    return JSONResponse(
-        {"query": query, "results": results},
-        headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"},
-    )
+    return kept_response(request, kept, media_type="application/json", headers=_HEADERS)
+
+
+_HEADERS = {"Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"}

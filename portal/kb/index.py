@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -41,6 +42,9 @@ TITLE_BOOST = 3.0
 MAX_QUERY_CHARS = 256
 QUERY_GROUP = OrGroup
 WEIGHTING = scoring.BM25F()
+# Unique in the process, across indexes opened, closed and opened again: a generation number
+# never names two states of a tenant's index.
+_GENERATIONS = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,8 @@ class TenantIndex:
             self._write_meta()
         self._ix: FileIndex = ix
         self._searcher: Searcher | None = self._ix.searcher(weighting=WEIGHTING)
+        # What the searcher sees: a new number whenever it changes, for results kept outside.
+        self.generation = next(_GENERATIONS)
         self._parsers: dict[tuple[str | None, str], QueryParser] = {}
         self._filters: dict[str, set[int] | None] = {}
         self._foreign_keys: set[str] | None = None
@@ -111,6 +117,7 @@ class TenantIndex:
             self._filters.clear()
             self._foreign_keys = None
             self._fast = None
+            self.generation = next(_GENERATIONS)
 
     # ----------------------------------------------------------------------------- writes
     @staticmethod

@@ -138,7 +138,12 @@ def render_markdown(text: str) -> str:
 
 def plain_text(text: str, max_chars: int = 300) -> str:
     """A plain-text summary of Markdown, at most `max_chars` long, cut at a word boundary."""
-    plain = html.unescape(_strip_tags(_MD.render(text)))
+    return html_summary(_MD.render(text), max_chars)
+
+
+def html_summary(rendered: str, max_chars: int = 300) -> str:
+    """`plain_text` of Markdown already rendered (sanitised or not: the text is the same)."""
+    plain = html.unescape(_strip_tags(rendered))
     plain = _SPACES.sub(" ", plain).strip()
     if max_chars < 2:
         return plain[: max(max_chars, 0)]

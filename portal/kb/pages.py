@@ -4,23 +4,33 @@ from __future__ import annotations
 
 import functools
 import secrets
+import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
+from typing import cast
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from portal.compression import accepts_gzip
 from portal.core.contract import Article, Category, NotFound
 from portal.i18n import LANGUAGES, normalize_language, page_language, use_language
 from portal.kb.index import SearchHit
+from portal.kb.store import RenderedPage, yield_to_loop
 from portal.kb.visitor_search import MAX_QUERY_LENGTH, record_missed_search, search_hits
+from portal.navigation import site_nav
 from portal.request_helpers import tenant_of
 from portal.services import services
-from portal.templating import render
+from portal.templating import render_html
 from portal.urls import absolute, path_for
 
 SEARCH_PAGE_LIMIT = 20
+# The home's "popular articles" follow the view counts, which no event announces.
+POPULAR_TTL_S = 60.0
+# Where an article page kept for many answers has each answer's own feedback key: a key shared
+# by two visitors would count the second one's vote as the first one's repeat.
+_FEEDBACK_KEY_SLOT = f"feedback-key-{secrets.token_hex(16)}"
 
 
 def language_from_path(
@@ -79,99 +89,171 @@ def _tree(
     ]
 
 
-async def kb_home(request: Request, lang: str) -> Response:
+async def kept_page(
+    request: Request, variant: Hashable, make: Callable[[], Awaitable[RenderedPage]]
+) -> RenderedPage:
+    """The page kept for `variant` (all its HTML depends on besides the tenant and the knowledge
+    base), else `make()`, kept under the generation from before it read anything."""
     tenant = tenant_of(request)
-    core = services(request).core
-    categories = await core.kb.list_categories(tenant.id, lang)
-    articles = await core.kb.list_articles(tenant.id, language=lang)
-    counts: dict[int | None, int] = defaultdict(int)
-    for article in articles:
-        counts[article.category_id] += 1
-    return render(
-        request,
-        "kb/home.html",
-        {
+    kb = services(request).kb
+    kept = kb.rendered(tenant, variant)
+    if kept is None:
+        generation = kb.generation(tenant.id)
+        kept = await make()
+        kb.keep(variant, generation, kept)
+    return kept
+
+
+def kept_response(
+    request: Request,
+    page: RenderedPage,
+    value: str = "",
+    *,
+    media_type: str = "text/html",
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """A kept page's answer, with `value` in its places: gzipped as kept for a client that
+    takes gzip (the compression middleware lets an encoded answer pass as it is)."""
+    if page.gzipped is not None and accepts_gzip(request.scope):
+        body = page.gzipped.body(value.encode())
+        response = Response(body, media_type=media_type, headers=headers)
+        response.headers["content-encoding"] = "gzip"
+        response.headers["vary"] = "Accept-Encoding"
+        return response
+    return Response(page.body(value), media_type=media_type, headers=headers)
+
+
+def _host(request: Request) -> str | None:
+    """The host the page's absolute links name (`absolute`): part of every variant with them."""
+    return request.headers.get("host")
+
+
+async def kb_home(request: Request, lang: str) -> Response:
+    """The help center's home, kept; its popular articles are at most POPULAR_TTL_S old."""
+    tenant = tenant_of(request)
+    nav = site_nav(request, lang)
+
+    async def make() -> RenderedPage:
+        core = services(request).core
+        # Three reads of the whole language's articles: one at a time, between other requests.
+        categories = await core.kb.list_categories(tenant.id, lang)
+        await yield_to_loop()
+        articles = await core.kb.list_articles(tenant.id, language=lang)
+        await yield_to_loop()
+        popular = await core.kb.most_viewed(tenant.id, lang, limit=6)
+        await yield_to_loop()
+        counts: dict[int | None, int] = defaultdict(int)
+        for article in articles:
+            counts[article.category_id] += 1
+        context = {
             "tree": _tree(categories, articles),
             "counts": counts,
-            "popular": await core.kb.most_viewed(tenant.id, lang, limit=6),
+            "popular": popular,
             "canonical": absolute(request, request.url.path),
             "alternates": {
                 code: absolute(request, path_for(request, "kb_home", lang=code))
                 for code in LANGUAGES
             },
-        },
-        language=lang,
-    )
+            "site_nav": nav,
+        }
+        html = render_html(request, "kb/home.html", context, language=lang)
+        expires = time.monotonic() + POPULAR_TTL_S
+        return RenderedPage.of(tenant, (html.encode(),), expires=expires)
+
+    kept = await kept_page(request, ("home", lang, _host(request), nav), make)
+    return kept_response(request, kept)
 
 
 async def kb_category(request: Request, lang: str) -> Response:
+    """A category with its subcategories and articles, kept."""
     tenant = tenant_of(request)
-    core = services(request).core
-    try:
-        category = await core.kb.get_category_by_slug(tenant.id, lang, request.path_params["slug"])
-    except NotFound as exc:
-        raise HTTPException(404, "There is no such category in this help center.") from exc
-    children = [
-        c for c in await core.kb.list_categories(tenant.id, lang) if c.parent_id == category.id
-    ]
-    return render(
-        request,
-        "kb/category.html",
-        {
+    slug = request.path_params["slug"]
+    nav = site_nav(request, lang)
+
+    async def make() -> RenderedPage:
+        core = services(request).core
+        try:
+            category = await core.kb.get_category_by_slug(tenant.id, lang, slug)
+        except NotFound as exc:
+            raise HTTPException(404, "There is no such category in this help center.") from exc
+        categories = await core.kb.list_categories(tenant.id, lang)
+        articles = await core.kb.list_articles(tenant.id, language=lang, category_id=category.id)
+        breadcrumb = await services(request).kb.breadcrumb(tenant.id, category.parent_id)
+        await yield_to_loop()
+        context = {
             "category": category,
-            "children": children,
-            "articles": await core.kb.list_articles(
-                tenant.id, language=lang, category_id=category.id
-            ),
-            "breadcrumb": await services(request).kb.breadcrumb(tenant.id, category.parent_id),
+            "children": [c for c in categories if c.parent_id == category.id],
+            "articles": articles,
+            "breadcrumb": breadcrumb,
             "canonical": absolute(request, request.url.path),
-        },
-        language=lang,
-    )
+            "site_nav": nav,
+        }
+        html = render_html(request, "kb/category.html", context, language=lang)
+        return RenderedPage.of(tenant, (html.encode(),))
+
+    kept = await kept_page(request, ("category", lang, slug, _host(request), nav), make)
+    return kept_response(request, kept)
 
 
 async def kb_article(request: Request, lang: str) -> Response:
+    """An article, kept per variant; each answer gets only its own feedback key."""
     tenant = tenant_of(request)
     kb = services(request).kb
-    try:
-        page = await kb.article_page(tenant.id, lang, request.path_params["slug"])
-    except NotFound as exc:
-        raise HTTPException(404, "There is no such article in this help center.") from exc
-    kb.count_view(tenant.id, page.article.id)
-    return render(
-        request,
-        "kb/article.html",
-        {
+    slug = request.path_params["slug"]
+    feedback_sent = request.query_params.get("feedback") == "thanks"
+    nav = site_nav(request, lang)
+
+    async def make() -> RenderedPage:
+        try:
+            page = await kb.article_page(tenant.id, lang, slug)
+        except NotFound as exc:
+            raise HTTPException(404, "There is no such article in this help center.") from exc
+        await yield_to_loop()  # the template is the last part of a first view
+        context = {
             "page": page,
             "article": page.article,
             "description": page.description,
             "canonical": absolute(request, request.url.path),
-            "feedback_key": secrets.token_urlsafe(16),
-            "feedback_sent": request.query_params.get("feedback") == "thanks",
-            # the footer's language links go to this article's translations where there are some
+            "feedback_key": _FEEDBACK_KEY_SLOT,
+            "feedback_sent": feedback_sent,
+            # the footer's language links: to this article's translations, where it has any
             "alternates": {
                 t.language: absolute(request, article_path(request, t)) for t in page.translations
             },
-        },
-        language=lang,
-    )
+            "site_nav": nav,
+        }
+        html = render_html(request, "kb/article.html", context, language=lang)
+        parts = tuple(part.encode() for part in html.split(_FEEDBACK_KEY_SLOT))
+        return RenderedPage.of(tenant, parts, article_id=page.article.id)
+
+    variant = ("article", lang, slug, _host(request), feedback_sent, nav)
+    kept = await kept_page(request, variant, make)
+    kb.count_view(tenant.id, cast(int, kept.article_id))
+    return kept_response(request, kept, secrets.token_urlsafe(16))
 
 
 async def kb_search(request: Request, lang: str) -> Response:
+    """Search results, kept per query and state of the index."""
     query = request.query_params.get("q", "").strip()[:MAX_QUERY_LENGTH]
-    hits: list[SearchHit] = []
-    other_languages = False
-    if query:
-        hits = search_hits(request, query, lang, SEARCH_PAGE_LIMIT)
-        if not hits:
-            hits = search_hits(request, query, None, SEARCH_PAGE_LIMIT)
-            other_languages = bool(hits)
-        if not hits:
-            await record_missed_search(request, query, lang)
-    return render(
-        request,
-        "kb/search.html",
-        {"query": query, "hits": hits, "other_languages": other_languages},
-        language=lang,
-        headers={"X-Robots-Tag": "noindex"},
-    )
+    tenant = tenant_of(request)
+    nav = site_nav(request, lang)
+
+    async def make() -> RenderedPage:
+        hits: list[SearchHit] = []
+        other_languages = False
+        if query:
+            hits = search_hits(request, query, lang, SEARCH_PAGE_LIMIT)
+            if not hits:
+                await yield_to_loop()  # each search is one part of a first view
+                hits = search_hits(request, query, None, SEARCH_PAGE_LIMIT)
+                other_languages = bool(hits)
+            await yield_to_loop()  # and the page another
+        context = {"query": query, "hits": hits, "other_languages": other_languages}
+        html = render_html(request, "kb/search.html", {**context, "site_nav": nav}, language=lang)
+        return RenderedPage.of(tenant, (html.encode(),), found=bool(hits) or not query)
+
+    generation = services(request).search.generation(tenant.id)
+    kept = await kept_page(request, ("search", lang, query, generation, nav), make)
+    if not kept.found:
+        await record_missed_search(request, query, lang)
+    return kept_response(request, kept, headers={"X-Robots-Tag": "noindex"})

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from portal.core.contract import EVENTS_RESUMED, Article, Event, HelpdeskCore
 from portal.kb.index import SearchHit, TenantIndex
+from portal.kb.store import LRU
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +24,7 @@ class SearchService:
         *,
         batch_size: int = 1000,
         commit_size: int = 5000,
+        max_results: int = 2048,
     ) -> None:
         self.index_root = Path(index_root)
         self.core = core
@@ -30,6 +32,9 @@ class SearchService:
         self.commit_size = commit_size
         self._indexes: dict[int, TenantIndex] = {}
         self._locks: dict[int, asyncio.Lock] = {}
+        self._results: LRU[tuple[int, int, str, str | None, int], tuple[SearchHit, ...]] = LRU(
+            max_results
+        )
 
     def index_for(self, tenant_id: int) -> TenantIndex:
         """The tenant's index, opened (or created) on first use."""
@@ -73,11 +78,26 @@ class SearchService:
             await asyncio.to_thread(self.index_for(tenant_id).clear)
             return await self._catch_up(tenant_id)
 
+    def generation(self, tenant_id: int) -> int:
+        """A number naming what the tenant's index holds now; changed by every index change."""
+        return self.index_for(tenant_id).generation
+
     def search(
         self, tenant_id: int, query: str, language: str | None = None, limit: int = 10
     ) -> list[SearchHit]:
-        """Search one tenant's published articles."""
-        return self.index_for(tenant_id).search(query, language=language, limit=limit)
+        """Search one tenant's published articles.
+
+        Results are kept per query and state of the index: visitors ask the same questions,
+        and the type-ahead asks the same prefixes. A change of the index changes its
+        generation, so results from before it are never found again.
+        """
+        index = self.index_for(tenant_id)
+        key = (tenant_id, index.generation, query, language, limit)
+        hits = self._results.get(key)
+        if hits is None:
+            hits = tuple(index.search(query, language=language, limit=limit))
+            self._results.put(key, hits)
+        return list(hits)
 
     async def follow_events(self, events: AsyncIterator[Event] | None = None) -> None:
         """Catch up a tenant's index whenever an article changes (run as a task).
@@ -107,3 +127,4 @@ class SearchService:
         for index in self._indexes.values():
             index.close()
         self._indexes.clear()
+        self._results.clear()

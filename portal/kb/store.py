@@ -1,16 +1,68 @@
-"""Read side of the knowledge base: cached article pages and buffered view counts."""
+"""Read side of the knowledge base: cached article pages, whole rendered pages, view counts."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections import Counter, OrderedDict
-from dataclasses import dataclass
+from collections.abc import Hashable
+from dataclasses import dataclass, replace
+from typing import Any, Generic, TypeVar
 
-from portal.core.contract import Article, Category, HelpdeskCore, NotFound
-from portal.kb.markdown import MarkdownCache, plain_text
+from portal.compression import MINIMUM_SIZE, GzippedParts
+from portal.core.contract import Article, Category, HelpdeskCore, NotFound, Tenant
+from portal.kb.markdown import MarkdownCache, html_summary
 
 log = logging.getLogger(__name__)
+
+# Articles whose view counts go in one write. On SQLite each write runs on the event loop
+# (`portal.core.embedded.engine`) and every request waits for it: a whole flush in one
+# transaction (a hot set of ~1,000 articles every 5 s) held the loop ~0.3 s; a batch of 200,
+# one executemany, holds it 1-2 ms.
+VIEW_BATCH = 200
+
+
+async def yield_to_loop() -> None:
+    """Let the requests waiting since this one started run before it goes on.
+
+    A page's first view (read, Markdown, template, ~1 ms in all) is work no other request can
+    interleave with; under load the event loop runs one such step for every connection in
+    turn, so a step's length, times the connections, is how long every request waits. Split
+    at its natural seams, a first view holds the loop a third as long at a time.
+    """
+    await asyncio.sleep(0)
+
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class LRU(Generic[K, V]):
+    """At most `size` entries; the least recently used goes first."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        found = self._entries.get(key)
+        if found is not None:
+            self._entries.move_to_end(key)
+        return found
+
+    def put(self, key: K, value: V) -> None:
+        self._entries[key] = value
+        self._entries.move_to_end(key)
+        if len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 @dataclass(frozen=True)
@@ -22,43 +74,101 @@ class ArticlePage:
     translations: tuple[Article, ...]
 
 
-class KnowledgeBase:
-    """Caches what an article page needs, so a page view costs no database round trip.
+@dataclass(frozen=True, slots=True)
+class RenderedPage:
+    """A page as rendered once for one variant, answered again without rendering."""
 
-    Entries for a tenant are dropped on every `article.changed` event for it; view counts are
-    buffered in memory and written in one transaction every few seconds.
+    tenant: Tenant  # as the page shows it: a tenant read again and found changed is a miss
+    parts: tuple[bytes, ...]  # the page, split where a value made per request goes
+    article_id: int | None = None  # the article shown, whose views each answer counts
+    found: bool = True  # a search page: whether it found anything
+    expires: float = math.inf  # (time.monotonic) for pages showing what no event announces
+    gzipped: GzippedParts | None = None  # compressed once, for clients that take gzip
+
+    @classmethod
+    def of(cls, tenant: Tenant, parts: tuple[bytes, ...], **details: Any) -> RenderedPage:
+        """A page to keep; one large enough to be compressed is compressed now, once."""
+        if sum(map(len, parts)) >= MINIMUM_SIZE:
+            details["gzipped"] = GzippedParts(parts)
+        return cls(tenant, parts, **details)
+
+    def body(self, value: str = "") -> bytes:
+        """The page with `value` in every place left for it."""
+        return value.encode().join(self.parts)
+
+
+Generation = tuple[int, int]
+
+
+class KnowledgeBase:
+    """Caches what the help center's pages need, so a page view costs no database round trip,
+    and the pages themselves as rendered (`rendered`, `keep`).
+
+    Every entry of a tenant is keyed by its generation, which `invalidate` (every
+    `article.changed` or `category.changed` event, from any process) advances: entries of an
+    older generation are never found again and age out. A page read from the core while a
+    change lands is kept under the generation from before its reads, so it is never served
+    stale. View counts are buffered in memory and written every few seconds, in small batches.
     """
 
     def __init__(self, core: HelpdeskCore, max_pages: int = 4096) -> None:
         self.core = core
         self.markdown = MarkdownCache()
-        self._pages: OrderedDict[tuple[int, str, str], ArticlePage] = OrderedDict()
-        self._max_pages = max_pages
+        self._pages: LRU[tuple[int, Generation, str, str], ArticlePage] = LRU(max_pages)
+        self._rendered: LRU[tuple[int, Generation, Hashable], RenderedPage] = LRU(max_pages)
+        self._categories: LRU[tuple[int, Generation, int], Category] = LRU(max_pages)
+        self._generations: dict[int, int] = {}
+        self._epoch = 0  # advanced by `invalidate_all`
         self._views: dict[int, Counter[int]] = {}
+
+    def generation(self, tenant_id: int) -> Generation:
+        """The tenant's cache generation now: take it before reading what will be cached."""
+        return self._epoch, self._generations.get(tenant_id, 0)
 
     async def article_page(self, tenant_id: int, language: str, slug: str) -> ArticlePage:
         """The published article with its breadcrumb and translations; NotFound otherwise."""
-        key = (tenant_id, language, slug)
+        key = (tenant_id, self.generation(tenant_id), language, slug)
         page = self._pages.get(key)
         if page is not None:
-            self._pages.move_to_end(key)
             return page
-        article = await self.core.kb.get_article_by_slug(tenant_id, language, slug)
-        if not article.published:
+        # Every published language of the slug, this one too if it is published: one read for
+        # the article and its translations (on asyncpg a round trip costs this process ~0.5 ms).
+        versions = await self.core.kb.translations(tenant_id, slug)
+        article = next((a for a in versions if a.language == language), None)
+        if article is None:
             raise NotFound("no such article")
+        breadcrumb = tuple(await self.breadcrumb(tenant_id, article.category_id))
+        await yield_to_loop()  # the reads (inline on SQLite) were one part, the Markdown is another
+        body = self.markdown.render(article)
         page = ArticlePage(
             article=article,
-            html=self.markdown.render(article),
-            description=plain_text(article.body_md, 160),
-            breadcrumb=tuple(await self.breadcrumb(tenant_id, article.category_id)),
-            translations=tuple(
-                a for a in await self.core.kb.translations(tenant_id, slug) if a.id != article.id
-            ),
+            html=body,
+            description=html_summary(body, 160),
+            breadcrumb=breadcrumb,
+            translations=tuple(a for a in versions if a.id != article.id),
         )
-        self._pages[key] = page
-        if len(self._pages) > self._max_pages:
-            self._pages.popitem(last=False)
+        self._pages.put(key, page)
         return page
+
+    def rendered(self, tenant: Tenant, variant: Hashable) -> RenderedPage | None:
+        """The page kept for `variant` (everything its HTML depends on besides the tenant and
+        the knowledge base), while both are as it showed them."""
+        key = (tenant.id, self.generation(tenant.id), variant)
+        page = self._rendered.get(key)
+        if page is not None and page.expires < time.monotonic():
+            return None
+        if page is None or page.tenant is tenant:
+            return page
+        if page.tenant != tenant:
+            return None
+        # The same tenant read again (the resolver's cache time passed): compare once only.
+        page = replace(page, tenant=tenant)
+        self._rendered.put(key, page)
+        return page
+
+    def keep(self, variant: Hashable, generation: Generation, page: RenderedPage) -> None:
+        """Keep a rendered page, under the generation taken before its data was read."""
+        self._rendered.put((page.tenant.id, generation, variant), page)
 
     async def breadcrumb(self, tenant_id: int, category_id: int | None) -> list[Category]:
         """Categories from the top-most parent down to `category_id`."""
@@ -66,33 +176,52 @@ class KnowledgeBase:
         seen: set[int] = set()
         while category_id is not None and category_id not in seen:
             seen.add(category_id)
-            try:
-                category = await self.core.kb.get_category(tenant_id, category_id)
-            except NotFound:
-                break
+            # A help center has few categories and many articles in each: read each once.
+            key = (tenant_id, self.generation(tenant_id), category_id)
+            category = self._categories.get(key)
+            if category is None:
+                try:
+                    category = await self.core.kb.get_category(tenant_id, category_id)
+                except NotFound:
+                    break
+                self._categories.put(key, category)
             trail.append(category)
             category_id = category.parent_id
         return list(reversed(trail))
 
     def invalidate(self, tenant_id: int) -> None:
-        for key in [k for k in self._pages if k[0] == tenant_id]:
-            del self._pages[key]
+        """Forget the tenant's pages: its articles or categories changed."""
+        self._generations[tenant_id] = self._generations.get(tenant_id, 0) + 1
 
     def invalidate_all(self) -> None:
+        """Forget every page: changes may have gone unheard."""
+        self._epoch += 1
         self._pages.clear()
+        self._rendered.clear()
+        self._categories.clear()
 
     def count_view(self, tenant_id: int, article_id: int) -> None:
         self._views.setdefault(tenant_id, Counter())[article_id] += 1
 
     async def flush_views(self) -> None:
-        """Write buffered view counts to the core; counts survive a failed write."""
+        """Write buffered view counts to the core, VIEW_BATCH articles per write, letting the
+        event loop run between writes; counts survive a failed write."""
         pending, self._views = self._views, {}
+        batches: list[tuple[int, dict[int, int]]] = []
         for tenant_id, counts in pending.items():
+            items = list(counts.items())
+            for start in range(0, len(items), VIEW_BATCH):
+                batches.append((tenant_id, dict(items[start : start + VIEW_BATCH])))
+        for done, (tenant_id, batch) in enumerate(batches):
+            if done:
+                await asyncio.sleep(0)  # requests waiting since the last write go first
             try:
-                await self.core.kb.add_article_views(tenant_id, dict(counts))
+                await self.core.kb.add_article_views(tenant_id, batch)
             except Exception:
                 log.exception("could not store article views; keeping them for the next flush")
-                self._views.setdefault(tenant_id, Counter()).update(counts)
+                for later_tenant, later in batches[done:]:
+                    self._views.setdefault(later_tenant, Counter()).update(later)
+                return
 
     async def flush_views_forever(self, interval: float = 5.0) -> None:
         while True:

@@ -229,6 +229,20 @@ async def test_edited_article_is_replaced_not_duplicated(core, tenant, service) 
     assert service.search(tenant.id, "office") == []
 
 
+async def test_results_are_kept_until_the_index_changes(core, tenant, service) -> None:
+    wifi = await save(core, tenant, "en", "wifi", "Wifi setup", "Join the office network.")
+    await service.catch_up(tenant.id)
+    found = service.search(tenant.id, "network")
+    again = service.search(tenant.id, "network")
+    assert again == found and again[0] is found[0]  # the hit kept, not searched for again
+    vpn = await save(core, tenant, "en", "vpn", "VPN", "Reach the office network from home.")
+    await service.catch_up(tenant.id)
+    assert sorted(ids(service.search(tenant.id, "network"))) == sorted([wifi.id, vpn.id])
+    assert len(service.search(tenant.id, "network", limit=1)) == 1  # another limit, searched
+    service.close()  # reopened, the index has a generation of its own: nothing kept is reused
+    assert service.search(tenant.id, "network")[0] is not found[0]
+
+
 # ------------------------------------------------------------------------------ snippets
 async def test_snippet_marks_terms_and_escapes_html(core, tenant, service) -> None:
     await save(

@@ -25,6 +25,13 @@ from portal.core.contract import (
 from portal.core.embedded import schema as t
 from portal.core.embedded.domain import EmbeddedDomain
 from portal.core.embedded.engine import CoreConnection
+from portal.core.embedded.kb_queries import (
+    ADD_VIEWS,
+    ARTICLE,
+    ARTICLE_BY_SLUG,
+    CATEGORY,
+    TRANSLATIONS,
+)
 from portal.core.embedded.rows import aware, from_row, utcnow
 from portal.core.slugs import slugify
 
@@ -133,9 +140,16 @@ class EmbeddedKnowledgeBase(EmbeddedDomain):
             return [self._category(row) for row in (await conn.execute(query)).all()]
 
     async def get_category(self, tenant_id: int, category_id: int) -> Category:
-        return await self._one_category(
-            (t.kb_categories.c.tenant_id == tenant_id) & (t.kb_categories.c.id == category_id)
-        )
+        params = {"tenant_id": tenant_id, "id": category_id}
+        return self._category(await self._first(CATEGORY, params, "no such category"))
+
+    async def _first(self, statement: Any, params: dict[str, Any], what: str) -> Any:
+        """The first row of a statement built once; NotFound(`what`) when there is none."""
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(statement, params)).first()
+        if row is None:
+            raise NotFound(what)
+        return row
 
     async def get_category_by_slug(self, tenant_id: int, language: str, slug: str) -> Category:
         c = t.kb_categories.c
@@ -269,17 +283,12 @@ class EmbeddedKnowledgeBase(EmbeddedDomain):
         )
 
     async def get_article(self, tenant_id: int, article_id: int) -> Article:
-        c = t.kb_articles.c
-        return await self._one_article((c.tenant_id == tenant_id) & (c.id == article_id))
+        params = {"tenant_id": tenant_id, "id": article_id}
+        return self._article(await self._first(ARTICLE, params, "no such article"))
 
     async def get_article_by_slug(self, tenant_id: int, language: str, slug: str) -> Article:
-        c = t.kb_articles.c
-        return await self._one_article(
-            (c.tenant_id == tenant_id) & (c.language == language) & (c.slug == slug)
-        )
-
-    async def _one_article(self, where: Any) -> Article:
-        return await self._one(t.kb_articles, where, self._article, "no such article")
+        params = {"tenant_id": tenant_id, "language": language, "slug": slug}
+        return self._article(await self._first(ARTICLE_BY_SLUG, params, "no such article"))
 
     async def list_articles(
         self,
@@ -302,16 +311,9 @@ class EmbeddedKnowledgeBase(EmbeddedDomain):
             return [self._article(row) for row in (await conn.execute(query)).all()]
 
     async def translations(self, tenant_id: int, slug: str) -> list[Article]:
-        c = t.kb_articles.c
-        query = (
-            sa.select(t.kb_articles)
-            .where(c.tenant_id == tenant_id)
-            .where(c.slug == slug)
-            .where(c.published.is_(True))
-            .order_by(c.language)
-        )
         async with self.engine.connect() as conn:
-            return [self._article(row) for row in (await conn.execute(query)).all()]
+            rows = await conn.execute(TRANSLATIONS, {"tenant_id": tenant_id, "slug": slug})
+            return [self._article(row) for row in rows.all()]
 
     async def articles_changed_since(
         self, tenant_id: int, cursor: int, limit: int = 1000
@@ -342,15 +344,16 @@ class EmbeddedKnowledgeBase(EmbeddedDomain):
             return [self._article(row) for row in (await conn.execute(query)).all()]
 
     async def add_article_views(self, tenant_id: int, views: dict[int, int]) -> None:
-        c = t.kb_articles.c
+        """One transaction and one statement (executemany) for every article's count.
+
+        The caller keeps batches small (`portal.kb.store.VIEW_BATCH`): SQLite runs on the event
+        loop, so a batch's size is how long every request waits.
+        """
+        if not views:
+            return
+        rows = [{"t_id": tenant_id, "a_id": a, "n": n} for a, n in views.items()]
         async with self.engine.begin() as conn:
-            for article_id, count in views.items():
-                await conn.execute(
-                    t.kb_articles.update()
-                    .where(c.tenant_id == tenant_id)
-                    .where(c.id == article_id)
-                    .values(views=c.views + count)
-                )
+            await conn.execute(ADD_VIEWS, rows)
 
     async def record_feedback(
         self, tenant_id: int, feedback: Feedback, idempotency_key: str
