@@ -16,7 +16,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from portal.csrf import SAFE_METHODS, csrf_token, form_csrf_ok
+from portal.csrf import SAFE_METHODS, form_csrf_ok
 from portal.embedding import embedded, secure_headers
 from portal.i18n import gettext as _
 from portal.redirects import customer_sign_in_redirect
@@ -82,7 +82,8 @@ def require_customer(handler: Endpoint) -> Endpoint:
         customer, sid = session
         request.state.customer = customer
         request.state.sid = sid
-        request.state.csrf_token = csrf_token(services(request).signer, sid)
+        app = services(request)
+        request.state.csrf_token = app.sessions.csrf_token(app.signer, sid)
         if request.method not in SAFE_METHODS and not await form_csrf_ok(request, sid):
             return csrf_failed(request)
         return await handler(request)

@@ -11,9 +11,9 @@ A file's type is sniffed once (`Upload.content_type`): validation checks it, and
 it under it. `validate` is the one check of what a ticket may contain, so the attachment store is
 not asked to check the same files against the same limits again.
 
-There is no retry here: when tickets race for the next number, the core tries again itself, and
-a `Conflict` means it gave up. That is answered 503 ("send it again"), and the idempotency key
-makes the visitor's resend safe.
+There is no retry here: the core numbers tickets from a per-tenant counter and tries again itself
+when a number was taken anyway, and a `Conflict` means it gave up. That is answered 503 ("send it
+again"), and the idempotency key makes the visitor's resend safe.
 """
 
 from __future__ import annotations

@@ -12,10 +12,11 @@ The cookie is HttpOnly, host-only, sent to every path of the tenant's host (the 
 and the widget's endpoints need it as much as the portal's pages; it used to be scoped to
 `/portal`, and signing out drops that old cookie too), lives 14 days, as does the row, and is
 refused on any other tenant's host. Inside an iframe it is partitioned (`portal.embedding`).
-The customer is read from the core on every request, so a changed organization takes effect at
-once. `session_data` checks only the signature: it is for callers that merely recognise a
-visitor (the messenger, the header's "My tickets"), never for deciding what a signed-in
-customer may see or do.
+The customer comes from the app's `SessionCache`, which the core's `customer.changed` events
+(from every process) keep current, so a changed organization takes effect as soon as the event
+arrives. `session_data` checks only the signature (once per request): it is for callers that
+merely recognise a visitor (the messenger, the header's "My tickets"), never for deciding what
+a signed-in customer may see or do.
 """
 
 from __future__ import annotations
@@ -43,9 +44,21 @@ def session_token(signer: Signer, customer: Customer, token: str) -> str:
     return signer.dumps("customer-session", {"c": customer.id, "t": customer.tenant_id, "s": token})
 
 
+_CHECKED = "customer_session_data"  # where a request keeps what its cookie said
+
+
 def session_data(connection: HTTPConnection) -> dict[str, Any] | None:
     """The signed payload if valid, unexpired and for this tenant; says nothing of sign-out."""
-    return signed_session(
+    # A page asks twice (its guard and its header): the signature is checked once per request
+    # (and tenant, which the answer depends on).
+    state = connection.scope.setdefault("state", {})
+    tenant = state.get("tenant")
+    tenant_id = tenant.id if tenant is not None else None
+    kept = state.get(_CHECKED)
+    if kept is not None and kept[0] == tenant_id:
+        found: dict[str, Any] | None = kept[1]
+        return found
+    found = signed_session(
         connection,
         SESSION_COOKIE,
         "customer-session",
@@ -54,6 +67,8 @@ def session_data(connection: HTTPConnection) -> dict[str, Any] | None:
         id_key="c",
         sid_key="s",
     )
+    state[_CHECKED] = (tenant_id, found)
+    return found
 
 
 async def current_session(connection: HTTPConnection) -> tuple[Customer, str] | None:
@@ -64,10 +79,9 @@ async def current_session(connection: HTTPConnection) -> tuple[Customer, str] | 
     sid = await store.check(connection, data["s"], store.CUSTOMER, data["c"])
     if sid is None:
         return None
+    app = services(connection)
     try:
-        customer = await services(connection).core.customers.get_customer(
-            tenant_of(connection).id, data["c"]
-        )
+        customer = await app.sessions.customer(app.core, tenant_of(connection).id, data["c"])
     except NotFound:
         return None
     return customer, sid

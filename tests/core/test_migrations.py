@@ -31,6 +31,7 @@ EXPECTED_TABLES = {
     "canned_responses",
     "sessions",
     "widget_keys",
+    "ticket_numbers",
 }
 
 
@@ -50,7 +51,7 @@ async def test_migrations_from_empty_match_the_schema(empty_database_url):
         await core.close()
     assert EXPECTED_TABLES <= tables
     assert diff == [], f"schema.py and the migrations disagree: {diff}"
-    assert version == "0006"
+    assert version == "0007"
 
 
 async def test_starting_twice_is_harmless(database_url):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
@@ -59,6 +60,23 @@ async def test_organization_visibility(portal, people):
         assert bobs.status_code == 200
         assert "Requested by" in bobs.text
         assert (await client.get(f"/portal/tickets/{people[CAROL].id}")).status_code == 404
+
+
+async def test_a_customer_moved_into_an_organization_sees_its_tickets_when_told(portal, people):
+    """The signed-in customer is kept between pages; the core's `customer.changed` event (not
+    the cache's minute-long limit) makes the move show."""
+    await portal.settings_changed(ticket_visibility="organization")
+    core, tenant = portal.core, portal.tenant
+    dave = await core.customers.ensure_customer(tenant.id, "dave@example.com")
+    acme_corp = (await core.customers.find_customer(tenant.id, ALICE)).organization_id
+    async with portal.client() as client:
+        await sign_in(client, portal, dave.email)
+        assert "Question from alice" not in (await client.get("/portal/tickets")).text
+        await core.customers.set_customer_organization(tenant.id, dave.id, acme_corp)
+        deadline = asyncio.get_running_loop().time() + 5
+        while "Question from alice" not in (await client.get("/portal/tickets")).text:
+            assert asyncio.get_running_loop().time() < deadline, "the move never showed"
+            await asyncio.sleep(0.01)
 
 
 async def test_organization_setting_without_an_organization_is_own(portal):

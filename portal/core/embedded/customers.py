@@ -10,7 +10,15 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from portal.core.bus import EventBus
-from portal.core.contract import Conflict, Customer, NotFound, Organization, Session, WidgetKey
+from portal.core.contract import (
+    Conflict,
+    Customer,
+    Event,
+    NotFound,
+    Organization,
+    Session,
+    WidgetKey,
+)
 from portal.core.embedded import schema as t
 from portal.core.embedded.domain import EmbeddedDomain
 from portal.core.embedded.engine import CoreEngine
@@ -71,6 +79,7 @@ class EmbeddedCustomers(EmbeddedDomain):
                             await conn.execute(
                                 t.customers.update().where(c.id == row.id).values(name=name)
                             )
+                            self._changed(tenant_id, row.id)
                         return int(row.id)
                     result = await conn.execute(
                         t.customers.insert().values(
@@ -106,19 +115,22 @@ class EmbeddedCustomers(EmbeddedDomain):
                 .where(t.customers.c.tenant_id == tenant_id)
                 .values(organization_id=organization_id)
             )
+        self._changed(tenant_id, customer_id)
         return await self.get_customer(tenant_id, customer_id)
 
     async def verify_customer_email(self, tenant_id: int, customer_id: int) -> None:
         """Record the first time a customer proved their address; later proofs change nothing."""
         c = t.customers.c
         async with self.engine.begin() as conn:
-            await conn.execute(
+            result = await conn.execute(
                 t.customers.update()
                 .where(c.tenant_id == tenant_id)
                 .where(c.id == customer_id)
                 .where(c.email_verified_at.is_(None))
                 .values(email_verified_at=utcnow())
             )
+        if result.rowcount:
+            self._changed(tenant_id, customer_id)
 
     # ----------------------------------------------------------- spent tokens
     async def spend_token(self, token_id: str, expires_at: datetime) -> bool:
@@ -171,4 +183,10 @@ class EmbeddedCustomers(EmbeddedDomain):
         customer_id = await self._identity.identified_customer_id(
             tenant_id, external_id, email, name
         )
+        # The company's word may have changed the name, address or external id.
+        self._changed(tenant_id, customer_id)
         return await self.get_customer(tenant_id, customer_id)
+
+    def _changed(self, tenant_id: int, customer_id: int) -> None:
+        """Tell every process (caches of signed-in customers) that a customer changed."""
+        self._bus.publish(Event("customer.changed", tenant_id, {"customer_id": customer_id}))

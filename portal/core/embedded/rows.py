@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import CursorResult
 
-from portal.core.contract import AttachmentDraft, NotFound
+from portal.core.contract import Attachment, AttachmentDraft, NotFound
 from portal.core.embedded import schema as t
 
 T = TypeVar("T")
@@ -82,6 +82,41 @@ async def insert_attachments(
             )
             for a in drafts
         ],
+    )
+
+
+async def stored_attachments(
+    conn: Any,
+    tenant_id: int,
+    drafts: tuple[AttachmentDraft, ...],
+    *,
+    ticket_id: int,
+    reply_id: int,
+    now: datetime,
+) -> tuple[Attachment, ...]:
+    """Record a reply's stored files; the attachments as written, their ids from RETURNING."""
+    if not drafts:
+        return ()
+    rows = [
+        dict(
+            tenant_id=tenant_id,
+            ticket_id=ticket_id,
+            reply_id=reply_id,
+            filename=a.filename,
+            content_type=a.content_type,
+            size=a.size,
+            storage_key=a.storage_key,
+            created_at=now,
+        )
+        for a in drafts
+    ]
+    insert = t.attachments.insert().returning(t.attachments.c.id, sort_by_parameter_order=True)
+    ids = [row[0] for row in await conn.execute(insert, rows)]
+    return tuple(
+        Attachment(
+            id_, tenant_id, ticket_id, reply_id, a.filename, a.content_type, a.size, a.storage_key
+        )
+        for id_, a in zip(ids, drafts, strict=True)
     )
 
 

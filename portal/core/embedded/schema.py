@@ -152,6 +152,15 @@ tickets = Table(
     Index("ix_tickets_tenant_list", "tenant_id", "updated_at", "id", "status"),
 )
 
+# The last ticket number each tenant gave out (migration 0007): one upsert hands out the next in
+# the ticket's own transaction, where `max(number) + 1` read the tenant's tickets and raced.
+ticket_numbers = Table(
+    "ticket_numbers",
+    metadata,
+    Column("tenant_id", Integer, ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True),
+    Column("last_number", Integer, nullable=False),
+)
+
 ticket_replies = Table(
     "ticket_replies",
     metadata,

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from portal.core.contract import SESSION_KINDS, Session
 from portal.core.embedded import schema as t
-from portal.core.embedded.engine import CoreEngine
+from portal.core.embedded.engine import CoreEngine, fetch
 from portal.core.embedded.rows import aware, utcnow
 
 # How often (at most) making a session also deletes the expired ones, per core instance.
@@ -25,9 +25,9 @@ PRUNE_EVERY_S = 300.0
 
 _S = t.sessions.c
 # (Parameter names differ from column names: a DELETE or UPDATE reserves those.)
-_SESSION_BY_ID = sa.select(t.sessions).where(
-    _S.id == sa.bindparam("session_id"), _S.tenant_id == sa.bindparam("session_tenant")
-)
+_SESSION_BY_ID = sa.select(
+    _S.id, _S.tenant_id, _S.kind, _S.subject_id, _S.expires_at, _S.created_at
+).where(_S.id == sa.bindparam("session_id"), _S.tenant_id == sa.bindparam("session_tenant"))
 _END_SESSION = t.sessions.delete().where(
     _S.id == sa.bindparam("session_id"), _S.tenant_id == sa.bindparam("session_tenant")
 )
@@ -40,14 +40,9 @@ _PRUNE = t.sessions.delete().where(_S.expires_at < sa.bindparam("now"))
 
 
 def _session(row: Any) -> Session:
-    return Session(
-        id=row.id,
-        tenant_id=row.tenant_id,
-        kind=row.kind,
-        subject_id=row.subject_id,
-        expires_at=aware(row.expires_at),
-        created_at=aware(row.created_at),
-    )
+    """A `Session` from a row of `_SESSION_BY_ID` (its columns are the fields, in order)."""
+    session_id, tenant_id, kind, subject_id, expires_at, created_at = row
+    return Session(session_id, tenant_id, kind, subject_id, aware(expires_at), aware(created_at))
 
 
 class SignInSessions:
@@ -93,8 +88,8 @@ class SignInSessions:
     async def _stored_session(self, tenant_id: int, session_id: str) -> Session | None:
         params = {"session_id": session_id, "session_tenant": tenant_id}
         async with self.engine.connect() as conn:
-            row = (await conn.execute(_SESSION_BY_ID, params)).first()
-        return None if row is None else _session(row)
+            found = await fetch(conn, _SESSION_BY_ID, params)
+        return _session(found[0]) if found else None
 
     async def end_session(self, tenant_id: int, session_id: str) -> None:
         async with self.engine.begin() as conn:

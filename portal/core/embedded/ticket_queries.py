@@ -1,48 +1,101 @@
-"""The embedded core's ticket statements that are built once: the ticket with its names, and
-each shape of the customer portal's ticket list."""
+"""The embedded core's ticket statements, built once: reads of tickets and replies, each shape of
+the customer portal's ticket list, and the writes that make a ticket or a reply.
+
+Reusing statement objects spares building and cache-keying them on every call (a third of a
+submission's CPU when they were built per call). Writes that need `ON CONFLICT` differ between
+SQLite and PostgreSQL only in the `insert` construct, so they are built once per dialect.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
-from portal.core.contract import CLOSED_STATUSES, OPEN_STATUSES
+from portal.core.contract import CLOSED_STATUSES, OPEN_STATUSES, Ticket
 from portal.core.embedded import schema as t
+from portal.core.embedded.rows import aware
+
+_TK, _CU, _AG, _R = t.tickets.c, t.customers.c, t.agents.c, t.ticket_replies.c
 
 
 def ticket_select() -> sa.Select:
-    """Tickets with their requester's email and name and their assignee's name."""
+    """Tickets with their requester's email and name and their assignee's name, in the order of
+    `Ticket`'s fields, so a row becomes a ticket without matching names (`ticket_from_row`)."""
     tk, cu, ag = t.tickets, t.customers, t.agents
     return sa.select(
-        tk,
+        _TK.id,
+        _TK.tenant_id,
+        _TK.number,
+        _TK.subject,
+        _TK.status,
+        _TK.priority,
+        _TK.customer_id,
+        _TK.organization_id,
+        _TK.created_at,
+        _TK.updated_at,
+        _TK.kind,
+        _TK.department_id,
+        _TK.assignee_agent_id,
+        sa.func.coalesce(ag.c.name, "").label("assignee_name"),
         cu.c.email.label("requester_email"),
         cu.c.name.label("requester_name"),
-        sa.func.coalesce(ag.c.name, "").label("assignee_name"),
+        _TK.custom_fields,
     ).select_from(
         tk.join(cu, cu.c.id == tk.c.customer_id).outerjoin(ag, ag.c.id == tk.c.assignee_agent_id)
     )
 
 
 TICKET_SELECT = ticket_select()
+TICKET_BY_ID = TICKET_SELECT.where(
+    _TK.tenant_id == sa.bindparam("tenant_id"), _TK.id == sa.bindparam("ticket_id")
+)
+TICKET_BY_KEY = TICKET_SELECT.where(
+    _TK.tenant_id == sa.bindparam("tenant_id"), _TK.idempotency_key == sa.bindparam("key")
+)
+
+
+def ticket_from_row(row: Any) -> Ticket:
+    """A `Ticket` from a row of `TICKET_SELECT` (its columns are the fields, in order)."""
+    return Ticket(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        row[6],
+        row[7],
+        aware(row[8]),
+        aware(row[9]),
+        row[10],
+        row[11],
+        row[12],
+        row[13],
+        row[14],
+        row[15],
+        dict(row[16] or {}),
+    )
 
 
 @cache
 def ticket_list_statements(scope: str, state: str, search: bool) -> tuple[sa.Select, sa.Select]:
-    """(count, page) for one shape of ticket list, built once, with bound parameters.
-
-    Reusing the statement objects spares building and cache-keying them on every request.
-    """
-    c = t.tickets.c
+    """(count, page) for one shape of ticket list, built once, with bound parameters."""
+    c = _TK
     where = [c.tenant_id == sa.bindparam("tenant_id")]
     if scope == "customer":
         where.append(c.customer_id == sa.bindparam("scope_id"))
     elif scope == "organization":
         where.append(c.organization_id == sa.bindparam("scope_id"))
+    # (A list of equalities rather than IN: the statement then has no expanding parameter, so
+    # SQLite runs it as compiled once; both databases plan the two the same.)
     if state == "open":
-        where.append(c.status.in_(OPEN_STATUSES))
+        where.append(sa.or_(*(c.status == status for status in OPEN_STATUSES)))
     elif state == "closed":
-        where.append(c.status.in_(CLOSED_STATUSES))
+        where.append(sa.or_(*(c.status == status for status in CLOSED_STATUSES)))
     if search:
         where.append(sa.func.lower(c.subject).like(sa.bindparam("pattern"), escape="\\"))
     condition = sa.and_(*where)
@@ -58,3 +111,159 @@ def ticket_list_statements(scope: str, state: str, search: bool) -> tuple[sa.Sel
     )
     page = TICKET_SELECT.where(c.id.in_(page_ids.scalar_subquery())).order_by(*order)
     return count, page
+
+
+# ------------------------------------------------------------------ replies
+def _author_name() -> Any:
+    cu, ag = t.customers, t.agents
+    return sa.func.coalesce(
+        sa.case((_R.author_type == "agent", ag.c.name), else_=None),
+        sa.func.nullif(cu.c.name, ""),
+        cu.c.email,
+        "",
+    ).label("author_name")
+
+
+def _replies(include_internal: bool) -> sa.Select:
+    cu, ag = t.customers, t.agents
+    query = (
+        sa.select(t.ticket_replies, _author_name())
+        .select_from(
+            t.ticket_replies.outerjoin(
+                cu, (_R.author_type == "customer") & (cu.c.id == _R.author_id)
+            ).outerjoin(ag, (_R.author_type == "agent") & (ag.c.id == _R.author_id))
+        )
+        .where(_R.ticket_id == sa.bindparam("ticket_id"))
+        .order_by(_R.created_at, _R.id)
+    )
+    return query if include_internal else query.where(_R.internal.is_(False))
+
+
+REPLIES = {True: _replies(True), False: _replies(False)}
+TICKET_ATTACHMENTS = (
+    sa.select(t.attachments)
+    .where(t.attachments.c.ticket_id == sa.bindparam("ticket_id"))
+    .order_by(t.attachments.c.id)
+)
+REPLY_BY_KEY = sa.select(_R.id).where(
+    _R.ticket_id == sa.bindparam("ticket_id"), _R.idempotency_key == sa.bindparam("key")
+)
+# What a new reply shows as its author: an agent's name, else a customer's name or email.
+AUTHOR_NAMES = {
+    "customer": sa.select(sa.func.coalesce(sa.func.nullif(_CU.name, ""), _CU.email)).where(
+        _CU.id == sa.bindparam("author_id")
+    ),
+    "agent": sa.select(_AG.name).where(_AG.id == sa.bindparam("author_id")),
+}
+DEPARTMENT_IN_TENANT = sa.select(t.departments.c.id).where(
+    t.departments.c.id == sa.bindparam("department_id"),
+    t.departments.c.tenant_id == sa.bindparam("tenant_id"),
+)
+# A customer who first wrote without a name gets the one a later ticket brings (rare).
+CUSTOMER_NAME_FILL = (
+    t.customers.update()
+    .where(_CU.id == sa.bindparam("customer_id"), _CU.name == "")
+    .values(name=sa.bindparam("new_name"))
+)
+# When another writer took numbers past the counter: move it to the tenant's highest number.
+NUMBER_REPAIR = (
+    t.ticket_numbers.update()
+    .where(t.ticket_numbers.c.tenant_id == sa.bindparam("number_tenant"))
+    .values(
+        last_number=sa.select(sa.func.coalesce(sa.func.max(_TK.number), 0))
+        .where(_TK.tenant_id == sa.bindparam("number_tenant"))
+        .scalar_subquery()
+    )
+)
+
+
+@dataclass(frozen=True)
+class TicketWrites:
+    """The statements that make a ticket (four in one transaction) and a reply (three)."""
+
+    # The requester by email: made if new, (id, organization_id, email, name) either way.
+    customer: Any
+    # The tenant's next ticket number.
+    number: Any
+    # The ticket, or no row when the tenant has one with this idempotency key already.
+    ticket: Any
+    # A reply, or no row when the ticket has one with this idempotency key already.
+    reply: Any
+    # The ticket's `updated_at` (and a customer's reply reopens it); no row when not the tenant's.
+    touch: Any
+
+
+@cache
+def ticket_writes(dialect: str) -> TicketWrites:
+    """The write statements for `dialect` ("sqlite" or "postgresql")."""
+    insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+    bind = sa.bindparam
+    # A no-op update of a known customer makes RETURNING answer for it as for a new one: one
+    # statement either way, where a SELECT first would be two for a new customer.
+    customer = (
+        insert(t.customers)
+        .values(
+            tenant_id=bind("tenant_id"),
+            email=bind("email"),
+            name=bind("name"),
+            created_at=bind("now"),
+        )
+        .on_conflict_do_update(index_elements=[_CU.tenant_id, _CU.email], set_={"name": _CU.name})
+        .returning(_CU.id, _CU.organization_id, _CU.email, _CU.name)
+    )
+    counter = t.ticket_numbers
+    number = (
+        insert(counter)
+        .values(tenant_id=bind("tenant_id"), last_number=1)
+        .on_conflict_do_update(
+            index_elements=[counter.c.tenant_id], set_={"last_number": counter.c.last_number + 1}
+        )
+        .returning(counter.c.last_number)
+    )
+    ticket = (
+        insert(t.tickets)
+        .values(
+            tenant_id=bind("tenant_id"),
+            number=bind("number"),
+            customer_id=bind("customer_id"),
+            organization_id=bind("organization_id"),
+            department_id=bind("department_id"),
+            subject=bind("subject"),
+            kind=bind("kind"),
+            status="open",
+            priority=bind("priority"),
+            source=bind("source"),
+            custom_fields=bind("custom_fields", type_=t.tickets.c.custom_fields.type),
+            idempotency_key=bind("key"),
+            created_at=bind("now"),
+            updated_at=bind("now"),
+        )
+        .on_conflict_do_nothing(index_elements=[_TK.tenant_id, _TK.idempotency_key])
+        .returning(_TK.id)
+    )
+    reply = (
+        insert(t.ticket_replies)
+        .values(
+            ticket_id=bind("ticket_id"),
+            author_type=bind("author_type"),
+            author_id=bind("author_id"),
+            body=bind("body"),
+            internal=bind("internal"),
+            idempotency_key=bind("key"),
+            created_at=bind("now"),
+        )
+        .on_conflict_do_nothing(index_elements=[_R.ticket_id, _R.idempotency_key])
+        .returning(_R.id)
+    )
+    closed = sa.or_(*(_TK.status == status for status in CLOSED_STATUSES))
+    reopen = sa.and_(bind("reopen", type_=sa.Boolean), closed)
+    touch = (
+        t.tickets.update()
+        .where(_TK.id == bind("touch_id"), _TK.tenant_id == bind("touch_tenant"))
+        .values(
+            updated_at=bind("touch_now"),
+            status=sa.case((reopen, "open"), else_=_TK.status),
+        )
+        .returning(_TK.id)
+    )
+    return TicketWrites(customer, number, ticket, reply, touch)

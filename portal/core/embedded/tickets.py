@@ -27,18 +27,38 @@ from portal.core.contract import (
 from portal.core.embedded import schema as t
 from portal.core.embedded.customers import EmbeddedCustomers
 from portal.core.embedded.domain import EmbeddedDomain
-from portal.core.embedded.engine import CoreConnection, CoreEngine
+from portal.core.embedded.engine import CoreConnection, CoreEngine, fetch
 from portal.core.embedded.rows import (
     aware,
     from_row,
     insert_attachments,
-    inserted_id,
     require_in_tenant,
+    stored_attachments,
     utcnow,
 )
-from portal.core.embedded.ticket_queries import TICKET_SELECT, ticket_list_statements
+from portal.core.embedded.ticket_queries import (
+    AUTHOR_NAMES,
+    CUSTOMER_NAME_FILL,
+    DEPARTMENT_IN_TENANT,
+    NUMBER_REPAIR,
+    REPLIES,
+    REPLY_BY_KEY,
+    TICKET_ATTACHMENTS,
+    TICKET_BY_ID,
+    TICKET_BY_KEY,
+    TicketWrites,
+    ticket_from_row,
+    ticket_list_statements,
+    ticket_writes,
+)
 
 RATING_CHANGE_WINDOW = timedelta(days=7)
+# Attempts at a ticket when a number was taken by another writer or a row it names went away.
+TICKET_ATTEMPTS = 3
+
+
+class _KeyTaken(Exception):
+    """The idempotency key is taken already: nothing of this attempt is kept (rolled back)."""
 
 
 class EmbeddedTickets(EmbeddedDomain):
@@ -47,35 +67,22 @@ class EmbeddedTickets(EmbeddedDomain):
     def __init__(self, engine: CoreEngine, bus: EventBus, customers: EmbeddedCustomers) -> None:
         super().__init__(engine, bus)
         self._customers = customers
+        self._writes: TicketWrites = ticket_writes(engine.dialect.name)
 
     # ----------------------------------------------------------------- tickets
-    @staticmethod
-    def _ticket(row: Any) -> Ticket:
-        return from_row(
-            Ticket,
-            row,
-            created_at=aware(row.created_at),
-            updated_at=aware(row.updated_at),
-            custom_fields=dict(row.custom_fields or {}),
-        )
-
-    async def _ticket_where(self, where: Any) -> Ticket | None:
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(TICKET_SELECT.where(where))).first()
-        return self._ticket(row) if row is not None else None
-
     async def _ticket_by_key(self, tenant_id: int, idempotency_key: str) -> Ticket | None:
-        c = t.tickets.c
-        return await self._ticket_where(
-            (c.tenant_id == tenant_id) & (c.idempotency_key == idempotency_key)
-        )
+        params = {"tenant_id": tenant_id, "key": idempotency_key}
+        async with self.engine.connect() as conn:
+            found = await fetch(conn, TICKET_BY_KEY, params)
+        return ticket_from_row(found[0]) if found else None
 
     async def get_ticket(self, tenant_id: int, ticket_id: int) -> Ticket:
-        c = t.tickets.c
-        ticket = await self._ticket_where((c.tenant_id == tenant_id) & (c.id == ticket_id))
-        if ticket is None:
+        params = {"tenant_id": tenant_id, "ticket_id": ticket_id}
+        async with self.engine.connect() as conn:
+            found = await fetch(conn, TICKET_BY_ID, params)
+        if not found:
             raise NotFound("no such ticket")
-        return ticket
+        return ticket_from_row(found[0])
 
     async def list_tickets(
         self,
@@ -101,206 +108,214 @@ class EmbeddedTickets(EmbeddedDomain):
             escaped = query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             params["pattern"] = f"%{escaped}%"
         async with self.engine.connect() as conn:
-            total = (await conn.execute(count, params)).scalar_one()
-            rows = (await conn.execute(page, params)).all() if total > offset else []
-        return TicketPage([self._ticket(row) for row in rows], total)
+            listed = await fetch(conn, page, params)
+            if 0 < len(listed) < limit or (not listed and not offset):
+                total = offset + len(listed)  # the last page: no need to count
+            else:
+                [(total,)] = await fetch(conn, count, params)
+        return TicketPage([ticket_from_row(row) for row in listed], total)
 
     async def create_ticket(
         self, tenant_id: int, draft: TicketDraft, idempotency_key: str
     ) -> Ticket:
-        existing = await self._ticket_by_key(tenant_id, idempotency_key)
-        if existing is not None:
-            return existing
-        # Two concurrent tickets may pick the same number; the unique constraint decides and the
-        # loser tries again with the next one.
-        for _attempt in range(10):
+        # The unique key decides a retried or raced submission, not a read before the insert: a
+        # key the tenant used already inserts nothing, rolls back (its number too) and answers
+        # with that key's ticket.
+        for _attempt in range(TICKET_ATTEMPTS):
+            taken_number = False
             try:
-                await self._insert_ticket(tenant_id, draft, idempotency_key)
-                break
+                ticket, renamed = await self._insert_ticket(tenant_id, draft, idempotency_key)
+            except _KeyTaken:
+                pass
             except IntegrityError:
-                raced = await self._ticket_by_key(tenant_id, idempotency_key)
-                if raced is not None:
-                    return raced
-        else:
-            raise Conflict("could not allocate a ticket number; try again")
-        ticket = await self._ticket_by_key(tenant_id, idempotency_key)
-        assert ticket is not None
-        self._bus.publish(Event("ticket.created", tenant_id, {"ticket_id": ticket.id}))
-        return ticket
+                taken_number = True  # or a row it names went away; the next attempt tells
+            else:
+                if renamed:
+                    self._bus.publish(
+                        Event("customer.changed", tenant_id, {"customer_id": ticket.customer_id})
+                    )
+                self._bus.publish(Event("ticket.created", tenant_id, {"ticket_id": ticket.id}))
+                return ticket
+            existing = await self._ticket_by_key(tenant_id, idempotency_key)
+            if existing is not None:
+                return existing
+            if taken_number:
+                async with self.engine.begin() as conn:
+                    await conn.execute(NUMBER_REPAIR, {"number_tenant": tenant_id})
+        raise Conflict("could not allocate a ticket number; try again")
 
     async def _insert_ticket(
         self, tenant_id: int, draft: TicketDraft, idempotency_key: str
-    ) -> None:
-        now = utcnow()
-        customer_id = await self._customers.ensure_customer_id(
-            tenant_id, draft.requester_email, draft.requester_name
-        )
+    ) -> tuple[Ticket, bool]:
+        """The ticket made in one transaction, and whether its requester got a name by it.
+
+        Four statements: the requester (made if new), the next number, the ticket, its first
+        reply; nothing is read back, the ticket is what was written.
+        """
+        writes, now = self._writes, utcnow()
+        name = draft.requester_name
         async with self.engine.begin() as conn:
-            await require_in_tenant(
-                conn, t.departments, tenant_id, draft.department_id, "no such department"
+            if draft.department_id is not None:
+                params = {"department_id": draft.department_id, "tenant_id": tenant_id}
+                if not await fetch(conn, DEPARTMENT_IN_TENANT, params):
+                    raise NotFound("no such department")
+            customer = {
+                "tenant_id": tenant_id,
+                "email": draft.requester_email.strip().lower(),
+                "name": name,
+                "now": now,
+            }
+            [(customer_id, organization_id, email, stored_name)] = await fetch(
+                conn, writes.customer, customer
             )
-            organization_id = (
-                await conn.execute(
-                    sa.select(t.customers.c.organization_id).where(t.customers.c.id == customer_id)
-                )
-            ).scalar()
-            number = (
-                await conn.execute(
-                    sa.select(sa.func.coalesce(sa.func.max(t.tickets.c.number), 0)).where(
-                        t.tickets.c.tenant_id == tenant_id
-                    )
-                )
-            ).scalar_one() + 1
-            result = await conn.execute(
-                t.tickets.insert().values(
-                    tenant_id=tenant_id,
-                    number=number,
-                    customer_id=customer_id,
-                    organization_id=organization_id,
-                    department_id=draft.department_id,
-                    subject=draft.subject,
-                    kind=draft.kind,
-                    status="open",
-                    priority=draft.priority,
-                    source=draft.source,
-                    custom_fields=draft.custom_fields,
-                    idempotency_key=idempotency_key,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-            ticket_id = inserted_id(result)
-            reply = await conn.execute(
-                t.ticket_replies.insert().values(
-                    ticket_id=ticket_id,
-                    author_type="customer",
-                    author_id=customer_id,
-                    body=draft.description,
-                    internal=False,
-                    idempotency_key=f"{idempotency_key}:description",
-                    created_at=now,
-                )
-            )
+            renamed = bool(name) and not stored_name
+            if renamed:
+                fill = {"customer_id": customer_id, "new_name": name}
+                await fetch(conn, CUSTOMER_NAME_FILL, fill)
+            else:
+                name = stored_name
+            [(number,)] = await fetch(conn, writes.number, {"tenant_id": tenant_id})
+            values = {
+                "tenant_id": tenant_id,
+                "number": number,
+                "customer_id": customer_id,
+                "organization_id": organization_id,
+                "department_id": draft.department_id,
+                "subject": draft.subject,
+                "kind": draft.kind,
+                "priority": draft.priority,
+                "source": draft.source,
+                "custom_fields": draft.custom_fields,
+                "key": idempotency_key,
+                "now": now,
+            }
+            made = await fetch(conn, writes.ticket, values)
+            if not made:
+                raise _KeyTaken  # rolls back the customer's and the counter's writes
+            [(ticket_id,)] = made
+            reply = {
+                "ticket_id": ticket_id,
+                "author_type": "customer",
+                "author_id": customer_id,
+                "body": draft.description,
+                "internal": False,
+                "key": f"{idempotency_key}:description",
+                "now": now,
+            }
+            [(reply_id,)] = await fetch(conn, writes.reply, reply)
             await insert_attachments(
-                conn,
-                tenant_id,
-                draft.attachments,
-                ticket_id=ticket_id,
-                reply_id=inserted_id(reply),
+                conn, tenant_id, draft.attachments, ticket_id=ticket_id, reply_id=reply_id
             )
+        ticket = Ticket(
+            id=ticket_id,
+            tenant_id=tenant_id,
+            number=number,
+            subject=draft.subject,
+            status="open",
+            priority=draft.priority,
+            customer_id=customer_id,
+            organization_id=organization_id,
+            created_at=now,
+            updated_at=now,
+            kind=draft.kind,
+            department_id=draft.department_id,
+            requester_email=email,
+            requester_name=name,
+            custom_fields=dict(draft.custom_fields),
+        )
+        return ticket, renamed
 
     async def add_reply(
         self, tenant_id: int, ticket_id: int, draft: ReplyDraft, idempotency_key: str
     ) -> Reply:
-        r = t.ticket_replies.c
-        key = (r.ticket_id == ticket_id) & (r.idempotency_key == idempotency_key)
-        created = False
         try:
             async with self.engine.begin() as conn:
-                ticket = (
-                    await conn.execute(
-                        sa.select(t.tickets.c.id, t.tickets.c.status)
-                        .where(t.tickets.c.id == ticket_id)
-                        .where(t.tickets.c.tenant_id == tenant_id)
-                    )
-                ).first()
-                if ticket is None:
-                    raise NotFound("no such ticket")
-                existing = (await conn.execute(sa.select(r.id).where(key))).first()
-                if existing is None:
-                    reply_id = await self._insert_reply(
-                        conn, tenant_id, ticket.status, ticket_id, draft, idempotency_key
-                    )
-                    created = True
-                else:
-                    reply_id = existing.id
-        except IntegrityError:
-            # The same key sent twice at once: the other request stored it; answer with that.
+                reply = await self._insert_reply(conn, tenant_id, ticket_id, draft, idempotency_key)
+        except (_KeyTaken, IntegrityError):
+            # The same key sent again (or twice at once): answer with the reply stored for it.
+            params = {"ticket_id": ticket_id, "key": idempotency_key}
             async with self.engine.connect() as conn:
-                found = (await conn.execute(sa.select(r.id).where(key))).first()
+                found = (await conn.execute(REPLY_BY_KEY, params)).first()
             if found is None:
                 raise
-            reply_id, created = found.id, False
-        if created:
-            self._bus.publish(
-                Event(
-                    "ticket.replied",
-                    tenant_id,
-                    {
-                        "ticket_id": ticket_id,
-                        "reply_id": reply_id,
-                        "internal": draft.internal,
-                        "author_type": draft.author_type,
-                    },
-                )
+            replies = await self.list_replies(tenant_id, ticket_id, include_internal=True)
+            return next(reply for reply in replies if reply.id == found.id)
+        self._bus.publish(
+            Event(
+                "ticket.replied",
+                tenant_id,
+                {
+                    "ticket_id": ticket_id,
+                    "reply_id": reply.id,
+                    "internal": draft.internal,
+                    "author_type": draft.author_type,
+                },
             )
-        replies = await self.list_replies(tenant_id, ticket_id, include_internal=True)
-        return next(reply for reply in replies if reply.id == reply_id)
+        )
+        return reply
 
     async def _insert_reply(
         self,
         conn: CoreConnection,
         tenant_id: int,
-        status: str,
         ticket_id: int,
         draft: ReplyDraft,
         idempotency_key: str,
-    ) -> int:
+    ) -> Reply:
+        """Three statements: touch the ticket (the tenant's, else NotFound), the reply, its
+        author's name. A taken key raises `_KeyTaken`, so the touch is rolled back."""
         now = utcnow()
-        result = await conn.execute(
-            t.ticket_replies.insert().values(
-                ticket_id=ticket_id,
-                author_type=draft.author_type,
-                author_id=draft.author_id,
-                body=draft.body,
-                internal=draft.internal,
-                idempotency_key=idempotency_key,
-                created_at=now,
-            )
-        )
-        reply_id: int = inserted_id(result)
-        await insert_attachments(
-            conn, tenant_id, draft.attachments, ticket_id=ticket_id, reply_id=reply_id
-        )
-        changes: dict[str, Any] = {"updated_at": now}
         # A customer writing on a resolved ticket opens it again, as help desks do.
-        if draft.author_type == "customer" and not draft.internal and status in CLOSED_STATUSES:
-            changes["status"] = "open"
-        await conn.execute(t.tickets.update().where(t.tickets.c.id == ticket_id).values(**changes))
-        return reply_id
+        reopen = draft.author_type == "customer" and not draft.internal
+        touch = {
+            "touch_id": ticket_id,
+            "touch_tenant": tenant_id,
+            "touch_now": now,
+            "reopen": reopen,
+        }
+        if not await fetch(conn, self._writes.touch, touch):
+            raise NotFound("no such ticket")
+        values = {
+            "ticket_id": ticket_id,
+            "author_type": draft.author_type,
+            "author_id": draft.author_id,
+            "body": draft.body,
+            "internal": draft.internal,
+            "key": idempotency_key,
+            "now": now,
+        }
+        made = await fetch(conn, self._writes.reply, values)
+        if not made:
+            raise _KeyTaken
+        [(reply_id,)] = made
+        files = await stored_attachments(
+            conn, tenant_id, draft.attachments, ticket_id=ticket_id, reply_id=reply_id, now=now
+        )
+        author = AUTHOR_NAMES.get(draft.author_type)
+        name = None
+        if author is not None:
+            found = await fetch(conn, author, {"author_id": draft.author_id})
+            name = found[0][0] if found else None
+        return Reply(
+            reply_id,
+            ticket_id,
+            draft.author_type,
+            name or "",
+            draft.body,
+            draft.internal,
+            now,
+            files,
+        )
 
     async def list_replies(
         self, tenant_id: int, ticket_id: int, *, include_internal: bool = False
     ) -> list[Reply]:
-        r, cu, ag = t.ticket_replies.c, t.customers, t.agents
         await self.get_ticket(tenant_id, ticket_id)
-        query = (
-            sa.select(
-                t.ticket_replies,
-                sa.func.coalesce(
-                    sa.case((r.author_type == "agent", ag.c.name), else_=None),
-                    sa.func.nullif(cu.c.name, ""),
-                    cu.c.email,
-                    "",
-                ).label("author_name"),
-            )
-            .select_from(
-                t.ticket_replies.outerjoin(
-                    cu, (r.author_type == "customer") & (cu.c.id == r.author_id)
-                ).outerjoin(ag, (r.author_type == "agent") & (ag.c.id == r.author_id))
-            )
-            .where(r.ticket_id == ticket_id)
-            .order_by(r.created_at, r.id)
-        )
-        if not include_internal:
-            query = query.where(r.internal.is_(False))
-        a = t.attachments.c
+        params = {"ticket_id": ticket_id}
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+            rows = (await conn.execute(REPLIES[include_internal], params)).all()
             files: dict[int, list[Attachment]] = defaultdict(list)
-            for row in await conn.execute(
-                sa.select(t.attachments).where(a.ticket_id == ticket_id).order_by(a.id)
-            ):
+            for row in await conn.execute(TICKET_ATTACHMENTS, params):
                 files[row.reply_id].append(from_row(Attachment, row))
         return [
             from_row(Reply, row, created_at=aware(row.created_at), attachments=tuple(files[row.id]))

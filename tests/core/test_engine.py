@@ -1,0 +1,111 @@
+"""SQLite's inline engine: one writer connection, one reader connection, both kept open."""
+
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from portal.core.contract import TicketDraft
+from portal.core.embedded.core import EmbeddedCore
+from portal.core.embedded.engine import PostgresEngine
+from tests.conftest import postgres_database
+
+TABLE = sa.table("tenants", sa.column("name"))
+
+
+async def test_blocks_reuse_one_writer_and_one_reader(tmp_path: Path):
+    core = EmbeddedCore(f"sqlite+aiosqlite:///{tmp_path}/core.db")
+    await core.start()
+    checkouts: list[Any] = []
+    sa.event.listen(core.engine.sync_engine, "checkout", lambda *args: checkouts.append(args))
+    try:
+        await core.tenants.create_tenant("acme", "Acme")
+        await core.tenants.get_tenant("acme")
+        opened = len(checkouts)
+        assert opened <= 2  # the writer and the reader, if the migrations had not opened them
+        for n in range(3):
+            await core.tenants.create_tenant(f"t{n}", "T")
+            await core.tenants.get_tenant(f"t{n}")
+        assert len(checkouts) == opened
+    finally:
+        await core.close()
+
+
+async def test_reads_see_each_commit_and_a_write_in_a_read_block_is_undone(tmp_path: Path):
+    core = EmbeddedCore(f"sqlite+aiosqlite:///{tmp_path}/core.db")
+    await core.start()
+    try:
+        tenant = await core.tenants.create_tenant("acme", "Acme")
+        async with core.engine.connect() as reader:
+            names = sa.select(sa.column("name")).select_from(TABLE)
+            assert (await reader.execute(names)).scalars().all() == ["Acme"]
+            async with core.engine.begin() as writer:
+                await writer.execute(sa.update(TABLE).values(name="Acme Inc"))
+            # Committed by the writer: the reader's next statement sees it.
+            assert (await reader.execute(names)).scalars().all() == ["Acme Inc"]
+            await reader.execute(sa.update(TABLE).values(name="Never"))
+        # The read block's write did not stay, and holds no lock a writer would wait for.
+        async with core.engine.begin() as writer:
+            await writer.execute(sa.update(TABLE).values(name="Acme Ltd"))
+        assert (await core.tenants.get_tenant("acme")).name == "Acme Ltd"
+        assert tenant.id == (await core.tenants.get_tenant("acme")).id
+    finally:
+        await core.close()
+
+
+async def test_statements_run_by_sqlite3_store_and_read_what_sqlalchemy_would(tmp_path: Path):
+    """`fetch` hands the hottest statements to `sqlite3` unless something listens to the engine's
+    statements; the rows either way are the same, and so is what they read."""
+    core = EmbeddedCore(f"sqlite+aiosqlite:///{tmp_path}/core.db")
+    await core.start()
+    engine = core.engine.sync_engine
+
+    def listening(*_args: Any) -> None:
+        pass
+
+    try:
+        tenant = await core.tenants.create_tenant("acme", "Acme")
+        fields = {"when": "2024-05-31", "n": 3.5, "picked": ["a", "b"], "ok": True}
+        draft = TicketDraft("Broken", "It broke", "Pat@Example.com", "Pat", custom_fields=fields)
+        sa.event.listen(engine, "before_cursor_execute", listening)
+        by_sqlalchemy = await core.tickets.create_ticket(tenant.id, draft, "one")
+        sa.event.remove(engine, "before_cursor_execute", listening)
+        by_sqlite3 = await core.tickets.create_ticket(tenant.id, draft, "two")
+        stored = "SELECT created_at, updated_at, custom_fields, status, priority FROM tickets"
+        async with core.engine.connect() as conn:
+            first, second = (await conn.execute(sa.text(stored + " ORDER BY id"))).all()
+        assert len(first[0]) == len(second[0]) and first[2:] == second[2:]
+        for made in (by_sqlalchemy, by_sqlite3):
+            assert await core.tickets.get_ticket(tenant.id, made.id) == made
+            assert made.custom_fields == fields
+        sa.event.listen(engine, "before_cursor_execute", listening)
+        assert await core.tickets.get_ticket(tenant.id, by_sqlite3.id) == by_sqlite3
+        sa.event.remove(engine, "before_cursor_execute", listening)
+    finally:
+        await core.close()
+
+
+@pytest.mark.postgres
+async def test_a_postgres_connection_that_died_while_idle_is_replaced():
+    """(A server restart, or an idle timeout, ends pooled connections without a word.)"""
+    pid_query = sa.text("SELECT pg_backend_pid()")
+    async with postgres_database(empty=True) as url:
+        engine = PostgresEngine(
+            create_async_engine(url, pool_size=1, max_overflow=0), idle_ping_s=0
+        )
+        try:
+            async with engine.connect() as conn:
+                first = (await conn.execute(pid_query)).scalar()
+            admin = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+            try:
+                await admin.execute("SELECT pg_terminate_backend($1)", first)
+            finally:
+                await admin.close()
+            async with engine.connect() as conn:
+                second = (await conn.execute(pid_query)).scalar()
+            assert second != first
+        finally:
+            await engine.dispose()
