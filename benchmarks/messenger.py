@@ -30,6 +30,8 @@ Prints
                                     what the server keeps up with when it is offered more
   server_cpu_busy                   the server's CPU time / wall time while sending
   server_cpu_per_message_ms         the server's CPU time / messages sent
+  chat_loop_stall_ms                the event loop's longest stall from the first send to the
+                                    agent's last frame (`portal.loopwatch`; ours only)
 The same load then goes to the floor (`_floor.BARE_ROUTES`): a bare Starlette websocket relay
 on the same uvicorn settings that stores each message with one SQLite INSERT (committed), acks
 it and relays it to the agent socket (every conversation; no watching, no inbox). Its figures
@@ -65,8 +67,8 @@ from pathlib import Path
 from typing import Any
 
 from _floor import BARE_ROUTES, floor_server
-from _load import SERVER_CPU, cpu_seconds, pin_to_load_core, show
-from _server import database, free_port, served
+from _load import SERVER_CPU, cpu_seconds, loop_stall, pin_to_load_core, show
+from _server import database, free_port, lag_file, served
 
 from portal.core.embedded.core import EmbeddedCore  # noqa: E402
 from portal.messenger.service import visitor_token  # noqa: E402
@@ -590,6 +592,7 @@ def latency(data: Path, url: str, load: ChatLoad, floor: bool) -> list[tuple[str
                 time.sleep(0.5)
             note(f"latency ({what}): {len(watched_ids)} watched, errors {agent_errors}; sending")
             cpu = cpu_seconds(server.pid)
+            started = time.time()
             begin = clock() + 0.5
             for pipe in pipes:
                 pipe.send(("send", begin, load.rate, load.seconds))
@@ -612,6 +615,8 @@ def latency(data: Path, url: str, load: ChatLoad, floor: bool) -> list[tuple[str
                 time.sleep(0.2)
             agent.send("stop")
             _, _, message_latency, inbox_latency, agent_errors = clients.recv(agent)
+            # The floor has no loop watch; ours reports from the first send to the last frame.
+            stall = None if floor else loop_stall(lag_file(data), started, time.time())
             clients.close()
     finally:
         clients.close()
@@ -648,6 +653,7 @@ def latency(data: Path, url: str, load: ChatLoad, floor: bool) -> list[tuple[str
         ("stored_rate", acks / max(last_ack - first, 1e-9), "msg/s"),
         ("server_cpu_busy", busy * 100, "%"),
         ("server_cpu_per_message_ms", 1000 * spent / max(len(sent), 1), "ms/msg"),
+        *([("chat_loop_stall_ms", stall, "ms")] if stall is not None else []),
     ]
 
 

@@ -19,6 +19,7 @@ from portal.messenger.service import (
     conversation_channel,
     conversation_json,
     inbox_channel,
+    presence_channel,
 )
 from portal.messenger.sockets import ChatSocket, serve_socket
 from portal.request_helpers import tenant_of
@@ -63,7 +64,7 @@ class AgentSocket(ChatSocket):
     async def greet(self, hello: dict[str, Any]) -> None:
         assert self.sub is not None
         await self.sub.add(inbox_channel(self.tenant.id))
-        await self.sub.add(_presence_channel(self.tenant.id))
+        await self.sub.add(presence_channel(self.tenant.id))
         self.open_tabs[(self.tenant.id, self.agent.id)] += 1
         await self.set_presence(self.status)
         self.heartbeat = asyncio.create_task(self.keep_presence())
@@ -85,9 +86,7 @@ class AgentSocket(ChatSocket):
         await self.messenger.hub.set_presence(
             self.tenant.id, self.agent.id, status, ttl=PRESENCE_TTL_S
         )
-        await self.messenger.hub.publish(
-            _presence_channel(self.tenant.id), {"type": "presence", "agents": await self.presence()}
-        )
+        self.messenger.presence_changes.changed(self.tenant.id)
 
     async def keep_presence(self) -> None:
         while True:
@@ -104,10 +103,7 @@ class AgentSocket(ChatSocket):
         if self.open_tabs[key] <= 0:
             del self.open_tabs[key]
             await self.messenger.hub.clear_presence(self.tenant.id, self.agent.id)
-            await self.messenger.hub.publish(
-                _presence_channel(self.tenant.id),
-                {"type": "presence", "agents": await self.presence()},
-            )
+            self.messenger.presence_changes.changed(self.tenant.id)
 
     async def resumed(self) -> None:
         # Redis may have restarted empty: say again that this agent is here.
@@ -164,10 +160,6 @@ class AgentSocket(ChatSocket):
             )
             self.known[conversation.id] = updated
             await self.messenger.publish_conversation(updated)
-
-
-def _presence_channel(tenant_id: int) -> str:
-    return f"presence:{tenant_id}"
 
 
 async def agent_socket(websocket: WebSocket) -> None:

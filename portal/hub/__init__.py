@@ -7,18 +7,20 @@ core's events to every process by it, for cache and search invalidation.
 from __future__ import annotations
 
 from portal.hub.memory import MemoryHub
-from portal.hub.protocol import PRESENCE_STATUSES, QUEUE_SIZE, RESUMED, Hub
+from portal.hub.protocol import PRESENCE_STATUSES, QUEUE_SIZE, RESUMED, Hub, encode
 from portal.hub.redis import RedisHub
-from portal.hub.subscriptions import Subscription
+from portal.hub.subscriptions import Frame, Subscription
 
 __all__ = [
     "PRESENCE_STATUSES",
     "QUEUE_SIZE",
     "RESUMED",
+    "Frame",
     "Hub",
     "MemoryHub",
     "RedisHub",
     "Subscription",
+    "encode",
     "make_hub",
 ]
 

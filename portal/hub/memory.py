@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
-from portal.hub.protocol import QUEUE_SIZE, check_presence
-from portal.hub.subscriptions import LocalHub
+from portal.hub.protocol import QUEUE_SIZE, check_presence, encode
+from portal.hub.subscriptions import Frame, LocalHub
 
 
 class MemoryHub(LocalHub):
@@ -28,9 +27,9 @@ class MemoryHub(LocalHub):
         """Deliver `message` to this process's subscriptions of `channel`."""
         # A JSON round trip, as through Redis, so a single process finds unserialisable
         # messages too and subscribers see the same shapes (lists, string keys).
-        data = json.dumps(message)
+        text = encode(message)
         if channel in self._channels:
-            self._dispatch(channel, json.loads(data))
+            self._dispatch(channel, Frame(text))
 
     async def set_presence(
         self, tenant_id: int, agent_id: int, status: str, ttl: float = 60

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -24,6 +25,21 @@ class Hub(Protocol):
     ) -> None: ...
     async def clear_presence(self, tenant_id: int, agent_id: int) -> None: ...
     async def presence(self, tenant_id: int) -> dict[int, str]: ...
+
+
+def encode(message: dict[str, Any]) -> str:
+    """A message as the hub carries it and sockets send it: compact JSON, UTF-8 as is.
+
+    Text that cannot be UTF-8 (a lone surrogate from a client's `\\ud800`) is escaped instead,
+    so that neither Redis nor a websocket refuses it later.
+    """
+    text = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            text = json.dumps(message, separators=(",", ":"))
+    return text
 
 
 def check_presence(status: str, ttl: float) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import time
@@ -19,8 +18,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from portal.hub.protocol import QUEUE_SIZE, check_presence
-from portal.hub.subscriptions import LocalHub
+from portal.hub.protocol import QUEUE_SIZE, check_presence, encode
+from portal.hub.subscriptions import Frame, LocalHub
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +105,7 @@ class RedisHub(LocalHub):
 
     async def publish(self, channel: str, message: dict[str, Any]) -> None:
         """PUBLISH `message` as JSON; on a Redis outage log and drop it (the core has the data)."""
-        data = json.dumps(message, separators=(",", ":"))
-        await self._quietly(self._redis.publish(channel, data))
+        await self._quietly(self._redis.publish(channel, encode(message)))
 
     async def set_presence(
         self, tenant_id: int, agent_id: int, status: str, ttl: float = 60
@@ -243,9 +241,9 @@ class RedisHub(LocalHub):
             kind, channel = response[0], response[1].decode()
             if kind == b"message":
                 try:
-                    message = json.loads(response[2])
-                except ValueError:
-                    log.warning("hub: ignoring a message that is not JSON on %s", channel)
+                    message = Frame(response[2].decode())
+                except (ValueError, TypeError):
+                    log.warning("hub: ignoring a message that is no JSON object on %s", channel)
                     continue
                 self._dispatch(channel, message)
             elif kind == b"subscribe":

@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import deque
 from typing import Any
 
 from portal.hub.protocol import QUEUE_SIZE, RESUMED
 
 
+class Frame(dict[str, Any]):
+    """A published message as subscribers get it: the dict, and `text`, its JSON as published.
+
+    A websocket sends `text` as it is, so a frame fanned out to many sockets is encoded once,
+    not once per socket.
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        super().__init__(json.loads(text))
+        self.text = text
+
+
 class Subscription:
     """One websocket's messages: an async context manager and an async iterator of dicts.
 
     Messages are shared between the subscriptions of a channel: treat them as read-only.
+    Published ones are `Frame`s, which carry their JSON text too.
     {"type": "hub.resumed"} means messages may have been lost (Redis reconnected, or this
     subscription fell `limit` messages behind): catch up from the core.
     """

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -55,17 +55,32 @@ def parse_hours(value: dict[str, Any]) -> tuple[ZoneInfo, dict[int, list[tuple[t
     return zone, spans
 
 
-def is_open(hours: dict[str, Any] | None, now: datetime | None = None) -> bool:
-    """Whether `now` falls in the business hours; no (or broken) setting means always open."""
+Hours = tuple[ZoneInfo, dict[int, list[tuple[time, time]]]]
+
+
+def _readable(hours: dict[str, Any] | None) -> Hours | None:
+    """The parsed hours, or None for always open: no setting, or a broken one (a broken
+    setting must not hide the chat; the admin form validates it)."""
     if not hours:
-        return True
+        return None
     try:
-        zone, spans = parse_hours(hours)
+        return parse_hours(hours)
     except HoursError:
-        return True  # a broken setting must not hide the chat; the admin form validates it
+        return None
+
+
+def _open_at(hours: Hours | None, now: datetime | None) -> bool:
+    if hours is None:
+        return True
+    zone, spans = hours
     local = (now or datetime.now(UTC)).astimezone(zone)
     moment = local.time()
     return any(start <= moment < end for start, end in spans.get(local.weekday(), ()))
+
+
+def is_open(hours: dict[str, Any] | None, now: datetime | None = None) -> bool:
+    """Whether `now` falls in the business hours; no (or broken) setting means always open."""
+    return _open_at(_readable(hours), now)
 
 
 @dataclass(frozen=True)
@@ -76,6 +91,15 @@ class ChatSettings:
     business_hours: dict[str, Any] | None = None
     answer_timeout_s: int = DEFAULT_ANSWER_TIMEOUT_S
     prechat: str = "optional"
+    # The business hours parsed once, for `is_open`, which chat messages ask.
+    _hours: Hours | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hours", _readable(self.business_hours))
+
+    def is_open(self, now: datetime | None = None) -> bool:
+        """Whether `now` falls in the business hours (no or a broken setting: always)."""
+        return _open_at(self._hours, now)
 
     @classmethod
     def for_tenant(cls, tenant: Tenant) -> ChatSettings:
@@ -90,3 +114,24 @@ class ChatSettings:
             answer_timeout_s=max(10, int(s.get("chat_answer_timeout_s", DEFAULT_ANSWER_TIMEOUT_S))),
             prechat=prechat if prechat in PRECHAT_MODES else "optional",
         )
+
+
+class ChatSettingsCache:
+    """Each tenant's `ChatSettings`, parsed once per version of its settings.
+
+    Kept by the tenant's `settings` mapping itself: every reload of a tenant (after a
+    `tenant.changed` event, or the resolver's expiry) is a new mapping, so a changed tenant is
+    parsed again on first use without listening for events, and a socket that still holds the
+    tenant of its handshake keeps the settings it had, as it always did.
+    """
+
+    def __init__(self) -> None:
+        self._by_tenant: dict[int, tuple[dict[str, Any], ChatSettings]] = {}
+
+    def get(self, tenant: Tenant) -> ChatSettings:
+        cached = self._by_tenant.get(tenant.id)
+        if cached is not None and cached[0] is tenant.settings:
+            return cached[1]
+        settings = ChatSettings.for_tenant(tenant)
+        self._by_tenant[tenant.id] = (tenant.settings, settings)
+        return settings

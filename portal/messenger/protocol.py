@@ -14,7 +14,8 @@ Client -> server (visitor and agent)
               `message` to every socket of the conversation (the sender's other tabs too).
               A resend with the same client_id stores nothing new and gets the same `ack`.
   typing      {conversation_id, typing: bool}       relayed to the other side, not stored
-  read        {conversation_id, id}                 read receipt up to message `id`
+  read        {conversation_id, id}                 read receipt up to message `id`: stored with
+              the receipts of the next few ms, then `read` goes to the conversation's sockets
   ping        {}                                    -> `pong` (clients may use it as keep-alive)
 
 Visitor only
@@ -52,7 +53,8 @@ Server -> client
                                              nobody there: the visitor is asked for an email
   conversations  {conversations}
   inbox          {conversation}              agents: a conversation appeared or changed
-  presence       {agents: {id: status}}      agents: who is online
+  presence       {agents: {id: status}}      agents: who is online (the changes of a few ms
+                                             in one frame)
   transcript_sent {conversation_id}
   pong           {}
   error          {code, message, client_id?}

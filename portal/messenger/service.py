@@ -25,7 +25,9 @@ from portal.core.contract import (
 )
 from portal.hub import Hub
 from portal.mail import Mailer
-from portal.messenger.hours import ChatSettings, is_open
+from portal.messenger.hours import ChatSettings, ChatSettingsCache
+from portal.messenger.presence import PresenceAnnouncements
+from portal.messenger.reads import ReadReceipts
 from portal.security import Signer
 from portal.urls import PathCache
 
@@ -53,6 +55,11 @@ def conversation_channel(tenant_id: int, conversation_id: int) -> str:
 
 def inbox_channel(tenant_id: int) -> str:
     return f"inbox:{tenant_id}"
+
+
+def presence_channel(tenant_id: int) -> str:
+    """Where a tenant's agent sockets hear who is online."""
+    return f"presence:{tenant_id}"
 
 
 def _when(moment: datetime) -> str:
@@ -172,8 +179,17 @@ class Messenger:
         self.mailer = mailer
         self.signer = signer
         self._told: set[tuple[int, int]] = set()  # (tenant, conversation) told "no answer"
+        # Every visitor message asks the tenant's hours and answer timeout: parsed once.
+        self._settings = ChatSettingsCache()
         # Visitors' messages ask whether anyone is online; a second-old answer is good enough.
         self._presence: dict[int, tuple[float, dict[int, str]]] = {}
+        self.reads = ReadReceipts(core, hub, conversation_channel)
+        self.presence_changes = PresenceAnnouncements(hub, presence_channel)
+
+    async def close(self) -> None:
+        """Store and announce what is still pending (read receipts, presence); stopping."""
+        await self.reads.close()
+        await self.presence_changes.close()
 
     def message_json(self, message: ChatMessage) -> dict[str, Any]:
         return message_json(message, self.file_link)
@@ -196,15 +212,20 @@ class Messenger:
             inbox_channel(conversation.tenant_id), {"type": "inbox", "conversation": data}
         )
 
+    def chat_settings(self, tenant: Tenant) -> ChatSettings:
+        """The tenant's chat settings, parsed once per change of them."""
+        return self._settings.get(tenant)
+
     async def post(
         self, tenant: Tenant, conversation_id: int, draft: MessageDraft
     ) -> tuple[ChatMessage, Conversation]:
         """Store a message (a resend returns the stored one), then fan it out.
 
         Returns the message and the conversation as it is after it."""
-        message = await self.core.chat.add_chat_message(tenant.id, conversation_id, draft)
+        message, conversation = await self.core.chat.post_chat_message(
+            tenant.id, conversation_id, draft
+        )
         await self.publish_message(tenant.id, message)
-        conversation = await self.core.chat.get_conversation(tenant.id, conversation_id)
         if not draft.internal:
             # Agents' inboxes show the latest message; the conversation's own sockets have it.
             await self.hub.publish(
@@ -250,8 +271,7 @@ class Messenger:
     # ------------------------------------------------------------ nobody there
     async def unavailable_reason(self, tenant: Tenant) -> str | None:
         """Why nobody can answer now ("outside_hours", "no_agents"), or None."""
-        chat = ChatSettings.for_tenant(tenant)
-        if not is_open(chat.business_hours):
+        if not self.chat_settings(tenant).is_open():
             return "outside_hours"
         if "online" not in (await self.presence(tenant.id)).values():
             return "no_agents"
@@ -271,7 +291,7 @@ class Messenger:
         self, tenant: Tenant, conversation: Conversation, now: datetime | None = None
     ) -> bool:
         """Waiting for an agent longer than the tenant's answer timeout."""
-        timeout = timedelta(seconds=ChatSettings.for_tenant(tenant).answer_timeout_s)
+        timeout = timedelta(seconds=self.chat_settings(tenant).answer_timeout_s)
         return conversation.status == "waiting" and (
             (now or datetime.now(UTC)) - conversation.created_at > timeout
         )
@@ -326,15 +346,20 @@ class Messenger:
 
     async def sweep_unanswered(self, now: datetime | None = None) -> None:
         """One round of the watcher; `now` lets tests look into the future."""
+        now = now or datetime.now(UTC)
         for tenant in await self.core.tenants.list_tenants():
+            # Only chats old enough to be unanswered: reading every waiting one (SQLite runs
+            # on the event loop) held every socket of the process for ~10 ms per 500.
+            timeout = timedelta(seconds=self.chat_settings(tenant).answer_timeout_s)
             for conversation in await self.core.chat.list_conversations(
-                tenant.id, status="waiting", limit=500
+                tenant.id, status="waiting", created_before=now - timeout, limit=500
             ):
                 key = (tenant.id, conversation.id)
                 if key in self._told or not self.unanswered(tenant, conversation, now):
                     continue
                 self._told.add(key)
                 await self.nobody_there(tenant, conversation, "no_answer")
+            await asyncio.sleep(0)  # one tenant at a time: let the sockets have their turns
 
     # ------------------------------------------------------------ transcript
     async def transcript_addresses(self, tenant_id: int, conversation: Conversation) -> list[str]:

@@ -19,7 +19,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from portal.core.contract import Conflict, Conversation, MessageDraft, NotFound, Tenant
 from portal.embedding import embed_origins
-from portal.hub import RESUMED, Subscription
+from portal.hub import RESUMED, Frame, Subscription, encode
 from portal.messenger import protocol as p
 from portal.messenger.service import Messenger, conversation_channel, read_upload_token
 from portal.request_helpers import origin_names_host, tenant_of
@@ -134,8 +134,10 @@ class ChatSocket:
 
     async def send(self, frame: dict[str, Any]) -> None:
         if self.ws.application_state == WebSocketState.CONNECTED:
+            # A hub frame comes encoded: one encoding for every socket it goes to.
+            text = frame.text if isinstance(frame, Frame) else encode(frame)
             with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
-                await self.ws.send_json(frame)
+                await self.ws.send_text(text)
 
     async def pump(self, sub: Subscription) -> None:
         """Forward hub messages; after a hub outage, catch up every conversation from the core."""
@@ -234,15 +236,10 @@ class ChatSocket:
         )
 
     async def read(self, frame: dict[str, Any]) -> None:
+        """Stored with the other receipts of the moment; the `read` frame follows then."""
         conversation = await self.known_conversation(p.integer(frame, "conversation_id"))
-        updated = await self.core.chat.mark_conversation_read(
-            self.tenant.id, conversation.id, reader=self.role, message_id=p.integer(frame, "id")
-        )
-        marker = updated.visitor_read_id if self.role == "visitor" else updated.agent_read_id
-        await self.messenger.hub.publish(
-            conversation_channel(self.tenant.id, conversation.id),
-            {"type": "read", "conversation_id": conversation.id, "reader": self.role, "id": marker},
-        )
+        message_id = p.integer(frame, "id")
+        self.messenger.reads.mark(self.tenant.id, conversation.id, self.role, message_id)
 
     async def message(self, frame: dict[str, Any], *, internal: bool = False) -> None:
         client_id = p.client_id(frame)

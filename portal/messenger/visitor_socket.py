@@ -16,7 +16,6 @@ from portal.core.contract import Conversation, NotFound, Tenant
 from portal.emails import clean_email
 from portal.forms.abuse import submission_checks
 from portal.messenger import protocol as p
-from portal.messenger.hours import ChatSettings
 from portal.messenger.service import (
     Messenger,
     inbox_channel,
@@ -175,7 +174,7 @@ class VisitorSocket(ChatSocket):
     # ------------------------------------------------------------ visitor frames
     async def start(self, frame: dict[str, Any]) -> None:
         client_id = p.client_id(frame)
-        if not ChatSettings.for_tenant(self.tenant).enabled:
+        if not self.messenger.chat_settings(self.tenant).enabled:
             raise p.FrameError("not_allowed", "Chat is switched off here.", client_id)
         if (
             WidgetSettings.for_tenant(self.tenant).require_identity

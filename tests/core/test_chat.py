@@ -157,6 +157,57 @@ async def test_internal_notes_are_hidden_unless_asked_for(core, acme, ann):
         await say(core, acme, conversation, "sneaky", internal=True)
 
 
+async def test_a_posted_message_comes_with_the_conversation_after_it(core, acme, ann):
+    conversation = await start(core, acme)
+    await core.chat.assign_conversation(acme.id, conversation.id, ann.id)
+    await core.chat.set_conversation_status(acme.id, conversation.id, "closed")
+
+    def draft(body, client_id, **kw):
+        return MessageDraft(
+            author_type=kw.pop("author", "visitor"), author_id=kw.pop("author_id", None),
+            author_name="", body=body, client_id=client_id, **kw,
+        )  # fmt: skip
+
+    message, after = await core.chat.post_chat_message(acme.id, conversation.id, draft("Hi", "a"))
+    assert after == await core.chat.get_conversation(acme.id, conversation.id)
+    assert (after.last_message_id, after.last_message_preview) == (message.id, "Hi")
+    assert (after.status, after.assignee_name) == ("waiting", "Ann")  # reopened, still Ann's
+    # A resend stores nothing and answers with the stored message and the conversation as is.
+    again, same = await core.chat.post_chat_message(
+        acme.id, conversation.id, draft("Hi (resent)", "a")
+    )
+    assert (again, same) == (message, after)
+    note, noted = await core.chat.post_chat_message(
+        acme.id, conversation.id, draft("VIP", "n", author="agent", author_id=ann.id, internal=True)
+    )
+    assert noted == await core.chat.get_conversation(acme.id, conversation.id)
+    assert noted.last_message_id == message.id and noted.updated_at == note.created_at
+    other = await core.tenants.create_tenant("other", "Other")
+    with pytest.raises(NotFound):
+        await core.chat.post_chat_message(other.id, conversation.id, draft("intrusion", "x"))
+
+
+async def test_many_read_markers_are_moved_in_one_call(core, acme):
+    one, two = await start(core, acme, key="k1"), await start(core, acme, key="k2")
+    first, second = [await say(core, acme, one, body) for body in ("a", "b")]
+    only = await say(core, acme, two, "c")
+    await core.chat.mark_conversation_read(acme.id, one.id, reader="agent", message_id=second.id)
+    other = await core.tenants.create_tenant("other", "Other")
+    elsewhere = await start(core, other, key="k3")
+    markers = await core.chat.mark_conversations_read(
+        acme.id,
+        reader="agent",
+        up_to={one.id: first.id, two.id: only.id + 1000, elsewhere.id: 1, 10**9: 1},
+    )
+    # Never back, never past the newest message; others' and unknown conversations left out.
+    assert markers == {one.id: second.id, two.id: only.id}
+    fresh = await core.chat.get_conversation(acme.id, two.id)
+    assert (fresh.agent_read_id, fresh.visitor_read_id) == (only.id, 0)
+    assert (await core.chat.get_conversation(other.id, elsewhere.id)).agent_read_id == 0
+    with pytest.raises(Conflict):
+        await core.chat.mark_conversations_read(acme.id, reader="robot", up_to={one.id: 1})
+
+
 async def test_read_markers_only_move_forward(core, acme):
     conversation = await start(core, acme)
     first, second = [await say(core, acme, conversation, body) for body in ("a", "b")]
@@ -251,6 +302,8 @@ async def test_list_conversations_filters(core, acme, ann):
         stranger.id
     ]
     assert len(await core.chat.list_conversations(acme.id, limit=2)) == 2
+    older = await core.chat.list_conversations(acme.id, created_before=stranger.created_at)
+    assert ids(older) == [this_browser.id, other_device.id]
     other = await core.tenants.create_tenant("other", "Other")
     assert await core.chat.list_conversations(other.id) == []
 

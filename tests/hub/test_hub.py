@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from portal.hub import RESUMED, MemoryHub, RedisHub, Subscription, make_hub
+from portal.hub import RESUMED, Frame, MemoryHub, RedisHub, Subscription, make_hub
 from tests.conftest import service_missing
 from tests.redis_server import RedisServer, redis_server_available
 
@@ -146,6 +146,25 @@ async def test_subscribers_get_their_channels_in_publish_order(any_hub: HubFacto
         assert [m["n"] for m in both if m["type"] == "message"] == list(range(30))
         assert [m["n"] for m in both if m["type"] == "inbox"] == [0, 10, 20]
         assert both.index({"type": "inbox", "n": 10}) == 12  # right after message 10
+
+
+async def test_a_message_arrives_with_its_json_text_to_send_on(any_hub: HubFactory) -> None:
+    hub = await any_hub()
+    async with hub.subscription() as one, hub.subscription() as other:
+        for subscription in (one, other):
+            await subscription.add("inbox:1")
+        message = {"type": "inbox", "preview": "Grüße, 你好", "ids": (1, 2)}
+        await hub.publish("inbox:1", message)
+        first, second = await receive(one), await receive(other)
+        assert first == second == {"type": "inbox", "preview": "Grüße, 你好", "ids": [1, 2]}
+        # The one encoding every socket sends: compact, UTF-8 as it is.
+        assert isinstance(first, Frame) and isinstance(second, Frame)
+        assert first.text == second.text == '{"type":"inbox","preview":"Grüße, 你好","ids":[1,2]}'
+        # Text that is no UTF-8 (a lone surrogate) goes escaped, so nothing refuses it later.
+        await hub.publish("inbox:1", {"type": "page", "title": "a\ud800b"})
+        odd = await receive(one)
+        assert odd == {"type": "page", "title": "a\ud800b"}
+        assert isinstance(odd, Frame) and odd.text == '{"type":"page","title":"a\\ud800b"}'
 
 
 async def test_remove_and_close(any_hub: HubFactory) -> None:

@@ -11,7 +11,13 @@ from starlette.routing import Router
 from portal.core.contract import MessageDraft
 from portal.hub import MemoryHub, Subscription
 from portal.mail import Mailer
-from portal.messenger.hours import ChatSettings, HoursError, is_open, parse_hours
+from portal.messenger.hours import (
+    ChatSettings,
+    ChatSettingsCache,
+    HoursError,
+    is_open,
+    parse_hours,
+)
 from portal.messenger.routes import routes as messenger_routes
 from portal.messenger.service import Messenger
 from portal.security import Signer
@@ -31,6 +37,25 @@ def test_business_hours_follow_the_tenants_time_zone():
     assert is_open(OSLO_OFFICE, MONDAY_MORNING_UTC + timedelta(hours=4))  # 14:00
     assert not is_open(OSLO_OFFICE, MONDAY_MORNING_UTC + timedelta(days=1))  # Tuesday: closed
     assert is_open(None) and is_open({})
+
+
+async def test_chat_settings_are_parsed_once_per_version_of_a_tenants_settings(core):
+    tenant = await core.tenants.create_tenant("acme", "Acme")
+    tenant = await core.tenants.update_tenant_settings(tenant.id, {"business_hours": OSLO_OFFICE})
+    cache = ChatSettingsCache()
+    settings = cache.get(tenant)
+    assert cache.get(tenant) is settings  # the same tenant: parsed once
+    assert settings.is_open(MONDAY_MORNING_UTC)
+    assert not settings.is_open(MONDAY_MORNING_UTC + timedelta(days=1))
+    # A changed tenant is a new Tenant (the resolver reloads it after `tenant.changed`).
+    changed = await core.tenants.update_tenant_settings(
+        tenant.id, {"business_hours": {"timezone": "UTC", "days": {"tue": ["00:00-24:00"]}}}
+    )
+    assert cache.get(changed).is_open(MONDAY_MORNING_UTC + timedelta(days=1))
+    # A socket still holding the tenant of its handshake keeps what it had, as before.
+    assert cache.get(tenant) == settings
+    broken = ChatSettings.from_settings({"business_hours": {"days": {"mon": ["9 to 5"]}}})
+    assert broken.is_open(MONDAY_MORNING_UTC + timedelta(days=1))  # broken: always open
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -97,6 +98,7 @@ class ChatDomain(Protocol):
         customer_id: int | None = None,
         status: str | None = None,
         assignee_agent_id: int | None = None,
+        created_before: datetime | None = None,
         limit: int = 50,
     ) -> list[Conversation]: ...
     async def assign_conversation(
@@ -108,6 +110,14 @@ class ChatDomain(Protocol):
     async def mark_conversation_read(
         self, tenant_id: int, conversation_id: int, *, reader: str, message_id: int
     ) -> Conversation: ...
+    async def mark_conversations_read(
+        self, tenant_id: int, *, reader: str, up_to: Mapping[int, int]
+    ) -> dict[int, int]:
+        """`mark_conversation_read` for many conversations (id -> message id) at once, as read
+        receipts come in batches; each one's marker after it. Conversations not of the tenant
+        are left out."""
+        ...
+
     async def update_conversation_contact(
         self, tenant_id: int, conversation_id: int, *, name: str = "", email: str = ""
     ) -> Conversation: ...
@@ -116,6 +126,13 @@ class ChatDomain(Protocol):
     async def add_chat_message(
         self, tenant_id: int, conversation_id: int, draft: MessageDraft
     ) -> ChatMessage: ...
+    async def post_chat_message(
+        self, tenant_id: int, conversation_id: int, draft: MessageDraft
+    ) -> tuple[ChatMessage, Conversation]:
+        """`add_chat_message`, with the conversation as it is after the message: what the
+        messenger fans out, without reading it again."""
+        ...
+
     async def chat_messages(
         self,
         tenant_id: int,

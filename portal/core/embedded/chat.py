@@ -10,6 +10,8 @@ is added to it as a reply, never neither.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -32,14 +34,13 @@ from portal.core.contract import (
 from portal.core.embedded import schema as t
 from portal.core.embedded.canned_responses import CannedResponses
 from portal.core.embedded.chat_rows import (
-    CONVERSATION_ROW,
     GET_CONVERSATION,
-    MESSAGE_BY_CLIENT,
+    READ_UP_TO,
     conversation_from_row,
     conversation_select,
-    insert_message,
-    lock_conversation,
+    first_row,
     read_messages,
+    store_message,
 )
 from portal.core.embedded.customers import EmbeddedCustomers
 from portal.core.embedded.domain import EmbeddedDomain
@@ -84,7 +85,7 @@ class EmbeddedChat(EmbeddedDomain):
     async def get_conversation(self, tenant_id: int, conversation_id: int) -> Conversation:
         params = {"cv_id": conversation_id, "cv_tenant": tenant_id}
         async with self.engine.connect() as conn:
-            row = (await conn.execute(GET_CONVERSATION, params)).first()
+            row = await first_row(conn, GET_CONVERSATION, params)
         if row is None:
             raise NotFound("no such conversation")
         return conversation_from_row(row)
@@ -159,6 +160,7 @@ class EmbeddedChat(EmbeddedDomain):
         customer_id: int | None = None,
         status: str | None = None,
         assignee_agent_id: int | None = None,
+        created_before: datetime | None = None,
         limit: int = 50,
     ) -> list[Conversation]:
         """Newest activity first; visitor_id and customer_id together mean either matches."""
@@ -176,6 +178,8 @@ class EmbeddedChat(EmbeddedDomain):
             where.append(c.status == status)
         if assignee_agent_id is not None:
             where.append(c.assignee_agent_id == assignee_agent_id)
+        if created_before is not None:
+            where.append(c.created_at < created_before)
         query = (
             conversation_select()
             .where(*where)
@@ -225,22 +229,33 @@ class EmbeddedChat(EmbeddedDomain):
         """Move a read marker forward: never back, never past the newest message."""
         if reader not in READERS:
             raise Conflict(f"reader must be one of {', '.join(READERS)}")
-        c, m = t.conversations.c, t.chat_messages.c
-        column = c.visitor_read_id if reader == "visitor" else c.agent_read_id
+        params = {"cv_id": conversation_id, "cv_tenant": tenant_id, "message_id": message_id}
         async with self.engine.begin() as conn:
-            newest = (
-                await conn.execute(
-                    sa.select(sa.func.max(m.id)).where(m.conversation_id == conversation_id)
-                )
-            ).scalar()
-            target = min(message_id, newest or 0)
-            await conn.execute(
-                t.conversations.update()
-                .where(self._mine(tenant_id, conversation_id))
-                .where(column < target)
-                .values({column.name: target})
-            )
-        return await self.get_conversation(tenant_id, conversation_id)
+            row = await first_row(conn, READ_UP_TO[reader], params)
+        if row is None:
+            raise NotFound("no such conversation")
+        return conversation_from_row(row)
+
+    async def mark_conversations_read(
+        self, tenant_id: int, *, reader: str, up_to: Mapping[int, int]
+    ) -> dict[int, int]:
+        """`mark_conversation_read` for many conversations (id -> message id), in one
+        transaction; each one's marker after it. Conversations not of the tenant are left out."""
+        if reader not in READERS:
+            raise Conflict(f"reader must be one of {', '.join(READERS)}")
+        column = f"{reader}_read_id"
+        markers = {}
+        async with self.engine.begin() as conn:
+            for conversation_id, message_id in up_to.items():
+                params = {
+                    "cv_id": conversation_id,
+                    "cv_tenant": tenant_id,
+                    "message_id": message_id,
+                }
+                row = await first_row(conn, READ_UP_TO[reader], params)
+                if row is not None:
+                    markers[conversation_id] = getattr(row, column)
+        return markers
 
     async def update_conversation_contact(
         self, tenant_id: int, conversation_id: int, *, name: str = "", email: str = ""
@@ -271,6 +286,13 @@ class EmbeddedChat(EmbeddedDomain):
         self, tenant_id: int, conversation_id: int, draft: MessageDraft
     ) -> ChatMessage:
         """Store a message once per client id; a resend answers with the stored message."""
+        message, _ = await self.post_chat_message(tenant_id, conversation_id, draft)
+        return message
+
+    async def post_chat_message(
+        self, tenant_id: int, conversation_id: int, draft: MessageDraft
+    ) -> tuple[ChatMessage, Conversation]:
+        """`add_chat_message`, with the conversation as it is after the message."""
         if draft.author_type not in AUTHOR_TYPES:
             raise Conflict(f"author_type must be one of {', '.join(AUTHOR_TYPES)}")
         if draft.internal and draft.author_type == "visitor":
@@ -279,34 +301,17 @@ class EmbeddedChat(EmbeddedDomain):
             raise Conflict("a message needs a client id of 1 to 100 characters")
         if not draft.body.strip() and not draft.attachments:
             raise Conflict("a message needs a text or a file")
-        by_client = {"cv_id": conversation_id, "by_client": draft.client_id}
-        mine = {"cv_id": conversation_id, "cv_tenant": tenant_id}
-        try:
-            async with self.engine.begin() as conn:
-                conversation = await lock_conversation(conn, tenant_id, conversation_id)
-                found = await read_messages(conn, MESSAGE_BY_CLIENT, by_client)
-                if found:
-                    (message,) = found
-                else:
-                    message = await insert_message(conn, tenant_id, conversation, draft)
-        except IntegrityError:
-            # The lock makes this unlikely, but a duplicate client id must never become an error.
-            async with self.engine.connect() as conn:
-                found = await read_messages(conn, MESSAGE_BY_CLIENT, by_client)
-                conversation = (await conn.execute(CONVERSATION_ROW, mine)).first()
-            if not found:
-                raise
-            (message,) = found
+        async with self.engine.begin() as conn:
+            message, row = await store_message(conn, tenant_id, conversation_id, draft)
         if (
             draft.author_type == "visitor"
             and not draft.internal
-            and conversation is not None
-            and conversation.ticket_id is not None
-            and message.id > (conversation.ticket_through_id or 0)
+            and row.ticket_id is not None
+            and message.id > (row.ticket_through_id or 0)
         ):
             # A resend does this again, harmlessly: the reply's key is the message's id.
-            await self._copy_to_ticket(tenant_id, conversation.ticket_id, message)
-        return message
+            await self._copy_to_ticket(tenant_id, row.ticket_id, message)
+        return message, conversation_from_row(row)
 
     async def chat_messages(
         self,
