@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,7 +12,6 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
@@ -24,6 +24,7 @@ from portal.agent.routes import routes as agent_routes
 from portal.attachments import AttachmentStore
 from portal.bodylimit import BodyLimitMiddleware
 from portal.capabilities import gate_routes
+from portal.compression import GZipMiddleware
 from portal.core.contract import EVENTS_RESUMED, HelpdeskCore
 from portal.core.embedded.core import EmbeddedCore
 from portal.customer.auth import SignInLimits
@@ -47,6 +48,7 @@ from portal.ratelimit import RateLimits
 from portal.resources import STATIC_DIR
 from portal.security import SecurityHeadersMiddleware, Signer
 from portal.services import Services, services
+from portal.sessions.cache import SessionCache
 from portal.settings import Settings
 from portal.templating import make_templates, render
 from portal.tenancy import TenancyMiddleware, TenantResolver
@@ -138,10 +140,12 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
         paths = PathCache(app.router)
         messenger = Messenger(the_core, hub, mailer, signer, paths)
         feed = EventFeed(the_core, hub)
+        sessions = SessionCache()
         tasks = [
             asyncio.create_task(feed.run(), name="event-relay"),
             asyncio.create_task(search.follow_events(feed.events()), name="search-follow"),
             asyncio.create_task(_follow_core_events(feed, resolver, kb), name="cache-follow"),
+            asyncio.create_task(sessions.follow(feed.events()), name="session-follow"),
             asyncio.create_task(kb.flush_views_forever(), name="view-flush"),
             asyncio.create_task(
                 notify_customers(the_core, mailer, signer, TenantURLs(settings, paths)),
@@ -167,6 +171,7 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
             messenger=messenger,
             events=feed,
             form_cache=FormCache(),
+            sessions=sessions,
             widget_form_ids=FormIds(),
             widget_loaders=LoaderCache(),
             rate_limits=RateLimits(),
@@ -174,12 +179,18 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
             login_guard=LoginGuard(),
             socket_limits=ConnectionLimits(settings.ws_max_per_ip_count),
         )
+        # What startup made (indexes, templates, catalogs) lives as long as the app. Frozen, the
+        # collector leaves it out of its full passes: the first full pass under load otherwise
+        # walked all of it and held the event loop ~75 ms (issue 11).
+        gc.freeze()
         try:
             yield {"services": app_services}
         finally:
+            gc.unfreeze()  # collectable again: tests start many apps in one process
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await messenger.close()  # read receipts still pending, before the hub goes
             await hub.close()
             await kb.flush_views()
             search.close()

@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # the modules below import this one for `services()`
     from portal.messenger.sockets import ConnectionLimits
     from portal.ratelimit import RateLimits
     from portal.security import Signer
+    from portal.sessions.cache import SessionCache
     from portal.settings import Settings
     from portal.tenancy import TenantResolver
     from portal.urls import PathCache
@@ -56,6 +57,7 @@ class Services:
     events: EventFeed
     # Small caches, each read on hot pages and dropped or expired on change.
     form_cache: FormCache
+    sessions: SessionCache  # signed-in customers and sessions' CSRF tokens
     widget_form_ids: FormIds
     widget_loaders: LoaderCache
     # Limits: counts per app instance and process.
