@@ -6,7 +6,7 @@ Storing a message takes three: lock the conversation, insert the message unless 
 is stored already, and move the conversation's markers, whose RETURNING row is the conversation
 after it, so nobody reads it back.
 
-On SQLite those three run on the sqlite3 connection itself (`first_row`): SQLAlchemy's work
+On SQLite those three run on the sqlite3 connection itself (`engine.first_row`): SQLAlchemy's work
 around each execution (parameters, cursor and result set-up) cost more than SQLite's own, about
 0.1 ms of a message's 0.25. The SQL and the type conversions are still SQLAlchemy's, compiled
 once; PostgreSQL runs the same statements through SQLAlchemy.
@@ -14,10 +14,8 @@ once; PostgreSQL runs the same statements through SQLAlchemy.
 
 from __future__ import annotations
 
-from collections import defaultdict, namedtuple
-from collections.abc import Callable
+from collections import defaultdict
 from typing import Any
-from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -31,7 +29,7 @@ from portal.core.contract import (
     NotFound,
 )
 from portal.core.embedded import schema as t
-from portal.core.embedded.engine import CoreConnection
+from portal.core.embedded.engine import CoreConnection, first_row
 from portal.core.embedded.rows import aware, from_row, insert_attachments, utcnow
 
 PREVIEW_LENGTH = 120
@@ -163,65 +161,6 @@ def _preview(body: str, attachments: tuple[AttachmentDraft, ...] | tuple[Attachm
     if not text and attachments:
         text = attachments[0].filename
     return text[:PREVIEW_LENGTH]
-
-
-class _OnDriver:
-    """A statement compiled once for SQLite, run on the sqlite3 connection under SQLAlchemy's
-    (same transaction), with SQLAlchemy's conversions of parameters and returned columns."""
-
-    def __init__(self, statement: Any, dialect: Any) -> None:
-        compiled = statement.compile(dialect=dialect)
-        self.sql = str(compiled)
-        self.names: tuple[str, ...] = tuple(compiled.positiontup or ())
-        # Values the statement carries itself (literals SQLAlchemy sends as parameters).
-        binds = [(name, compiled.binds[name]) for name in self.names]
-        self.fixed = {name: b.value for name, b in binds if not b.required}
-        self.into_db = _processors(
-            [b.type.dialect_impl(dialect).bind_processor(dialect) for _, b in binds]
-        )
-        columns = list(statement.exported_columns)
-        self.row: Any = namedtuple("Row", [c.key for c in columns])  # type: ignore[misc]
-        self.from_db = _processors(
-            [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
-        )
-
-    def first(self, driver: Any, params: dict[str, Any]) -> Any:
-        if self.fixed:
-            params = self.fixed | params
-        values = [params[name] for name in self.names]
-        for i, process in self.into_db:
-            values[i] = process(values[i])
-        rows = driver.execute(self.sql, values).fetchall()  # all: the statement ends here
-        if not rows:
-            return None
-        row = list(rows[0])
-        for i, process in self.from_db:
-            row[i] = process(row[i])
-        return self.row._make(row)
-
-
-def _processors(found: list[Callable[[Any], Any] | None]) -> list[tuple[int, Callable[..., Any]]]:
-    return [(i, process) for i, process in enumerate(found) if process is not None]
-
-
-# Per dialect (one per engine), so the compiled forms go with their engine.
-_compiled: WeakKeyDictionary[Any, dict[Any, _OnDriver]] = WeakKeyDictionary()
-
-
-async def first_row(conn: CoreConnection, statement: Any, params: dict[str, Any]) -> Any:
-    """The first row `statement` returns, or None; on SQLite run straight on its driver."""
-    sync = conn.sync_connection
-    assert sync is not None
-    dialect = sync.dialect
-    if dialect.driver != "pysqlite":
-        return (await conn.execute(statement, params)).first()
-    compiled = _compiled.get(dialect)
-    if compiled is None:
-        compiled = _compiled[dialect] = {}
-    on_driver = compiled.get(statement)
-    if on_driver is None:
-        on_driver = compiled[statement] = _OnDriver(statement, dialect)
-    return on_driver.first(sync.connection.driver_connection, params)
 
 
 async def store_message(

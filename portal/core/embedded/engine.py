@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections import namedtuple
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, NamedTuple, TypeVar
@@ -60,6 +61,7 @@ class _Plan(NamedTuple):
     names: tuple[str, ...]  # the bound parameters, in the order of the SQL's placeholders
     into: tuple[Callable[[Any], Any] | None, ...]  # each parameter's conversion, if any
     out: tuple[tuple[int, Callable[[Any], Any]], ...]  # (column, conversion) where there is one
+    row: Any  # a named tuple of the columns: rows read by name, as SQLAlchemy's are
 
 
 def _plan(statement: Any, dialect: Any) -> _Plan:
@@ -83,6 +85,7 @@ def _plan(statement: Any, dialect: Any) -> _Plan:
         names,
         tuple(by_name.get(name) for name in names),
         tuple((i, convert) for i, convert in enumerate(out) if convert is not None),
+        namedtuple("Row", [column.key for column in columns], rename=True),
     )
 
 
@@ -117,14 +120,12 @@ class InlineConnection:
             raise sa.exc.DBAPIError.instance(
                 plan.sql, values, exc, sqlite3.Error, dialect=conn.dialect
             ) from exc
-        if not plan.out:
-            return found
         converted = []
         for row in found:
             values = list(row)
             for i, convert in plan.out:
                 values[i] = convert(values[i])
-            converted.append(values)
+            converted.append(plan.row._make(values))
         return converted
 
     async def execute(self, statement: Any, parameters: Any = None) -> CursorResult[Any]:
@@ -251,6 +252,12 @@ async def fetch(conn: CoreConnection, statement: Any, parameters: dict[str, Any]
     if isinstance(conn, InlineConnection):
         return conn.rows(statement, parameters)
     return _all(await conn.execute(statement, parameters))
+
+
+async def first_row(conn: CoreConnection, statement: Any, parameters: dict[str, Any]) -> Any:
+    """The first row of a statement built once (or None), as `fetch` runs it."""
+    rows = await fetch(conn, statement, parameters)
+    return rows[0] if rows else None
 
 
 def _all(result: CursorResult[Any]) -> list[Any]:
