@@ -192,7 +192,10 @@ async def test_keyboard_only(shop):
     await button.focus()
     await page.keyboard.press("Enter")
     frame = await panel_frame(page)
-    await frame.wait_for_function("document.activeElement && document.activeElement.id === 'q'")
+    from playwright.async_api import expect
+
+    # A locator's check, not a string evaluated in the page: the panel's CSP forbids eval.
+    await expect(frame.locator("#q")).to_be_focused()
     for _ in range(8):  # past every control: focus stays in the panel
         await page.keyboard.press("Tab")
         assert await page.evaluate("document.activeElement.tagName") == "PORTAL-HELP-WIDGET"

@@ -62,6 +62,9 @@ async def chunked_post(
             writer.write(block)
             await writer.drain()
             sent += chunk
+            # drain() does not yield while the kernel takes the bytes: without this the answer
+            # could sit unread while the loop writes on, and `sent` would time the client.
+            await asyncio.sleep(0)
         if not answer.done():
             writer.write(b"0\r\n\r\n")
             await writer.drain()
