@@ -2,7 +2,8 @@
 
 `floor_server(routes_source, port)` runs, in a subprocess, a Starlette app whose routes are
 defined by `routes_source` (Python that binds `routes`), configured by `portal.serving` exactly as
-`portal serve` is, so ours/floor ratios compare the app's work and nothing else.
+`portal serve` is, with the same `_server.SERVER_SETTINGS`, so ours/floor ratios compare the app's
+work and nothing else.
 
 `BARE_ROUTES` is the floor of the page, JSON, form and chat benchmarks: the least an app must do
 to give a comparable answer, and nothing of ours.
@@ -29,7 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from _load import on_core
-from _server import child_env, python_command
+from _server import SERVER_SETTINGS, child_env, python_command
 
 RUNNER = """
 import sys
@@ -38,9 +39,7 @@ from starlette.applications import Starlette
 from portal.serving import server_config
 from portal.settings import Settings
 {routes_source}
-config = server_config(
-    Starlette(routes=routes), Settings(), port=int(sys.argv[1]), log_level="warning"
-)
+config = server_config(Starlette(routes=routes), Settings.from_env(), port=int(sys.argv[1]))
 uvicorn.Server(config).run()
 """
 
@@ -215,7 +214,7 @@ def floor_server(
                     *python_command("-c", RUNNER.format(routes_source=routes_source), str(port)),
                 ],
                 cwd=data,
-                env=child_env(FLOOR_DATA=data),
+                env=child_env(FLOOR_DATA=data, **SERVER_SETTINGS),
                 stdout=output,
                 stderr=subprocess.STDOUT,
             )

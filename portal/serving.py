@@ -124,6 +124,7 @@ def server_config(
         "forwarded_allow_ips": trusted_proxies(settings),
         "server_header": False,
         "log_config": log_config(),
+        "access_log": settings.access_log == "1",
         # Open event streams and chat sockets must not hold a restart up: clients reconnect.
         "timeout_graceful_shutdown": 10,
     }

@@ -61,6 +61,11 @@ class Settings:
         "For benchmarks: a file the server appends its event loop's longest stall to, each "
         "second; empty means not measured.",
     )
+    access_log: str = _setting(
+        "1",
+        "`1` writes a line per request to standard output (uvicorn's access log); `0` behind a "
+        "reverse proxy that logs requests itself, which saves about 0.1 ms of CPU per request.",
+    )
     trusted_proxies: str = _setting(
         "127.0.0.1",
         "Addresses of the reverse proxies whose `X-Forwarded-For`/`-Proto` are believed "
@@ -111,6 +116,8 @@ class Settings:
             )
         if not self.port.isdigit():
             raise SettingsError(f"PORTAL_PORT must be a number, not {self.port!r}.")
+        if self.access_log not in ("0", "1"):
+            raise SettingsError(f"PORTAL_ACCESS_LOG must be 0 or 1, not {self.access_log!r}.")
         if self.public_scheme not in ("http", "https"):
             raise SettingsError("PORTAL_PUBLIC_SCHEME must be 'http' or 'https'.")
         if not self.production:

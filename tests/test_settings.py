@@ -83,3 +83,16 @@ def test_readme_documents_every_setting():
     readme = README.read_text()
     for name, _default, _help in settings_table():
         assert f"`{name}`" in readme, f"README's settings table lacks {name}"
+
+
+@pytest.mark.parametrize("value, logged", [("1", True), ("0", False)])
+def test_the_access_log_is_a_setting_of_the_server(value, logged):
+    from portal.serving import server_config
+
+    settings = Settings.from_env({"PORTAL_ACCESS_LOG": value})
+    assert server_config(object(), settings).access_log is logged
+
+
+def test_an_access_log_setting_other_than_0_or_1_is_refused():
+    with pytest.raises(SettingsError, match="PORTAL_ACCESS_LOG must be 0 or 1"):
+        Settings.from_env({"PORTAL_ACCESS_LOG": "yes"})
