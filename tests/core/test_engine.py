@@ -1,5 +1,7 @@
 """SQLite's inline engine: one writer connection, one reader connection, both kept open."""
 
+import contextlib
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from portal.core.contract import TicketDraft
 from portal.core.embedded.core import EmbeddedCore
+from portal.core.embedded import engine as engine_module
 from portal.core.embedded.engine import PostgresEngine
 from tests.conftest import postgres_database
 
@@ -52,6 +55,33 @@ async def test_reads_see_each_commit_and_a_write_in_a_read_block_is_undone(tmp_p
             await writer.execute(sa.update(TABLE).values(name="Acme Ltd"))
         assert (await core.tenants.get_tenant("acme")).name == "Acme Ltd"
         assert tenant.id == (await core.tenants.get_tenant("acme")).id
+    finally:
+        await core.close()
+
+
+async def test_the_log_is_checkpointed_off_the_loop_every_so_many_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The writer never checkpoints inside a commit; the engine's own checkpoint, in a thread,
+    copies the log into the database file after CHECKPOINT_EVERY write blocks."""
+    monkeypatch.setattr(engine_module, "CHECKPOINT_EVERY", 5)
+    core = EmbeddedCore(f"sqlite+aiosqlite:///{tmp_path}/core.db")
+    await core.start()
+    try:
+        async with core.engine.begin() as writer:
+            auto = (await writer.execute(sa.text("PRAGMA wal_autocheckpoint"))).scalar()
+        assert auto == 0
+        # Five write blocks start a checkpoint somewhere among them (the migrations' blocks
+        # counted too); a few pages each, they are far from SQLite's own 1,000-page threshold.
+        for n in range(5):
+            await core.tenants.create_tenant(f"t{n}", "T")
+        await core.engine.checkpoint_finished()
+        # So the database file alone, without its log, holds tenants only that checkpoint copied.
+        copy = tmp_path / "copy.db"
+        copy.write_bytes((tmp_path / "core.db").read_bytes())
+        with contextlib.closing(sqlite3.connect(copy)) as conn:
+            slugs = {row[0] for row in conn.execute("SELECT slug FROM tenants")}
+        assert slugs & {f"t{n}" for n in range(5)}
     finally:
         await core.close()
 
