@@ -13,10 +13,13 @@ the figures NAME_rps (req/s), NAME_p50_ms / NAME_p99_ms (latency under that load
 answer), the same for the floor (NAME_floor_*), and NAME_vs_floor (ours / floor, req/s) and
 NAME_cpu_vs_floor (ours / floor, CPU per request). The floor (`_floor.BARE_ROUTES`) renders a
 Jinja page of the article or search page's size, or encodes a JSON answer of search.json's size.
-Each path runs 10 s after a 2 s warm-up (2 s, no warm-up, with --quick); ours and its floor run
-one after the other, so that both see the same machine. NAME_busy well under 100 % means the
-server waited (for the database, or for a core other programs on the machine were using):
-NAME_cpu_vs_floor is then the steadier of the two ratios.
+Before its load, each distinct path is asked once, one request at a time: NAME_first_view_ms is
+the mean time of those first views (the client's part included), and the load then measures the
+steady state, with pages and answers kept. Each path runs 10 s after a 2 s warm-up (2 s with
+--quick, with no warm-up but the first views); ours and its floor run one after the other, so
+that both see the same machine. NAME_busy well under 100 % means the server waited (for the
+database, or for a core other programs on the machine were using): NAME_cpu_vs_floor is then the
+steadier of the two ratios.
 Run: .venv/bin/python benchmarks/kb_search.py [--quick] [--postgres]
   --postgres  our core on a new PostgreSQL database (PORTAL_BENCH_PG_DSN, default the local
               server as `postgres`); the floor is unchanged. PostgreSQL's own CPU is not counted
@@ -194,7 +197,13 @@ async def measure(
     floor_port, floor_pid = floor
     with served(data, port, cpu=SERVER_CPU, database_url=url) as server:
         for name, kind, load_paths in loads:
-            size = mean_size(port, load_paths[:20])
+            # Every distinct path once first, one at a time: the load then measures the steady
+            # state (pages and answers kept), and the mean first view is its own figure.
+            distinct = sorted(set(load_paths))
+            started = time.perf_counter()
+            size = mean_size(port, distinct)
+            first_view = (time.perf_counter() - started) / len(distinct) * 1000
+            show([(f"{name}_first_view_ms_{tag}", first_view, "ms")])
             ours, theirs = side_by_side(
                 partial(wrk, port, server.pid, paths=load_paths, lag_file=lag_file(data)),
                 partial(wrk, floor_port, floor_pid, paths=floor_paths(kind, size, load_paths)),
@@ -214,7 +223,7 @@ def main() -> None:
     pin_to_load_core()
     sizes = [(1000, "1k"), (5000, "5k")] if args.quick else [(5000, "5k"), (50000, "50k")]
     # --quick has two indexes to build and six loads per size: no room for a warm-up beyond the
-    # 20 requests that size each path's answer.
+    # first views.
     timing = Timing(warm=0, run=2) if args.quick else Timing(warm=2, run=10)
     floor_port = free_port()
     with floor_server(BARE_ROUTES, floor_port, cpu=SERVER_CPU) as floor:
