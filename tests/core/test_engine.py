@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from portal.core.contract import TicketDraft
-from portal.core.embedded.core import EmbeddedCore
 from portal.core.embedded import engine as engine_module
+from portal.core.embedded.core import EmbeddedCore
 from portal.core.embedded.engine import PostgresEngine
 from tests.conftest import postgres_database
 
