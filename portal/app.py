@@ -46,6 +46,7 @@ from portal.messenger.sockets import ConnectionLimits
 from portal.navigation import NavigationMiddleware
 from portal.ratelimit import RateLimits
 from portal.resources import STATIC_DIR
+from portal.routing import IndexedRouter
 from portal.security import SecurityHeadersMiddleware, Signer
 from portal.services import Services, services
 from portal.sessions.cache import SessionCache
@@ -220,9 +221,8 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
         Middleware(BodyLimitMiddleware),  # inside tenancy: caps follow the tenant's limits
     ]
     app = Starlette(
-        routes=routes,
         middleware=middleware,
-        lifespan=lifespan,
         exception_handlers={HTTPException: _error_page, Exception: _error_page},
     )
+    app.router = IndexedRouter(routes, lifespan=lifespan)  # see portal.routing for why
     return app

@@ -34,7 +34,9 @@ MAX_DB_ID = 2**31 - 1
 # ------------------------------------------------------------------ the request's own values
 def tenant_of(connection: HTTPConnection) -> Tenant:
     """The tenant the request's (or websocket's) host names."""
-    tenant: Tenant = connection.state.tenant
+    # The scope's state itself: `connection.state` wraps it in a new object per request object,
+    # and a page asks several times.
+    tenant: Tenant = connection.scope["state"]["tenant"]
     return tenant
 
 

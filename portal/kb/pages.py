@@ -200,7 +200,10 @@ async def kb_article(request: Request, lang: str) -> Response:
     tenant = tenant_of(request)
     kb = services(request).kb
     slug = request.path_params["slug"]
-    feedback_sent = request.query_params.get("feedback") == "thanks"
+    # Most views carry no query: parsing none costs more than the rest of a kept page's lookup.
+    feedback_sent = bool(request.scope["query_string"]) and (
+        request.query_params.get("feedback") == "thanks"
+    )
     nav = site_nav(request, lang)
 
     async def make() -> RenderedPage:
