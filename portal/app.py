@@ -44,6 +44,7 @@ from portal.messenger.routes import routes as messenger_routes
 from portal.messenger.service import Messenger
 from portal.messenger.sockets import ConnectionLimits
 from portal.navigation import NavigationMiddleware
+from portal.platform_api import routes as platform_routes
 from portal.ratelimit import RateLimits
 from portal.resources import STATIC_DIR
 from portal.routing import IndexedRouter
@@ -201,6 +202,7 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
     routes = [
         Route("/healthz", healthz, name="healthz"),
         Route("/_tls/ask", tls_ask, name="tls_ask"),
+        *platform_routes,
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         *kb_routes,
         *forms_routes,

@@ -1,5 +1,5 @@
-"""The `portal` command: serve, demo, sample-site, migrate, reindex, kb-import, create-agent,
-settings."""
+"""The `portal` command: serve, demo, sample-site, migrate, reindex, kb-import, create-tenant,
+tenants, create-agent, settings."""
 
 from __future__ import annotations
 
@@ -164,6 +164,43 @@ def cmd_create_agent(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_with_core(settings, action))
 
 
+def cmd_create_tenant(settings: Settings, args: argparse.Namespace) -> int:
+    from portal.provisioning import Refused, checked, provision
+    from portal.security import Signer
+
+    try:
+        request = checked(args.slug, args.name, args.admin_email)
+    except Refused as exc:
+        for field, error in exc.errors.items():
+            print(f"portal: --{field.replace('_', '-')}: {error}", file=sys.stderr)
+        return 1
+
+    async def action(core: EmbeddedCore) -> int:
+        try:
+            made = await provision(core, settings, Signer(settings.secret_key), request)
+        except Refused as exc:
+            print(f"portal: --slug: {exc.errors['slug']}", file=sys.stderr)
+            return 1
+        print(f"tenant {made.tenant.slug} created: {made.tenant.name}")
+        print(f"admin: {made.admin.email}")
+        print("the admin chooses a password here (the link works once, for 7 days):")
+        print(made.welcome_url)
+        return 0
+
+    return asyncio.run(_with_core(settings, action))
+
+
+def cmd_tenants(settings: Settings, args: argparse.Namespace) -> int:
+    from portal.provisioning import tenant_hosts
+
+    async def action(core: EmbeddedCore) -> int:
+        for tenant in await core.tenants.list_tenants():
+            print(f"{tenant.slug}\t{tenant.name}\t{' '.join(tenant_hosts(settings, tenant))}")
+        return 0
+
+    return asyncio.run(_with_core(settings, action))
+
+
 def cmd_settings(settings: Settings, args: argparse.Namespace) -> int:
     for name, default, help_text in settings_table():
         print(f"{name}={default!r}\n    {help_text}")
@@ -193,6 +230,14 @@ def build_parser() -> argparse.ArgumentParser:
     kb_import.add_argument("path")
     kb_import.add_argument("--tenant", required=True, help="tenant slug")
     kb_import.set_defaults(func=cmd_kb_import)
+    tenant = sub.add_parser(
+        "create-tenant", help="create a tenant and its first admin; prints the admin's link"
+    )
+    tenant.add_argument("--slug", required=True, help="its subdomain: SLUG.PORTAL_BASE_DOMAIN")
+    tenant.add_argument("--name", required=True, help="the company's name, as customers see it")
+    tenant.add_argument("--admin-email", required=True, help="the first admin's email address")
+    tenant.set_defaults(func=cmd_create_tenant)
+    sub.add_parser("tenants", help="list tenants: slug, name, hosts").set_defaults(func=cmd_tenants)
     agent = sub.add_parser("create-agent", help="create an agent account")
     agent.add_argument("--tenant", required=True)
     agent.add_argument("--email", required=True)

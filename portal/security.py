@@ -35,6 +35,7 @@ SALTS = {
     "visitor": "portal.visitor",
     "chat-upload": "portal.chat-upload",
     "chat-file": "portal.chat-file",
+    "agent-welcome": "portal.agent-welcome",
 }
 
 

@@ -61,6 +61,11 @@ class Settings:
         "For benchmarks: a file the server appends its event loop's longest stall to, each "
         "second; empty means not measured.",
     )
+    platform_key: str = _setting(
+        "",
+        "Bearer key of the operators' API (`/_platform/tenants`), at least 32 characters; "
+        "empty switches the API off.",
+    )
     access_log: str = _setting(
         "1",
         "`1` writes a line per request to standard output (uvicorn's access log); `0` behind a "
@@ -116,6 +121,12 @@ class Settings:
             )
         if not self.port.isdigit():
             raise SettingsError(f"PORTAL_PORT must be a number, not {self.port!r}.")
+        if self.platform_key and len(self.platform_key) < 32:
+            raise SettingsError(
+                "PORTAL_PLATFORM_KEY must be at least 32 characters (or empty to switch the "
+                "operators' API off), e.g. the output of "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`."
+            )
         if self.access_log not in ("0", "1"):
             raise SettingsError(f"PORTAL_ACCESS_LOG must be 0 or 1, not {self.access_log!r}.")
         if self.public_scheme not in ("http", "https"):

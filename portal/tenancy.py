@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from portal.core.contract import HelpdeskCore, NotFound, Tenant
 
 # Paths that answer for any host: health checks, static files and the TLS "ask" endpoint.
-TENANTLESS_PREFIXES = ("/healthz", "/static/", "/_tls/ask")
+TENANTLESS_PREFIXES = ("/healthz", "/static/", "/_tls/ask", "/_platform/")
 
 T = TypeVar("T")
 

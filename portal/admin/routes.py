@@ -1,8 +1,9 @@
 """The admin area's route table, mounted at `/admin`; one handler module per page or group.
 
-Every page but the login page needs a signed-in agent with role "admin" (see `auth.py` for the
-session, CSRF and throttle). Forms answer 400 with per-field errors and the submitted values
-kept; a successful POST redirects (303) to a page that shows a flash message.
+Every page but the login page and the first admin's welcome link needs a signed-in agent with
+role "admin" (see `auth.py` for the session, CSRF and throttle). Forms answer 400 with per-field
+errors and the submitted values kept; a successful POST redirects (303) to a page that shows a
+flash message.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from portal.admin.dashboard import dashboard
 from portal.admin.form_builder import departments, form_delete, form_edit, form_new, forms_list
 from portal.admin.login import login, logout, logout_everywhere
 from portal.admin.settings import settings
+from portal.admin.welcome import welcome
 from portal.admin.widget import widget_settings
 from portal.admin.widget_keys import widget_key_delete, widget_keys
 
 routes = [
     Route("/", dashboard, name="admin_home"),
     Route("/login", login, methods=["GET", "POST"], name="admin_login"),
+    Route("/welcome/{token}", welcome, methods=["GET", "POST"], name="admin_welcome"),
     Route("/logout", logout, methods=["POST"], name="admin_logout"),
     Route(
         "/logout-everywhere",

@@ -64,6 +64,8 @@ class EmbeddedTenants(EmbeddedDomain):
                     )
             except IntegrityError as exc:
                 raise Conflict(f"tenant {slug!r} or one of its domains exists already") from exc
+        # Hosts that named no tenant until now are kept as such for a while: drop them.
+        self._bus.publish(Event("tenant.changed", tenant_id, {"slug": slug}))
         return await self.get_tenant(slug)
 
     async def get_tenant(self, slug: str) -> Tenant:
@@ -163,6 +165,17 @@ class EmbeddedTenants(EmbeddedDomain):
             except IntegrityError as exc:
                 raise Conflict(f"an agent with email {email!r} exists already") from exc
         return await self.get_agent(tenant_id, inserted_id(result))
+
+    async def set_agent_password(self, tenant_id: int, agent_id: int, password_hash: str) -> None:
+        a = t.agents.c
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                t.agents.update()
+                .where((a.tenant_id == tenant_id) & (a.id == agent_id))
+                .values(password_hash=password_hash)
+            )
+        if result.rowcount == 0:
+            raise NotFound(f"agent {agent_id} not found")
 
     async def get_agent_by_email(self, tenant_id: int, email: str) -> Agent:
         return await self._one_agent(
