@@ -21,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 from portal.admin.auth import LoginGuard
 from portal.admin.routes import routes as admin_routes
 from portal.agent.routes import routes as agent_routes
+from portal.app_switches import gate_switched_routes
 from portal.attachments import AttachmentStore
 from portal.bodylimit import BodyLimitMiddleware
 from portal.capabilities import gate_routes
@@ -214,6 +215,7 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
         Mount("/agent", routes=agent_routes),  # the console and its socket, /agent/ws
     ]
     gate_routes(routes)  # 404 for the routes of what the core lacks (e.g. chat)
+    gate_switched_routes(routes)  # and for the apps a tenant switched off
     middleware = [
         Middleware(SecurityHeadersMiddleware, hsts=settings.production),
         Middleware(GZipMiddleware, minimum_size=1024),

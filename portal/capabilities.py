@@ -59,14 +59,29 @@ class Gate:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if all(has(HTTPConnection(scope), feature) for feature in self.features):
             await self.app(scope, receive, send)
-        elif scope["type"] != "websocket":
-            raise HTTPException(404)  # the app's own 404 page
         else:
-            websocket = WebSocket(scope, receive, send)
-            if "websocket.http.response" in scope.get("extensions", {}):
-                await websocket.send_denial_response(PlainTextResponse("Not Found", 404))
-            else:  # the server cannot answer a handshake with a page: refuse it
-                await websocket.close(code=1008)
+            await refuse(scope, receive, send)
+
+
+async def refuse(scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer as if the route did not exist: the app's 404 page, or a refused handshake."""
+    if scope["type"] != "websocket":
+        raise HTTPException(404)  # the app's own 404 page
+    websocket = WebSocket(scope, receive, send)
+    if "websocket.http.response" in scope.get("extensions", {}):
+        await websocket.send_denial_response(PlainTextResponse("Not Found", 404))
+    else:  # the server cannot answer a handshake with a page: refuse it
+        await websocket.close(code=1008)
+
+
+def wrapped_by(app: ASGIApp, kind: type) -> bool:
+    """Whether `app` is, or wraps (through `.app`), an instance of `kind`."""
+    while not isinstance(app, kind):
+        inner = getattr(app, "app", None)
+        if inner is None or inner is app:
+            return False
+        app = inner
+    return True
 
 
 def gate_routes(routes: Iterable[BaseRoute]) -> None:
@@ -78,5 +93,5 @@ def gate_routes(routes: Iterable[BaseRoute]) -> None:
             features = tuple(f for f, names in FEATURE_ROUTES.items() if route.name in names)
             # Route objects are module-level, shared by every app made in this process: gate
             # each once (the gate asks the core of the request it serves, whichever app's).
-            if features and not isinstance(route.app, Gate):
+            if features and not wrapped_by(route.app, Gate):
                 route.app = Gate(route.app, features)

@@ -109,7 +109,7 @@ def _items(
     chosen_language: bool,
 ) -> tuple[NavItem, ...]:
     settings = WidgetSettings.for_tenant(tenant)
-    form_id = contact_form(settings, form_ids)
+    form_id = contact_form(tenant, settings, form_ids)
     # Business hours do not hide the chat's page: outside them it takes the visitor's email.
     apps, _visible = available_apps(
         tenant,

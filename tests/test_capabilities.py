@@ -19,7 +19,8 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from websockets.exceptions import InvalidStatus
 
 from portal.app import create_app
-from portal.capabilities import FEATURE_ROUTES, Gate
+from portal.app_switches import APP_ROUTES, SwitchGate
+from portal.capabilities import FEATURE_ROUTES, Gate, wrapped_by
 from portal.core.contract import (
     Capabilities,
     Choice,
@@ -83,8 +84,15 @@ def test_each_gated_route_exists_and_is_gated_once() -> None:
     for feature, names in FEATURE_ROUTES.items():
         for name in names:
             gate = routes[name].app
+            if isinstance(gate, SwitchGate):  # the tenant's switch of the app, outside
+                gate = gate.app
             assert isinstance(gate, Gate) and feature in gate.features, name
-            assert not isinstance(gate.app, Gate), name
+            assert not isinstance(gate.app, Gate | SwitchGate), name
+    for app_name, names in APP_ROUTES.items():
+        for name in names:
+            switch = routes[name].app
+            assert isinstance(switch, SwitchGate) and switch.switched == app_name, name
+            assert not wrapped_by(switch.app, SwitchGate), name
 
 
 def signed_in(server: Server, cookie: str) -> httpx.AsyncClient:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
+from portal.admin.apps import apps
 from portal.admin.articles import article_edit, article_new, articles
 from portal.admin.branding import branding
 from portal.admin.categories import categories, category, category_delete
@@ -67,4 +68,5 @@ routes = [
     ),
     Route("/settings", settings, methods=["GET", "POST"], name="admin_settings"),
     Route("/widget", widget_settings, methods=["GET", "POST"], name="admin_widget"),
+    Route("/apps", apps, methods=["GET", "POST"], name="admin_apps"),
 ]

@@ -13,6 +13,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from portal.app_switches import app_on
+from portal.capabilities import has
 from portal.compression import accepts_gzip
 from portal.core.contract import Article, Category, NotFound
 from portal.i18n import LANGUAGES, normalize_language, page_language, use_language
@@ -71,7 +73,12 @@ async def kb_root(request: Request) -> Response:
 
 
 async def site_root(request: Request) -> Response:
-    return RedirectResponse(path_for(request, "kb_root"), status_code=302)
+    """The host's bare address: the help center, else the first app the tenant has on."""
+    tenant = tenant_of(request)
+    for app, route in (("kb", "kb_root"), ("tickets", "customer_home"), ("chat", "messenger")):
+        if app_on(tenant, app) and (app != "chat" or has(request, "chat")):
+            return RedirectResponse(path_for(request, route), status_code=302)
+    raise HTTPException(404, "This help center has no public pages.")
 
 
 def _tree(

@@ -14,6 +14,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from portal.app_switches import AppSwitches
 from portal.core.contract import Tenant
 from portal.embedding import embed_origins
 from portal.i18n import current_language, gettext
@@ -45,8 +46,11 @@ class FormIds:
         return ids
 
 
-def contact_form(settings: WidgetSettings, ids: tuple[int, ...]) -> int | None:
-    """The form "contact us" opens: the chosen one while it exists, else the first."""
+def contact_form(tenant: Tenant, settings: WidgetSettings, ids: tuple[int, ...]) -> int | None:
+    """The form "contact us" opens: the chosen one while it exists and is on, else the first
+    that is on."""
+    switches = AppSwitches.for_tenant(tenant)
+    ids = tuple(i for i in ids if switches.form_on(i))
     if settings.form_id in ids:
         return settings.form_id
     return ids[0] if ids else None
@@ -63,7 +67,12 @@ def available_apps(
     """(the apps the panel offers, whether the launcher shows at all)."""
     # A core without chat is a tenant with chat switched off, whatever its settings say.
     chat_on = core_has_chat and ChatSettings.for_tenant(tenant).enabled
-    apps = [a for a in settings.apps if a != "form" or form_id is not None]
+    switches = AppSwitches.for_tenant(tenant)
+    apps = [
+        a
+        for a in settings.apps
+        if (a != "form" or form_id is not None) and (a == "form" or switches.app_on(a))
+    ]
     if "chat" in apps and not chat_on:
         apps.remove("chat")
     if chat_on and not now_open:
@@ -81,7 +90,8 @@ async def widget_config(request: Request) -> dict[str, Any]:
     tenant = tenant_of(request)
     settings = WidgetSettings.for_tenant(tenant)
     language = current_language()
-    form_id = contact_form(settings, await services(request).widget_form_ids.get(request, tenant))
+    ids = await services(request).widget_form_ids.get(request, tenant)
+    form_id = contact_form(tenant, settings, ids)
     now_open = is_open(ChatSettings.for_tenant(tenant).business_hours)
     apps, visible = available_apps(
         tenant, settings, form_id, now_open, core_has_chat=services(request).core.capabilities.chat
