@@ -31,6 +31,7 @@ from portal.core.embedded.core import EmbeddedCore
 from portal.customer.auth import SignInLimits
 from portal.customer.notifications import notify_customers
 from portal.customer.routes import routes as customer_routes
+from portal.embedding import TenantCSP
 from portal.events import EventFeed
 from portal.forms.cache import FormCache
 from portal.forms.routes import routes as forms_routes
@@ -217,7 +218,7 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
     gate_routes(routes)  # 404 for the routes of what the core lacks (e.g. chat)
     gate_switched_routes(routes)  # and for the apps a tenant switched off
     middleware = [
-        Middleware(SecurityHeadersMiddleware, hsts=settings.production),
+        Middleware(SecurityHeadersMiddleware, hsts=settings.production, csp_for=TenantCSP()),
         Middleware(GZipMiddleware, minimum_size=1024),
         Middleware(TenancyMiddleware, not_found_app=unknown_host),
         Middleware(LanguageMiddleware),  # inside tenancy: the tenant's default counts

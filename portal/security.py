@@ -165,11 +165,19 @@ class SecurityHeadersMiddleware:
     with no header object made per response.
     """
 
-    def __init__(self, app: ASGIApp, hsts: bool = False) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        hsts: bool = False,
+        csp_for: Callable[[Scope], bytes | None] | None = None,
+    ) -> None:
         self.app = app
         self.added = _SECURITY_HEADERS
         if hsts:
             self.added += ((b"strict-transport-security", HSTS.encode()),)
+        # The CSP of a request whose page may be framed elsewhere (a tenant's own sites); None
+        # keeps the default, which lets only our own pages frame it.
+        self.csp_for = csp_for
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -180,6 +188,11 @@ class SecurityHeadersMiddleware:
             if message["type"] == "http.response.start":
                 raw = list(message.get("headers", ()))
                 present = {key for key, _ in raw}
+                if self.csp_for is not None and b"content-security-policy" not in present:
+                    csp = self.csp_for(scope)  # the tenant is known by now: the scope is shared
+                    if csp is not None:
+                        raw.append((b"content-security-policy", csp))
+                        present.add(b"content-security-policy")
                 raw += [pair for pair in self.added if pair[0] not in present]
                 message["headers"] = raw
             await send(message)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import html
 import json
 from dataclasses import dataclass
+from typing import Any
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -19,10 +21,13 @@ from portal.admin.widget import snippets
 from portal.app_switches import SWITCHED_APPS, AppSwitches
 from portal.capabilities import has
 from portal.core.contract import Tenant
+from portal.embedding import embed_origins, embeds_anywhere, parse_origins
 from portal.i18n import gettext
 from portal.request_helpers import form_text, redirect_to, tenant_of
 from portal.services import services
 from portal.urls import absolute, path_for
+
+MAX_SITES_TEXT = 4000
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,8 @@ async def apps(request: Request) -> Response:
     tenant = await core.tenants.get_tenant(tenant_of(request).slug)
     if request.method == "POST":
         form = await request.form()
+        if form_text(form, "form") == "sites":
+            return await _save_sites(request, tenant, form_text(form, "origins"), form)
         key, on = form_text(form, "app"), form_text(form, "on") == "1"
         switches = AppSwitches.for_tenant(tenant)
         ids = {f"form:{f.id}": f.id for f in await core.forms.list_forms(tenant.id)}
@@ -101,13 +108,37 @@ async def apps(request: Request) -> Response:
     return admin_page(request, "admin/apps.html", await _context(request, tenant))
 
 
-async def _context(request: Request, tenant: Tenant, error: str = "") -> dict[str, object]:
+async def _save_sites(request: Request, tenant: Tenant, text: str, form: FormData) -> Response:
+    """The sites that may frame the apps (and open chat sockets), or any site if chosen."""
+    origins, bad = parse_origins(text)
+    any_site = form.get("any_site") == "1"
+    if bad or len(text) > MAX_SITES_TEXT:
+        error = gettext("Write each site as https://example.com (no path); not: %(sites)s") % {
+            "sites": ", ".join(bad[:3]) or text[:40]
+        }
+        sites = {"origins": text, "any_site": any_site, "error": error}
+        context = await _context(request, tenant, sites=sites)
+        return admin_page(request, "admin/apps.html", context, status_code=400)
+    changes = {"embed_origins": origins, "embed_any_site": any_site}
+    await services(request).core.tenants.update_tenant_settings(tenant.id, changes)
+    return redirect_to(request, "admin_apps", "done=sites")
+
+
+async def _context(
+    request: Request, tenant: Tenant, error: str = "", sites: dict[str, Any] | None = None
+) -> dict[str, object]:
     origin = absolute(request, "")
     entries = await app_entries(request, tenant)
+    stored = {
+        "origins": "\n".join(embed_origins(tenant)),
+        "any_site": embeds_anywhere(tenant),
+        "error": "",
+    }
     return {
         "entries": [(e, frame_code(e, origin)) for e in entries],
         "snippets": snippets(request),
+        "sites": sites or stored,
         "error": error,
-        "done": request.query_params.get("done") == "1",
+        "done": request.query_params.get("done", ""),
         "nav": "apps",
     }

@@ -11,7 +11,6 @@ from starlette.responses import RedirectResponse, Response
 
 from portal.admin.auth import admin_page, require_agent
 from portal.core.contract import Conflict, NotFound
-from portal.embedding import ORIGIN_RE
 from portal.i18n import gettext
 from portal.messenger.hours import DAYS, PRECHAT_MODES, ChatSettings, HoursError, parse_hours
 from portal.request_helpers import form_text, redirect_to, tenant_of
@@ -31,7 +30,6 @@ def _values(settings: dict[str, Any]) -> dict[str, Any]:
         "answer_timeout": str(chat.answer_timeout_s),
         "timezone": hours.get("timezone", ""),
         **{f"day_{d}": ", ".join(days.get(d, [])) for d in DAYS},
-        "origins": "\n".join(settings.get("embed_origins") or []),
     }
 
 
@@ -62,7 +60,6 @@ def _parse(form: FormData) -> tuple[dict[str, Any], dict[str, Any], dict[str, st
         k: form_text(form, k) for k in ("prechat", "answer_timeout", "timezone")
     }
     values["enabled"] = form.get("enabled") == "1"
-    values["origins"] = form_text(form, "origins")
     for day in DAYS:
         values[f"day_{day}"] = form_text(form, f"day_{day}")
     errors: dict[str, str] = {}
@@ -87,18 +84,11 @@ def _parse(form: FormData) -> tuple[dict[str, Any], dict[str, Any], dict[str, st
             errors["hours"] = gettext("The business hours cannot be read: %(problem)s.") % {
                 "problem": str(exc)
             }
-    origins = [o.rstrip("/").lower() for o in values["origins"].split() if o]
-    bad = [o for o in origins if not ORIGIN_RE.fullmatch(o)]
-    if bad:
-        errors["origins"] = gettext(
-            "Write each site as https://example.com (no path); not: %(sites)s"
-        ) % {"sites": ", ".join(bad[:3])}
     settings = {
         "chat_enabled": values["enabled"],
         "chat_prechat": values["prechat"],
         "chat_answer_timeout_s": int(timeout) if timeout.isdigit() else None,
         "business_hours": hours,
-        "embed_origins": origins,
     }
     return values, settings, errors
 

@@ -1,7 +1,7 @@
 """The form page: a direct link or an iframe, with a thank-you page after it.
 
-`GET /forms/{id}` draws the form; `?embed=1` draws it in a minimal layout for iframes, with
-`frame-ancestors *` so any site may frame that variant (and only that one), and `?lang=` picks
+`GET /forms/{id}` draws the form; `?embed=1` draws it in a minimal layout for iframes (framed by
+the tenant's own sites, as every app is: `portal.embedding`), and `?lang=` picks
 the language (else Accept-Language, else the tenant's). `POST /forms/{id}` checks it: the page
 variant needs the CSRF token bound to the `portal_form` cookie, the iframe variant
 (`?embed=1`) the signed form token instead, since third-party cookies are blocked in iframes.
@@ -45,12 +45,9 @@ from portal.i18n import LANGUAGES, current_language, gettext, language_from_quer
 from portal.labels import priority_labels
 from portal.ratelimit import wait_message
 from portal.request_helpers import same_origin, tenant_of
-from portal.security import CSP
 from portal.services import services
 from portal.templating import render
 from portal.urls import path_for
-
-EMBED_CSP = CSP.replace("frame-ancestors 'self'", "frame-ancestors *")
 
 
 def _embed(request: Request) -> bool:
@@ -65,11 +62,7 @@ def _query(*, embed: bool, lang: str | None = None, **extra: str) -> str:
     return f"?{urlencode(params)}" if params else ""
 
 
-def _page_headers(embed: bool) -> dict[str, str]:
-    headers = {"Cache-Control": "no-store"}
-    if embed:
-        headers["Content-Security-Policy"] = EMBED_CSP
-    return headers
+NO_STORE = {"Cache-Control": "no-store"}
 
 
 async def _form_page(
@@ -126,7 +119,7 @@ async def _form_page(
         context,
         status_code=status_code,
         language=lang,
-        headers=_page_headers(embed),
+        headers=NO_STORE,
     )
 
 
@@ -144,7 +137,7 @@ def _set_visit_cookie(response: Response, request: Request, nonce: str) -> None:
 
 def _limited_page(request: Request, lang: str, embed: bool, wait: float) -> Response:
     seconds = max(1, math.ceil(wait))
-    headers = _page_headers(embed) | {"Retry-After": str(seconds)}
+    headers = NO_STORE | {"Retry-After": str(seconds)}
     return render(
         request,
         "forms/limited.html",
@@ -162,7 +155,7 @@ def _message_page(request: Request, lang: str, embed: bool, status: int, message
         {"message": message, "embed": embed, "status": status},
         status_code=status,
         language=lang,
-        headers=_page_headers(embed),
+        headers=NO_STORE,
     )
 
 
@@ -298,5 +291,5 @@ async def form_thanks(request: Request) -> Response:
             "again_url": path + _query(embed=embed, lang=explicit_lang),
         },
         language=lang,
-        headers=_page_headers(embed),
+        headers=NO_STORE,
     )

@@ -50,4 +50,5 @@ async def kb_feedback(request: Request, lang: str) -> Response:
         )
     if wants_json:
         return JSONResponse({"ok": True})
-    return redirect_to(request, "kb_article", "feedback=thanks#feedback", lang=lang, slug=slug)
+    query = "feedback=thanks&embed=1" if form.get("embed") == "1" else "feedback=thanks"
+    return redirect_to(request, "kb_article", query + "#feedback", lang=lang, slug=slug)

@@ -130,6 +130,12 @@ def kept_response(
     return Response(page.body(value), media_type=media_type, headers=headers)
 
 
+def in_frame(request: Request) -> bool:
+    """The iframe variant (`?embed=1`): a page without the site's header and footer, whose
+    links stay in the variant. Only the URL says so: a kept page must not depend on headers."""
+    return request.query_params.get("embed") == "1"
+
+
 def _host(request: Request) -> str | None:
     """The host the page's absolute links name (`absolute`): part of every variant with them."""
     return request.headers.get("host")
@@ -139,6 +145,7 @@ async def kb_home(request: Request, lang: str) -> Response:
     """The help center's home, kept; its popular articles are at most POPULAR_TTL_S old."""
     tenant = tenant_of(request)
     nav = site_nav(request, lang)
+    embed = in_frame(request)
 
     async def make() -> RenderedPage:
         core = services(request).core
@@ -162,12 +169,13 @@ async def kb_home(request: Request, lang: str) -> Response:
                 for code in LANGUAGES
             },
             "site_nav": nav,
+            "embed": embed,
         }
         html = render_html(request, "kb/home.html", context, language=lang)
         expires = time.monotonic() + POPULAR_TTL_S
         return RenderedPage.of(tenant, (html.encode(),), expires=expires)
 
-    kept = await kept_page(request, ("home", lang, _host(request), nav), make)
+    kept = await kept_page(request, ("home", lang, _host(request), nav, embed), make)
     return kept_response(request, kept)
 
 
@@ -176,6 +184,7 @@ async def kb_category(request: Request, lang: str) -> Response:
     tenant = tenant_of(request)
     slug = request.path_params["slug"]
     nav = site_nav(request, lang)
+    embed = in_frame(request)
 
     async def make() -> RenderedPage:
         core = services(request).core
@@ -194,11 +203,12 @@ async def kb_category(request: Request, lang: str) -> Response:
             "breadcrumb": breadcrumb,
             "canonical": absolute(request, request.url.path),
             "site_nav": nav,
+            "embed": embed,
         }
         html = render_html(request, "kb/category.html", context, language=lang)
         return RenderedPage.of(tenant, (html.encode(),))
 
-    kept = await kept_page(request, ("category", lang, slug, _host(request), nav), make)
+    kept = await kept_page(request, ("category", lang, slug, _host(request), nav, embed), make)
     return kept_response(request, kept)
 
 
@@ -208,9 +218,9 @@ async def kb_article(request: Request, lang: str) -> Response:
     kb = services(request).kb
     slug = request.path_params["slug"]
     # Most views carry no query: parsing none costs more than the rest of a kept page's lookup.
-    feedback_sent = bool(request.scope["query_string"]) and (
-        request.query_params.get("feedback") == "thanks"
-    )
+    query = bool(request.scope["query_string"])
+    feedback_sent = query and request.query_params.get("feedback") == "thanks"
+    embed = query and in_frame(request)
     nav = site_nav(request, lang)
 
     async def make() -> RenderedPage:
@@ -231,12 +241,13 @@ async def kb_article(request: Request, lang: str) -> Response:
                 t.language: absolute(request, article_path(request, t)) for t in page.translations
             },
             "site_nav": nav,
+            "embed": embed,
         }
         html = render_html(request, "kb/article.html", context, language=lang)
         parts = tuple(part.encode() for part in html.split(_FEEDBACK_KEY_SLOT))
         return RenderedPage.of(tenant, parts, article_id=page.article.id)
 
-    variant = ("article", lang, slug, _host(request), feedback_sent, nav)
+    variant = ("article", lang, slug, _host(request), feedback_sent, nav, embed)
     kept = await kept_page(request, variant, make)
     kb.count_view(tenant.id, cast(int, kept.article_id))
     return kept_response(request, kept, secrets.token_urlsafe(16))
@@ -247,6 +258,7 @@ async def kb_search(request: Request, lang: str) -> Response:
     query = request.query_params.get("q", "").strip()[:MAX_QUERY_LENGTH]
     tenant = tenant_of(request)
     nav = site_nav(request, lang)
+    embed = in_frame(request)
 
     async def make() -> RenderedPage:
         hits: list[SearchHit] = []
@@ -259,11 +271,12 @@ async def kb_search(request: Request, lang: str) -> Response:
                 other_languages = bool(hits)
             await yield_to_loop()  # and the page another
         context = {"query": query, "hits": hits, "other_languages": other_languages}
-        html = render_html(request, "kb/search.html", {**context, "site_nav": nav}, language=lang)
+        context |= {"site_nav": nav, "embed": embed}
+        html = render_html(request, "kb/search.html", context, language=lang)
         return RenderedPage.of(tenant, (html.encode(),), found=bool(hits) or not query)
 
     generation = services(request).search.generation(tenant.id)
-    kept = await kept_page(request, ("search", lang, query, generation, nav), make)
+    kept = await kept_page(request, ("search", lang, query, generation, nav, embed), make)
     if not kept.found:
         await record_missed_search(request, query, lang)
     return kept_response(request, kept, headers={"X-Robots-Tag": "noindex"})

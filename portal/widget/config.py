@@ -16,7 +16,7 @@ from starlette.requests import Request
 
 from portal.app_switches import AppSwitches
 from portal.core.contract import Tenant
-from portal.embedding import embed_origins
+from portal.embedding import embed_origins, embeds_anywhere
 from portal.i18n import current_language, gettext
 from portal.messenger.hours import ChatSettings, is_open
 from portal.request_helpers import tenant_of
@@ -116,6 +116,6 @@ async def widget_config(request: Request) -> dict[str, Any]:
         "apps": list(apps),
         "form": form_id,
         "visible": visible,
-        "sites": embed_origins(tenant),
+        "sites": ["*"] if embeds_anywhere(tenant) else embed_origins(tenant),
         "strings": strings,
     }

@@ -114,3 +114,39 @@ async def test_an_unknown_app_is_refused_and_nothing_changes(server, acme, admin
         assert response.status_code == 400
         assert "no such app" in response.text
     assert (await server.core.tenants.get_tenant("acme")).settings.get("apps_off") is None
+
+
+async def test_the_sites_that_may_show_the_apps_are_saved_and_bad_ones_refused(server, acme, admin):
+    token = await form_token(admin, "/admin/apps")
+    bad = await admin.post(
+        "/admin/apps",
+        data={"csrf_token": token, "form": "sites", "origins": "https://ok.example\njavascript:x"},
+    )
+    assert bad.status_code == 400
+    assert "Write each site as https://example.com" in bad.text
+    assert "javascript:x" in bad.text  # the typed text is kept for correcting
+    assert (await server.core.tenants.get_tenant("acme")).settings.get("embed_origins") is None
+
+    sites = "https://www.acme.example/\nhttps://shop.acme.example\nhttps://www.acme.example"
+    saved = await admin.post(
+        "/admin/apps", data={"csrf_token": token, "form": "sites", "origins": sites}
+    )
+    assert saved.status_code == 303
+    settings = (await server.core.tenants.get_tenant("acme")).settings
+    assert settings["embed_origins"] == ["https://www.acme.example", "https://shop.acme.example"]
+    assert settings["embed_any_site"] is False
+    await server.sees_tenant(await server.core.tenants.get_tenant("acme"))
+    async with server.client() as visitor:
+        config = (await visitor.get("/widget/config.json")).json()
+    assert config["sites"] == ["https://www.acme.example", "https://shop.acme.example"]
+
+    anywhere = await admin.post(
+        "/admin/apps",
+        data={"csrf_token": token, "form": "sites", "origins": "", "any_site": "1"},
+    )
+    assert anywhere.status_code == 303
+    await server.sees_tenant(await server.core.tenants.get_tenant("acme"))
+    async with server.client() as visitor:
+        assert (await visitor.get("/widget/config.json")).json()["sites"] == ["*"]
+        csp = (await visitor.get("/kb/en/?embed=1")).headers["content-security-policy"]
+    assert "frame-ancestors *" in csp

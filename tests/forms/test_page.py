@@ -92,12 +92,17 @@ async def test_csrf_missing_forged_or_from_another_site_is_refused(server, acme,
     assert len(await tickets(server, acme)) == 1
 
 
+SITE = "https://www.acme.example"
+FRAMED_BY_SITE = f"frame-ancestors 'self' {SITE}"
+
+
 async def test_iframe_variant_may_be_framed_and_uses_the_form_token(server, acme, contact_form):
+    await server.settings_changed(acme, {"embed_origins": [SITE]})
     async with server.client() as client:
         page = await client.get(f"/forms/{contact_form.id}", params={"embed": "1"})
         assert page.status_code == 200
         csp = page.headers["content-security-policy"]
-        assert "frame-ancestors *" in csp and "frame-ancestors 'self'" not in csp
+        assert FRAMED_BY_SITE in csp  # the tenant's own sites, no other
         assert "script-src 'self'" in csp
         assert "set-cookie" not in page.headers  # third-party cookies would be blocked anyway
         assert 'class="site-header"' not in page.text
@@ -112,13 +117,24 @@ async def test_iframe_variant_may_be_framed_and_uses_the_form_token(server, acme
             params={"embed": "1"},
         )
         assert bad.status_code == 403
-        assert "frame-ancestors *" in bad.headers["content-security-policy"]
+        assert FRAMED_BY_SITE in bad.headers["content-security-policy"]
         sent = await send_form(cookieless, contact_form.id, tokens=tokens, params={"embed": "1"})
         assert sent.status_code == 303
         thanks = await cookieless.get(sent.headers["location"])
         assert "embed=1" in sent.headers["location"]
-        assert "frame-ancestors *" in thanks.headers["content-security-policy"]
+        assert FRAMED_BY_SITE in thanks.headers["content-security-policy"]
         assert reference(thanks.text) == "#1"
+
+
+async def test_any_site_may_frame_the_form_only_when_the_tenant_says_so(
+    server, acme, contact_form
+):
+    async with server.client() as client:
+        path = f"/forms/{contact_form.id}?embed=1"
+        csp = (await client.get(path)).headers["content-security-policy"]
+        assert "frame-ancestors 'self';" in csp + ";"  # nobody else by default
+        await server.settings_changed(acme, {"embed_any_site": True})
+        assert "frame-ancestors *" in (await client.get(path)).headers["content-security-policy"]
 
 
 async def test_the_page_variant_is_not_frameable_after_errors_either(server, acme, contact_form):
