@@ -52,6 +52,7 @@ async def test_events_of_one_process_reach_the_other_once_and_an_outage_is_annou
     hub_a, hub_b = RedisHub(redis.url), RedisHub(redis.url)
     for part in (core_a, core_b, hub_a, hub_b):
         await part.start()
+    tenant = await core_b.tenants.create_tenant("acme", "Acme")  # before anyone listens
     feed_a, feed_b = EventFeed(core_a, hub_a), EventFeed(core_b, hub_b)
     relays = [asyncio.create_task(feed_a.run()), asyncio.create_task(feed_b.run())]
     heard_by_a, heard_by_b = feed_a.events(), feed_b.events()
@@ -61,7 +62,6 @@ async def test_events_of_one_process_reach_the_other_once_and_an_outage_is_annou
             asyncio.create_task(_next(heard_by_a)),
             asyncio.create_task(_next(heard_by_b)),
         )
-        tenant = await core_b.tenants.create_tenant("acme", "Acme")
         await core_b.kb.save_article(tenant.id, ArticleDraft("en", "hi", "Hi", "Hello"))
         assert (await first_b).type == "article.changed"  # its own, once
         assert (await first_a).type == "article.changed"  # and the other process's
