@@ -29,6 +29,7 @@ from portal.compression import GZipMiddleware
 from portal.core.contract import EVENTS_RESUMED, HelpdeskCore
 from portal.core.embedded.core import EmbeddedCore
 from portal.customer.auth import SignInLimits
+from portal.customer.lists import TicketLists
 from portal.customer.notifications import notify_customers
 from portal.customer.routes import routes as customer_routes
 from portal.embedding import TenantCSP
@@ -145,11 +146,13 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
         messenger = Messenger(the_core, hub, mailer, signer, paths)
         feed = EventFeed(the_core, hub)
         sessions = SessionCache()
+        ticket_lists = TicketLists()
         tasks = [
             asyncio.create_task(feed.run(), name="event-relay"),
             asyncio.create_task(search.follow_events(feed.events()), name="search-follow"),
             asyncio.create_task(_follow_core_events(feed, resolver, kb), name="cache-follow"),
             asyncio.create_task(sessions.follow(feed.events()), name="session-follow"),
+            asyncio.create_task(ticket_lists.follow(feed.events()), name="ticket-list-follow"),
             asyncio.create_task(kb.flush_views_forever(), name="view-flush"),
             asyncio.create_task(
                 notify_customers(the_core, mailer, signer, TenantURLs(settings, paths)),
@@ -176,6 +179,7 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
             events=feed,
             form_cache=FormCache(),
             sessions=sessions,
+            ticket_lists=ticket_lists,
             widget_form_ids=FormIds(),
             widget_loaders=LoaderCache(),
             rate_limits=RateLimits(),

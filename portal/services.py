@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # the modules below import this one for `services()`
     from portal.attachments import AttachmentStore
     from portal.core.contract import HelpdeskCore
     from portal.customer.auth import SignInLimits
+    from portal.customer.lists import TicketLists
     from portal.events import EventFeed
     from portal.forms.cache import FormCache
     from portal.hub import Hub
@@ -57,7 +58,8 @@ class Services:
     events: EventFeed
     # Small caches, each read on hot pages and dropped or expired on change.
     form_cache: FormCache
-    sessions: SessionCache  # signed-in customers and sessions' CSRF tokens
+    sessions: SessionCache  # sessions, signed-in customers and sessions' CSRF tokens
+    ticket_lists: TicketLists  # customers' ticket list pages as rendered
     widget_form_ids: FormIds
     widget_loaders: LoaderCache
     # Limits: counts per app instance and process.

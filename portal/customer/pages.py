@@ -1,29 +1,37 @@
 """How the customer portal answers: its pages, its refusals, and the guard of signed-in pages.
 
 `page` renders with the customer, the CSRF token and the embed flag in context, private (never
-cached) and framed by the tenant's own sites only (`portal.embedding`). `require_customer` stands
-in front of every page of a signed-in customer: no session is a 303 to the sign-in page (or, for
-a POST, the "form has expired" page), and a POST must carry the session's CSRF token
-(`portal.csrf`). The session itself is `portal.sessions.customer`'s.
+cached) and framed by the tenant's own sites only (`portal.embedding`). A page kept for many
+answers (the ticket list, `portal.customer.lists`) is rendered once by `keepable_page`, with a
+place left for the CSRF token, and answered by `kept_page`: the same page with this session's.
+
+`require_customer` stands in front of every page of a signed-in customer: no session is a 303 to
+the sign-in page (or, for a POST, the "form has expired" page), and a POST must carry the
+session's CSRF token (`portal.csrf`). The session itself is `portal.sessions.customer`'s.
 """
 
 from __future__ import annotations
 
 import functools
+import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from portal.compression import accepts_gzip
+from portal.core.contract import Tenant
 from portal.csrf import SAFE_METHODS, form_csrf_ok
 from portal.embedding import embedded, secure_headers
 from portal.i18n import gettext as _
+from portal.kb.store import RenderedPage
 from portal.redirects import customer_sign_in_redirect
-from portal.request_helpers import csrf_token_of
+from portal.request_helpers import csrf_token_of, tenant_of
 from portal.services import services
 from portal.sessions.customer import current_session
-from portal.templating import render
+from portal.templating import render, render_html
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -43,6 +51,59 @@ def page(
     context.setdefault("embed", embedded(request))
     response = render(request, name, context, status_code=status_code, headers=headers)
     secure_headers(request, response)
+    return response
+
+
+# Where a kept page has the session's CSRF token: one page answers many requests, and a session
+# renews its token now and then.
+_CSRF_SLOT = f"csrf-token-{secrets.token_hex(16)}"
+_GZIPPED = ((b"content-encoding", b"gzip"), (b"vary", b"Accept-Encoding"))
+
+
+@dataclass(frozen=True, slots=True)
+class KeptPage:
+    """A page rendered once to answer many requests, with the headers `page` gives it (they
+    depend on the tenant only, which the page is kept with)."""
+
+    rendered: RenderedPage
+    headers: tuple[tuple[bytes, bytes], ...]
+
+    @property
+    def tenant(self) -> Tenant:
+        return self.rendered.tenant
+
+
+def keepable_page(request: Request, name: str, context: dict[str, Any]) -> KeptPage:
+    """A page as `page` renders it, to keep: a place left wherever the CSRF token goes.
+
+    `context` must name everything else the page shows per request (the header's `site_nav`
+    too), and the caller keeps the page under all of it."""
+    context = {
+        "customer": getattr(request.state, "customer", None),
+        "embed": embedded(request),
+        **context,
+        "csrf_token": _CSRF_SLOT,
+    }
+    html = render_html(request, name, context)
+    parts = tuple(part.encode() for part in html.split(_CSRF_SLOT))
+    probe = secure_headers(request, Response())
+    headers = tuple(
+        h for h in probe.raw_headers if h[0] not in (b"content-length", b"content-type")
+    )
+    return KeptPage(RenderedPage.of(tenant_of(request), parts), headers)
+
+
+def kept_page(request: Request, kept: KeptPage) -> Response:
+    """A kept page's answer with this session's CSRF token, headers as `page` sets them; gzipped
+    as kept for a client that takes gzip (the compression middleware lets it pass)."""
+    token = csrf_token_of(request)
+    rendered = kept.rendered
+    if rendered.gzipped is not None and accepts_gzip(request.scope):
+        response = HTMLResponse(rendered.gzipped.body(token.encode()))
+        response.raw_headers += _GZIPPED
+    else:
+        response = HTMLResponse(rendered.body(token))
+    response.raw_headers += kept.headers
     return response
 
 

@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
+from starlette.types import Scope
 
 from portal.attachments import (
     AttachmentRejected,
@@ -38,9 +39,11 @@ from portal.core.contract import (
     Tenant,
     Ticket,
 )
-from portal.customer.pages import not_found, page, require_customer
+from portal.customer.pages import keepable_page, kept_page, not_found, page, require_customer
 from portal.i18n import gettext as _
+from portal.i18n import request_language
 from portal.labels import CUSTOMER_LABELS, status_label
+from portal.navigation import site_nav
 from portal.request_helpers import customer_of, tenant_of
 from portal.services import services
 from portal.urls import path_for
@@ -133,8 +136,39 @@ async def portal_home(request: Request) -> Response:
 
 @require_customer
 async def ticket_list(request: Request) -> Response:
+    """The customer's tickets, one page of a filter and a search; kept as rendered per variant
+    until a ticket event of the tenant (`portal.customer.lists`)."""
     tenant = tenant_of(request)
     customer = customer_of(request)
+    app = services(request)
+    organization = sees_organization(tenant, customer, app.core.capabilities)
+    language = request_language(request)
+    nav = site_nav(request, language)
+    scope = request.scope
+    # All the page depends on besides the tenant (which it is kept with) and the tickets: the
+    # customer as they are now (whose tickets or organization's; the header shows the address),
+    # the query as sent (the filter, search, page and `embed=1`, parsed only to make a page),
+    # whether it is framed, the language and the header.
+    variant = (customer, scope["query_string"], _fetch_dest(scope), language, nav)
+    kept = app.ticket_lists.kept(tenant, variant)
+    if kept is None:
+        generation = app.ticket_lists.generation(tenant.id)
+        context = await _list_context(request, organization)
+        kept = keepable_page(request, "customer/tickets.html", {**context, "site_nav": nav})
+        app.ticket_lists.keep(variant, generation, kept)
+    return kept_page(request, kept)
+
+
+def _fetch_dest(scope: Scope) -> bytes:
+    """The request's `Sec-Fetch-Dest` (whether it is framed, `portal.embedding`), as sent."""
+    for key, value in scope["headers"]:
+        if key == b"sec-fetch-dest":
+            return bytes(value)
+    return b""
+
+
+async def _list_context(request: Request, organization: bool) -> dict[str, Any]:
+    """What the list page shows besides the header: read from the core, shaped for the page."""
     params = request.query_params
     state = params.get("state", "")
     state = state if state in ("open", "closed") else ""
@@ -143,9 +177,11 @@ async def ticket_list(request: Request) -> Response:
         number = max(1, int(params.get("page", "1")))
     except ValueError:
         number = 1
+    tenant = tenant_of(request)
+    customer = customer_of(request)
     scope: dict[str, Any] = (
         {"organization_id": customer.organization_id}
-        if sees_organization(tenant, customer, services(request).core.capabilities)
+        if organization
         else {"customer_id": customer.id}
     )
     result = await services(request).core.tickets.list_tickets(
@@ -162,23 +198,19 @@ async def ticket_list(request: Request) -> Response:
         (_list_url(path, value, query), label, value == state)
         for value, label in (("", _("All")), ("open", _("Open")), ("closed", _("Closed")))
     ]
-    return page(
-        request,
-        "customer/tickets.html",
-        {
-            "tickets": listed(request, result.tickets),
-            "total": result.total,
-            "state": state,
-            "query": query,
-            "tabs": tabs,
-            "page_number": number,
-            "pages": pages,
-            "previous_url": _list_url(path, state, query, number - 1) if number > 1 else "",
-            "next_url": _list_url(path, state, query, number + 1) if number < pages else "",
-            "organization": "organization_id" in scope,
-            "nav": "tickets",
-        },
-    )
+    return {
+        "tickets": listed(request, result.tickets),
+        "total": result.total,
+        "state": state,
+        "query": query,
+        "tabs": tabs,
+        "page_number": number,
+        "pages": pages,
+        "previous_url": _list_url(path, state, query, number - 1) if number > 1 else "",
+        "next_url": _list_url(path, state, query, number + 1) if number < pages else "",
+        "organization": organization,
+        "nav": "tickets",
+    }
 
 
 # ------------------------------------------------------------------ detail
@@ -296,6 +328,8 @@ async def add_reply(request: Request) -> Response:
         ),
         f"portal:{customer.id}:{key}",
     )
+    # The customer's next list shows it even before the core's event reaches the cache.
+    services(request).ticket_lists.invalidate(tenant.id)
     path = path_for(request, "customer_ticket", id=ticket.id)
     return RedirectResponse(f"{path}#reply-{reply.id}", status_code=303)
 
@@ -330,6 +364,7 @@ async def store_rating(request: Request, ticket: Ticket, good: bool, comment: st
         if current.status not in CLOSED_STATUSES:
             return _("You can rate this request once it is resolved.")
         return _("A rating can be changed for 7 days after it was given; this one can no longer.")
+    services(request).ticket_lists.invalidate(ticket.tenant_id)  # as after a reply
     return ""
 
 

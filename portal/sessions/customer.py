@@ -5,8 +5,10 @@ the tenant id and a random token (256 bits) made at every sign-in. The core keep
 named by the token's SHA-256 (`portal.sessions.store`), never the token itself; a request is
 signed in only when the signature is good (checked first, so a forged cookie costs no database
 read), the cookie names this request's tenant and the row exists, is unexpired and belongs to the
-same customer: one primary-key read. Signing out deletes the row, so a copied cookie stops
-working at once in every process, and "sign out everywhere" deletes every row of the customer.
+same customer. The row is read once and kept until the core says the session ended
+(`portal.sessions.cache`). Signing out deletes the row and the core tells every process, so a
+copied cookie stops working at once everywhere; "sign out everywhere" deletes (and tells of)
+every row of the customer.
 
 The cookie is HttpOnly, host-only, sent to every path of the tenant's host (the chat's socket
 and the widget's endpoints need it as much as the portal's pages; it used to be scoped to
@@ -14,9 +16,10 @@ and the widget's endpoints need it as much as the portal's pages; it used to be 
 refused on any other tenant's host. Inside an iframe it is partitioned (`portal.embedding`).
 The customer comes from the app's `SessionCache`, which the core's `customer.changed` events
 (from every process) keep current, so a changed organization takes effect as soon as the event
-arrives. `session_data` checks only the signature (once per request): it is for callers that
-merely recognise a visitor (the messenger, the header's "My tickets"), never for deciding what
-a signed-in customer may see or do.
+arrives. `session_data` checks only the signature (once per request; a cookie seen in the last
+minute is not checked again, `SessionCache.verified`): it is for callers that merely recognise
+a visitor (the messenger, the header's "My tickets"), never for deciding what a signed-in
+customer may see or do.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from starlette.responses import Response
 from portal.core.contract import Customer, NotFound
 from portal.embedding import delete_cookie, set_cookie
 from portal.request_helpers import tenant_of
-from portal.security import Signer, signed_session
+from portal.security import Signer
 from portal.services import services
 from portal.sessions import store
 
@@ -58,15 +61,19 @@ def session_data(connection: HTTPConnection) -> dict[str, Any] | None:
     if kept is not None and kept[0] == tenant_id:
         found: dict[str, Any] | None = kept[1]
         return found
-    found = signed_session(
-        connection,
-        SESSION_COOKIE,
-        "customer-session",
-        SESSION_MAX_AGE,
-        tenant_key="t",
-        id_key="c",
-        sid_key="s",
-    )
+    token = connection.cookies.get(SESSION_COOKIE)
+    found = None
+    if token and tenant_id is not None:
+        app = services(connection)
+        data = app.sessions.verified(app.signer, "customer-session", token, SESSION_MAX_AGE)
+        # As `portal.security.signed_session` checks a payload: this tenant's, well formed.
+        if (
+            isinstance(data, dict)
+            and data.get("t") == tenant_id
+            and isinstance(data.get("c"), int)
+            and isinstance(data.get("s"), str)
+        ):
+            found = data
     state[_CHECKED] = (tenant_id, found)
     return found
 

@@ -5,11 +5,12 @@
 the token's SHA-256 (`portal.sessions.store`), never the token itself. A request is signed in
 only when the signature is good (checked first, so a forged cookie costs no database read), the
 cookie names this request's tenant, and the row exists, is unexpired and belongs to the same
-agent: one primary-key read. Signing out deletes the row, so a copy of the cookie stops working
-at once in every process; "sign out everywhere" deletes every row of the agent. The cookie is
-HttpOnly, SameSite=Lax, Secure in production, host-only (no Domain attribute) and lasts 12
-hours, as does the row. The agent is read from the core on every request too, so a deleted agent
-or a changed role takes effect at once.
+agent (read once, then kept until the core says the session ended: `portal.sessions.cache`).
+Signing out deletes the row and the core tells every process, so a copy of the cookie stops
+working at once everywhere; "sign out everywhere" deletes (and tells of) every row of the agent.
+The cookie is HttpOnly, SameSite=Lax, Secure in production, host-only (no Domain attribute) and
+lasts 12 hours, as does the row. The agent is read from the core on every request, so a
+deleted agent or a changed role takes effect at once.
 
 The sign-in page, the role checks and CSRF of the staff pages are `portal.admin.auth`'s.
 """

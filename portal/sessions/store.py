@@ -3,9 +3,11 @@
 The browser's cookie carries a random token (256 bits) inside the signed envelope of its
 session (`portal.sessions.staff`, `portal.sessions.customer`); the core stores only the token's
 SHA-256 (the session id) with the tenant, the kind ("agent" or "customer"), the agent's or
-customer's id and the expiry. A request is signed in only while that row exists: one primary-key
-read per request. Signing out deletes the row, so a copied cookie stops working at once, in every
-process. CSRF tokens are bound to the session id.
+customer's id and the expiry. A request is signed in only while that row exists and is
+unexpired. The row is read once and then kept (`portal.sessions.cache`) until the core says the
+session ended, in any process, or its expiry passes. Signing out deletes the row and drops the
+kept session here before answering; the core's event drops it in every other process, so a
+copied cookie stops working at once. CSRF tokens are bound to the session id.
 
 The signature is still checked first: a forged or foreign cookie costs no database read.
 """
@@ -47,20 +49,23 @@ async def start(
 async def check(connection: HTTPConnection, token: str, kind: str, subject_id: int) -> str | None:
     """The session id when `token` names a live `kind` session of `subject_id`, else None."""
     sid = session_id(token)
-    core, tenant = services(connection).core, tenant_of(connection)
-    found: Session | None = await core.customers.get_session(tenant.id, sid)
+    app = services(connection)
+    found: Session | None = await app.sessions.session(app.core, tenant_of(connection).id, sid)
     if found is None or found.kind != kind or found.subject_id != subject_id:
         return None
     return sid
 
 
 async def end(connection: HTTPConnection, sid: str) -> None:
-    """End one session (signing out)."""
-    await services(connection).core.customers.end_session(tenant_of(connection).id, sid)
+    """End one session (signing out): the next request of its cookie, here too, is refused."""
+    app, tenant_id = services(connection), tenant_of(connection).id
+    await app.core.customers.end_session(tenant_id, sid)
+    app.sessions.session_ended(tenant_id, sid)  # here at once; elsewhere when the event arrives
 
 
 async def end_all(connection: HTTPConnection, kind: str, subject_id: int) -> int:
     """End every session of an agent or customer ("sign out everywhere"); returns how many."""
-    return await services(connection).core.customers.end_sessions(
-        tenant_of(connection).id, kind, subject_id
-    )
+    app, tenant_id = services(connection), tenant_of(connection).id
+    ended = await app.core.customers.end_sessions(tenant_id, kind, subject_id)
+    app.sessions.sessions_ended(tenant_id, kind, subject_id)
+    return ended

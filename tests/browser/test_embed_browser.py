@@ -43,11 +43,17 @@ async def sizes_match(page: Page) -> bool:
     return True
 
 
+async def all_refused(page: Page) -> bool:
+    """Whether the browser replaced every frame by its error page (refused by frame-ancestors)."""
+    urls = [child.url for child in page.main_frame.child_frames]
+    return urls == ["chrome-error://chromewebdata/"] * len(APPS)
+
+
 async def until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not await check():
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("the frames never took their pages' heights")
+            raise AssertionError(f"{check} never held")
         await asyncio.sleep(0.05)
 
 
@@ -85,9 +91,10 @@ async def test_an_allowed_site_shows_every_app_sized_to_fit_and_another_site_is_
                 # Each frame takes its page's height, as that page's height message says.
                 await until(lambda: sizes_match(page))
 
+                # Tall enough for every (lazily loaded) frame to load at once.
                 refused = await context.new_page()
-                await refused.goto(other + "/", wait_until="load")
-                urls = [child.url for child in refused.main_frame.child_frames]
-                assert urls == ["chrome-error://chromewebdata/"] * len(APPS), urls
+                await refused.set_viewport_size({"width": 1000, "height": 2400})
+                await refused.goto(other + "/")
+                await until(lambda: all_refused(refused))
             finally:
                 await context.close()

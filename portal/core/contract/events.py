@@ -14,8 +14,9 @@ EVENTS_RESUMED = "events.resumed"
 class Event:
     """Something that happened in the core that the front must react to."""
 
-    # article.changed, category.changed, tenant.changed, ticket.created, ticket.replied,
-    # chat.ticketed, ...
+    # article.changed, category.changed, tenant.changed, customer.changed, ticket.created,
+    # ticket.replied, ticket.status_changed, ticket.assigned, ticket.rated, chat.ticketed,
+    # session.ended, sessions.ended, ...
     type: str
     tenant_id: int
     data: dict[str, Any] = field(default_factory=dict)

@@ -161,9 +161,14 @@ class EmbeddedCustomers(EmbeddedDomain):
 
     async def end_session(self, tenant_id: int, session_id: str) -> None:
         await self._sessions.end_session(tenant_id, session_id)
+        # Every process keeps the sessions it has read (`portal.sessions.cache`) until told.
+        self._bus.publish(Event("session.ended", tenant_id, {"session_id": session_id}))
 
     async def end_sessions(self, tenant_id: int, kind: str, subject_id: int) -> int:
-        return await self._sessions.end_sessions(tenant_id, kind, subject_id)
+        ended = await self._sessions.end_sessions(tenant_id, kind, subject_id)
+        data = {"kind": kind, "subject_id": subject_id}
+        self._bus.publish(Event("sessions.ended", tenant_id, data))
+        return ended
 
     # --------------------------------------------------------- widget identity
     async def list_widget_keys(self, tenant_id: int) -> list[WidgetKey]:

@@ -360,6 +360,9 @@ class EmbeddedTickets(EmbeddedDomain):
                 .where(t.tickets.c.id == ticket_id)
                 .values(assignee_agent_id=agent_id, updated_at=utcnow())
             )
+        # Its `updated_at` moved: the customer's list shows it (and sorts by it).
+        data = {"ticket_id": ticket_id, "agent_id": agent_id}
+        self._bus.publish(Event("ticket.assigned", tenant_id, data))
         return await self.get_ticket(tenant_id, ticket_id)
 
     # ----------------------------------------------------------------- ratings
