@@ -32,6 +32,7 @@ from portal.customer.auth import SignInLimits
 from portal.customer.lists import TicketLists
 from portal.customer.notifications import notify_customers
 from portal.customer.routes import routes as customer_routes
+from portal.domains import recheck_forever
 from portal.embedding import TenantCSP
 from portal.events import EventFeed
 from portal.forms.cache import FormCache
@@ -71,7 +72,14 @@ async def healthz(request: Request) -> Response:
 
 
 async def tls_ask(request: Request) -> Response:
-    """Caddy's on-demand TLS "ask": 200 only for domains that belong to a tenant."""
+    """Caddy's on-demand TLS "ask": 200 only for hosts we serve, so only they get certificates.
+
+    Those are a tenant's verified custom domains (pending and failed ones get 404) and the
+    `{slug}.{base_domain}` host of an existing tenant: a wildcard certificate would cover those,
+    but it needs the DNS-01 challenge (a DNS provider plugin Debian's caddy lacks), so each
+    tenant host gets its own on demand. Unknown slugs get 404, so nobody can make us ask a CA
+    for certificates for made-up names.
+    """
     domain = request.query_params.get("domain", "")
     tenant = await services(request).tenants.resolve(domain) if domain else None
     if tenant is None:
@@ -154,6 +162,7 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
             asyncio.create_task(sessions.follow(feed.events()), name="session-follow"),
             asyncio.create_task(ticket_lists.follow(feed.events()), name="ticket-list-follow"),
             asyncio.create_task(kb.flush_views_forever(), name="view-flush"),
+            asyncio.create_task(recheck_forever(the_core, settings, resolver), name="domains"),
             asyncio.create_task(
                 notify_customers(the_core, mailer, signer, TenantURLs(settings, paths)),
                 name="customer-mail",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -76,10 +77,47 @@ class Settings:
         "Addresses of the reverse proxies whose `X-Forwarded-For`/`-Proto` are believed "
         "(comma-separated, `*` for any); per-address limits count the address they name.",
     )
+    dns_servers: str = _setting(
+        "",
+        "DNS servers that check custom domains: IP addresses with an optional `:port`, "
+        "comma-separated (`[::1]:53` for IPv6); empty means the system's resolvers.",
+    )
+    acme_issuer: str = _setting(
+        "letsencrypt.org",
+        "The CA domain that issues custom domains' certificates, as a CAA `issue` record names "
+        "it; a domain whose CAA allows only others fails its check. Empty skips the CAA check.",
+    )
+    domain_recheck_seconds: str = _setting(
+        "3600",
+        "Custom domains are re-checked in DNS when their last check is this old; a domain "
+        "that stopped pointing at us stops being served. `0` switches re-checks off.",
+    )
 
     @property
     def ws_max_per_ip_count(self) -> int:
         return int(self.ws_max_per_ip)
+
+    @property
+    def dns_server_list(self) -> list[tuple[str, int]]:
+        """`dns_servers` as (address, port) pairs; ValueError when one is no IP address."""
+        servers = []
+        for item in (part.strip() for part in self.dns_servers.split(",")):
+            if not item:
+                continue
+            host, port = item, "53"
+            if item.startswith("["):  # [IPv6]:port
+                host, _, rest = item[1:].partition("]")
+                if rest:
+                    if not rest.startswith(":"):
+                        raise ValueError(item)
+                    port = rest[1:]
+            elif item.count(":") == 1:  # IPv4:port (a bare IPv6 address has several colons)
+                host, port = item.split(":")
+            ipaddress.ip_address(host)  # the resolver wants addresses, not names
+            if not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(item)
+            servers.append((host, int(port)))
+        return servers
 
     @property
     def production(self) -> bool:
@@ -131,6 +169,18 @@ class Settings:
             raise SettingsError(f"PORTAL_ACCESS_LOG must be 0 or 1, not {self.access_log!r}.")
         if self.public_scheme not in ("http", "https"):
             raise SettingsError("PORTAL_PUBLIC_SCHEME must be 'http' or 'https'.")
+        if not self.domain_recheck_seconds.isdigit():
+            raise SettingsError(
+                "PORTAL_DOMAIN_RECHECK_SECONDS must be a number of seconds (0: no re-checks), "
+                f"not {self.domain_recheck_seconds!r}."
+            )
+        try:
+            _ = self.dns_server_list  # parsed only to refuse a bad value now
+        except ValueError:
+            raise SettingsError(
+                "PORTAL_DNS_SERVERS must be IP addresses with optional ports, comma-separated, "
+                f"e.g. `127.0.0.1:53,[::1]:53`, not {self.dns_servers!r}."
+            ) from None
         if not self.production:
             return
         if self.secret_key == DEV_SECRET or len(self.secret_key) < 32:

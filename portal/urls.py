@@ -4,7 +4,8 @@
 - `absolute(request, path)`: a URL on the request's own host, for pages and API answers.
 - `tenant_url(settings, tenant, path)`: a URL on the tenant's canonical host, for mail, which
   must never trust a Host header the client chose; `TenantURLs` builds those for named routes
-  outside a request (the mail and chat tasks).
+  outside a request (the mail and chat tasks). `request_tenant_url(request, tenant, path)`:
+  for mail a request sends, on the tenant's host the customer is on (a custom domain or not).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from starlette.requests import HTTPConnection
 from starlette.routing import NoMatchFound, Router
 
 from portal.services import services
+from portal.tenancy import normalize_host, valid_host
 
 if TYPE_CHECKING:
     from portal.core.contract import Tenant
@@ -101,9 +103,30 @@ class TenantURLs:
 
 
 def tenant_url(settings: Settings, tenant: Tenant, path: str) -> str:
-    """A public absolute URL on the tenant's canonical host: its first custom domain, else
-    `{slug}.{base_domain}` (links in mail, where no request's Host can be trusted)."""
+    """A public absolute URL on the tenant's canonical host: its first verified custom domain,
+    else `{slug}.{base_domain}` (links in mail, where no request's Host can be trusted).
+    `Tenant.domains` holds verified domains only: a pending or failed one is never linked."""
     host = tenant.domains[0] if tenant.domains else f"{tenant.slug}.{settings.base_domain}"
+    return _public_url(settings, host, path)
+
+
+def request_tenant_url(connection: HTTPConnection, tenant: Tenant, path: str) -> str:
+    """A URL for mail a request sends (a magic link), on the host the customer is on.
+
+    The request's host counts only when it names `tenant` (the tenancy middleware found the
+    tenant by it: its subdomain or a verified custom domain), so a client's Host can choose
+    among the tenant's own hosts and nothing else; the port it sent is dropped. Otherwise the
+    canonical host (`tenant_url`). A link on the customer's host meets the cookies set there.
+    """
+    settings = services(connection).settings
+    state_tenant = connection.scope.get("state", {}).get("tenant")
+    host = connection.headers.get("host", "")
+    if state_tenant is None or state_tenant.id != tenant.id or not valid_host(host):
+        return tenant_url(settings, tenant, path)
+    return _public_url(settings, normalize_host(host), path)
+
+
+def _public_url(settings: Settings, host: str, path: str) -> str:
     if not settings.production and settings.port not in ("80", "443"):
         host = f"{host}:{settings.port}"  # `portal serve` in development: links that work
     return f"{settings.public_scheme}://{host}{path}"

@@ -16,6 +16,7 @@ from portal.admin.branding import branding
 from portal.admin.categories import categories, category, category_delete
 from portal.admin.chat import canned_add, canned_delete, chat_settings
 from portal.admin.dashboard import dashboard
+from portal.admin.domains import domain_check, domain_remove, domains
 from portal.admin.form_builder import departments, form_delete, form_edit, form_new, forms_list
 from portal.admin.login import login, logout, logout_everywhere
 from portal.admin.settings import settings
@@ -69,4 +70,7 @@ routes = [
     Route("/settings", settings, methods=["GET", "POST"], name="admin_settings"),
     Route("/widget", widget_settings, methods=["GET", "POST"], name="admin_widget"),
     Route("/apps", apps, methods=["GET", "POST"], name="admin_apps"),
+    Route("/domains", domains, methods=["GET", "POST"], name="admin_domains"),
+    Route("/domains/check", domain_check, methods=["POST"], name="admin_domain_check"),
+    Route("/domains/remove", domain_remove, methods=["POST"], name="admin_domain_remove"),
 ]

@@ -37,7 +37,7 @@ from portal.request_helpers import customer_of, same_origin, session_id_of, tena
 from portal.services import services
 from portal.sessions import store
 from portal.sessions.customer import current_session, sign_in, sign_out
-from portal.urls import path_for, tenant_url
+from portal.urls import path_for, request_tenant_url
 
 PENDING_COOKIE = "portal_signin"
 PENDING_PATH = "/portal/sign-in"
@@ -145,8 +145,9 @@ async def _request_link(request: Request) -> Response:
         services(request).mailer,
         tenant,
         email,
-        # Never the request's Host: the tenant's own host, whatever the client claimed.
-        tenant_url(settings, tenant, path_for(request, "customer_magic_link", token=token)),
+        # The host the customer is on, if it is one of the tenant's own (its subdomain or a
+        # verified domain), where the link's cookies are: never a host the client made up.
+        request_tenant_url(request, tenant, path_for(request, "customer_magic_link", token=token)),
         links.sign_in_code(settings.secret_key, token_id),
         minutes,
         current_language(),  # the mail is written after the answer, in the page's language

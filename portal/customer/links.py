@@ -20,9 +20,11 @@ Rating link
     and the pre-selected answer; valid for 30 days, usable without a session, as often as the
     core accepts a change of the rating.
 
-Links point at the tenant's canonical host (its first custom domain, else
-`{slug}.{base_domain}`), never at the request's Host header, which a client chooses: a sign-in
-link built from it could be sent to a victim pointing at an attacker's host.
+A sign-in link points at the host the customer asked on when that host is the tenant's own
+(its `{slug}.{base_domain}` or a verified custom domain: `urls.request_tenant_url`), so the
+session cookie lands where the customer is; links in mail sent outside a request point at the
+canonical host (the first verified custom domain, else `{slug}.{base_domain}`). Never at a
+Host the client made up: a link built from it could send a victim to an attacker's host.
 """
 
 from __future__ import annotations

@@ -55,7 +55,8 @@ def language_from_path(
         if canonical is None:
             raise HTTPException(404, "This help center has no pages in that language.")
         path = request.url.path.replace(f"/kb/{lang}/", f"/kb/{canonical}/", 1)
-        return RedirectResponse(path, status_code=301)
+        query = request.url.query  # the iframe variant and a search stay what they were
+        return RedirectResponse(path + (f"?{query}" if query else ""), status_code=301)
 
     return endpoint
 
@@ -67,7 +68,8 @@ def article_path(request: Request, article: Article) -> str:
 async def kb_root(request: Request) -> Response:
     """`/kb/` picks the visitor's language and sends them to that help center home."""
     lang = page_language(request)
-    response = RedirectResponse(path_for(request, "kb_home", lang=lang), status_code=302)
+    home = path_for(request, "kb_home", lang=lang) + ("?embed=1" if in_frame(request) else "")
+    response = RedirectResponse(home, status_code=302)
     response.headers["Vary"] = "Accept-Language"
     return response
 

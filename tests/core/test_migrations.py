@@ -51,7 +51,7 @@ async def test_migrations_from_empty_match_the_schema(empty_database_url):
         await core.close()
     assert EXPECTED_TABLES <= tables
     assert diff == [], f"schema.py and the migrations disagree: {diff}"
-    assert version == "0007"
+    assert version == "0008"
 
 
 async def test_starting_twice_is_harmless(database_url):

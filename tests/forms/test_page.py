@@ -126,9 +126,7 @@ async def test_iframe_variant_may_be_framed_and_uses_the_form_token(server, acme
         assert reference(thanks.text) == "#1"
 
 
-async def test_any_site_may_frame_the_form_only_when_the_tenant_says_so(
-    server, acme, contact_form
-):
+async def test_any_site_may_frame_the_form_only_when_the_tenant_says_so(server, acme, contact_form):
     async with server.client() as client:
         path = f"/forms/{contact_form.id}?embed=1"
         csp = (await client.get(path)).headers["content-security-policy"]

@@ -49,3 +49,12 @@ async def test_the_feedback_of_a_framed_article_comes_back_framed(server):
         )
     assert sent.status_code == 303
     assert sent.headers["location"].endswith("?feedback=thanks&embed=1#feedback")
+
+
+async def test_redirects_of_the_help_center_keep_the_iframe_variant(server):
+    await server.tenant("acme", "Acme")
+    async with server.client() as client:
+        root = await client.get("/kb/?embed=1")
+        alias = await client.get("/kb/no/search?q=passord&embed=1")
+    assert root.headers["location"] == "/kb/en/?embed=1"
+    assert alias.headers["location"] == "/kb/nb/search?q=passord&embed=1"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.admin.test_chat_settings import _form
 from tests.agent.test_console import TOKEN_RE, hidden, log_in
 from tests.messenger.conftest import open_ws
 from tests.security.conftest import ADMIN_PASSWORD, Served
@@ -23,10 +22,10 @@ async def agent_cookie(served: Served) -> str:
     """An admin of acme signed in, with the marketing site allowed to embed the chat."""
     async with served.client() as client:
         assert (await log_in(client, "admin@acme.test", ADMIN_PASSWORD)).status_code == 303
-        page = await client.get("/admin/chat")
+        page = await client.get("/admin/apps")
+        sites = {"form": "sites", "origins": MARKETING_SITE}
         saved = await client.post(
-            "/admin/chat",
-            data={**_form(origins=MARKETING_SITE), "csrf_token": hidden(TOKEN_RE, page.text)},
+            "/admin/apps", data={**sites, "csrf_token": hidden(TOKEN_RE, page.text)}
         )
         assert saved.status_code == 303, saved.text
         return "; ".join(f"{k}={v}" for k, v in client.cookies.items())

@@ -62,7 +62,13 @@ tenant_domains = Table(
     _id(),
     _tenant(),
     Column("domain", String(253), nullable=False, unique=True),
-    Column("verified", Boolean, nullable=False, default=True),
+    # pending | verified | failed; only verified domains are served (contract `Domain`).
+    Column("status", String(16), nullable=False),
+    Column("reason", String(32), nullable=False, default=""),
+    Column("detail", String(1000), nullable=False, default=""),
+    Column("checked_at", DateTime(timezone=True)),
+    # False: registered by an operator, served as is and never re-checked by DNS.
+    Column("dns_checked", Boolean, nullable=False, default=False),
     _created(),
 )
 
