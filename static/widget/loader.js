@@ -35,29 +35,33 @@
   /* ---------------------------------------------------------------- drawing */
   var host = d.createElement(TAG);
   var root = host.attachShadow({ mode: "open" });
-  var side = C.position === "left" ? "inset-inline-start" : "inset-inline-end";
-  var color = /^#[0-9a-fA-F]{6}$/.test(C.color) ? C.color : "#1f6feb";
-  var css =
-    ":host{all:initial;position:fixed;" + side + ":" + (C.offset[0] | 0) + "px;inset-block-end:" +
-    (C.offset[1] | 0) + "px;z-index:" + (C.z | 0) + ";font:16px/1.4 system-ui,sans-serif;color:#1b1f24}" +
-    ":host([hidden]){display:none}" +
-    "button.launch{all:unset;box-sizing:border-box;display:flex;align-items:center;gap:8px;cursor:pointer;" +
-    "min-height:48px;padding:0 18px;border-radius:24px;background:" + color + ";color:#fff;" +
-    "font:600 16px/1 system-ui,sans-serif;box-shadow:0 4px 14px rgba(0,0,0,.25)}" +
-    "button.launch:focus-visible{outline:3px solid #1b1f24;outline-offset:3px}" +
-    "svg{width:22px;height:22px;fill:currentColor}" +
-    ".badge{min-width:20px;height:20px;border-radius:10px;background:#d1242f;color:#fff;" +
-    "font:700 12px/20px system-ui,sans-serif;text-align:center;padding:0 5px;box-sizing:border-box}" +
-    ".badge[hidden]{display:none}" +
-    ".panel{display:none;position:absolute;inset-block-end:60px;" + side + ":0;width:380px;" +
-    "height:min(640px,calc(100vh - 100px));border-radius:14px;overflow:hidden;background:#fff;" +
-    "box-shadow:0 8px 30px rgba(0,0,0,.3)}" +
-    ".panel.open{display:block}" +
-    "iframe{border:0;width:100%;height:100%;display:block}" +
-    "@media (max-width:480px){.panel{position:fixed;inset:0;width:100vw;height:100dvh;border-radius:0}" +
-    ".panel.open+button.launch{display:none}}";
+  var COLOR = /^#[0-9a-fA-F]{6}$/;
+  // The launcher's look: the tenant's colour and side, unless the page chose its own ("style").
+  function styles(position, color) {
+    var side = position === "left" ? "inset-inline-start" : "inset-inline-end";
+    color = COLOR.test(color) ? color : "#1f6feb";
+    return (
+      ":host{all:initial;position:fixed;" + side + ":" + (C.offset[0] | 0) + "px;inset-block-end:" +
+      (C.offset[1] | 0) + "px;z-index:" + (C.z | 0) + ";font:16px/1.4 system-ui,sans-serif;color:#1b1f24}" +
+      ":host([hidden]){display:none}" +
+      "button.launch{all:unset;box-sizing:border-box;display:flex;align-items:center;gap:8px;cursor:pointer;" +
+      "min-height:48px;padding:0 18px;border-radius:24px;background:" + color + ";color:#fff;" +
+      "font:600 16px/1 system-ui,sans-serif;box-shadow:0 4px 14px rgba(0,0,0,.25)}" +
+      "button.launch:focus-visible{outline:3px solid #1b1f24;outline-offset:3px}" +
+      "svg{width:22px;height:22px;fill:currentColor}" +
+      ".badge{min-width:20px;height:20px;border-radius:10px;background:#d1242f;color:#fff;" +
+      "font:700 12px/20px system-ui,sans-serif;text-align:center;padding:0 5px;box-sizing:border-box}" +
+      ".badge[hidden]{display:none}" +
+      ".panel{display:none;position:absolute;inset-block-end:60px;" + side + ":0;width:380px;" +
+      "height:min(640px,calc(100vh - 100px));border-radius:14px;overflow:hidden;background:#fff;" +
+      "box-shadow:0 8px 30px rgba(0,0,0,.3)}" +
+      ".panel.open{display:block}" +
+      "iframe{border:0;width:100%;height:100%;display:block}" +
+      "@media (max-width:480px){.panel{position:fixed;inset:0;width:100vw;height:100dvh;border-radius:0}" +
+      ".panel.open+button.launch{display:none}}");
+  }
   var sheet = new CSSStyleSheet();
-  sheet.replaceSync(css);
+  sheet.replaceSync(styles(C.position, C.color));
   root.adoptedStyleSheets = [sheet];
 
   var panel = d.createElement("div");
@@ -252,6 +256,13 @@
         check(/^(name|email|message)$/.test(key) && typeof values[key] === "string", "prefill takes only the strings name, email and message");
       });
       send({ cmd: "prefill", values: values });
+    },
+    style: function (look) {
+      check(look && typeof look === "object", "style takes {color, position}");
+      check(look.color === undefined || COLOR.test(look.color), "style's color is #rrggbb");
+      check(look.position === undefined || look.position === "left" || look.position === "right",
+        'style\'s position is "left" or "right"');
+      sheet.replaceSync(styles(look.position || C.position, look.color || C.color));
     },
     consent: function (level) {
       check(level === "none" || level === "functional", 'consent is "none" or "functional"');

@@ -237,6 +237,20 @@ async def test_an_admin_colour_change_shows_after_a_reload(shop, server):
     assert color == "rgb(170, 51, 0)"
 
 
+async def test_a_site_may_give_the_launcher_its_own_colour_and_side(shop):
+    origin, _service, _tenant, page = shop
+    await page.goto(origin + "/")
+    button = await launcher(page)
+    right = await button.evaluate("b => b.getBoundingClientRect().right")
+    await page.evaluate("PortalWidget('style', {color: '#aa1100', position: 'left'})")
+    assert await button.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(170, 17, 0)"
+    assert await button.evaluate("b => b.getBoundingClientRect().right") < right
+    bad = await page.evaluate(
+        "PortalWidget('style', {color: 'red'}).then(() => 'ok', e => e.message)"
+    )
+    assert "color is #rrggbb" in bad
+
+
 async def test_the_api_queues_calls_and_rejects_bad_ones(shop):
     origin, _service, _tenant, page = shop
     await page.goto(origin + "/")

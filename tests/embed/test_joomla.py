@@ -102,7 +102,7 @@ def test_the_module_prints_the_snippet_with_its_options(php):
         '<script async src="https://support.example.com/widget.js?lang=nb">',
     ]
     assert out.index(QUEUE) < out.index("widget.js")
-    assert 'var o={"color":"#aa1100","side":"left"}' in out
+    assert 'PortalWidget("style",{"color":"#aa1100","position":"left"});' in out
 
     plain = render(php, options={"host": "http://127.0.0.1:8000"}, language="en-GB")
     assert plain == (
@@ -123,7 +123,7 @@ def test_hostile_options_print_nothing_unsafe(php):
         assert render(php, options={"host": host}) == "", host
     # A bad colour or side is dropped; the snippet stays.
     out = render(php, options={"host": "x.test", "color": PAYLOAD, "position": PAYLOAD})
-    assert "alert" not in out and 'on","ready' not in out and out.count(QUEUE) == 1
+    assert "alert" not in out and '"style"' not in out and out.count(QUEUE) == 1
     # The title of an app's frame is the company's text: escaped.
     out = render(php, options={"host": "x.test", "mode": "app", "app": "kb", "title": PAYLOAD})
     assert "<script>alert" not in out
@@ -138,7 +138,7 @@ def test_the_template_escapes_whatever_it_is_given(php):
         portal={
             "mode": "launcher",
             "loader": "https://x.test/widget.js?a=1&b=" + PAYLOAD,
-            "style": {"color": PAYLOAD, "side": "left"},
+            "style": {"color": PAYLOAD, "position": "left"},
         },
     )
     assert "<script>alert" not in out and out.count("<script") == 2

@@ -23,13 +23,11 @@ const PORTAL_WIDGET_IDENTIFIED_COOKIE = 'portal_widget_identified';
 
 /*
  * The colour and side chosen here, laid over the help desk's own (its admin sets them for every
- * site; these are for this one). The launcher lives in an open shadow root on
- * <portal-help-widget>; one more stylesheet there, added when the widget is ready, wins over the
- * loader's. "left" and "right" mean what they mean in the help desk's admin: the start and the
- * end side of the page (mirrored in right-to-left languages). The distance from the edge stays
- * the one the help desk set.
+ * site; these are for this one), through the loader's `style` command. "left" and "right" mean
+ * what they mean in the help desk's admin: the start and the end side of the page (mirrored in
+ * right-to-left languages). The distance from the edge stays the one the help desk set.
  */
-const PORTAL_WIDGET_STYLE_JS = 'PortalWidget("on","ready",function(){var o=%s,e=document.querySelector("portal-help-widget"),r=e&&e.shadowRoot;if(!r||!r.adoptedStyleSheets||!window.CSSStyleSheet)return;var c="";if(o.color)c+="button.launch{background:"+o.color+"}";if(o.side){var b=e.getBoundingClientRect(),w=document.documentElement.clientWidth,x=b.width?Math.round(Math.max(0,Math.min(b.left,w-b.right)))+"px":"20px",s=o.side==="left"?["start","end"]:["end","start"];c+=":host{inset-inline-"+s[0]+":"+x+";inset-inline-"+s[1]+":auto}.panel{inset-inline-"+s[0]+":0;inset-inline-"+s[1]+":auto}"}var t=new CSSStyleSheet();t.replaceSync(c);r.adoptedStyleSheets=r.adoptedStyleSheets.concat([t])});';
+const PORTAL_WIDGET_STYLE_JS = 'PortalWidget("style",%s);';
 
 /** A value as JavaScript: JSON that cannot end the script element it is printed in. */
 function portal_widget_js( $value ) {
@@ -106,11 +104,14 @@ function portal_widget_async_tag( $tag, $handle ) {
 /** What runs before the loader: the queue, then the calls it will run once it is loaded. */
 function portal_widget_inline_js( $settings ) {
 	$js    = PORTAL_WIDGET_QUEUE;
-	$style = array(
-		'color' => portal_widget_color( $settings['color'] ),
-		'side'  => in_array( $settings['position'], array( 'left', 'right' ), true ) ? $settings['position'] : '',
-	);
-	if ( '' !== $style['color'] || '' !== $style['side'] ) {
+	$style = array();
+	if ( '' !== portal_widget_color( $settings['color'] ) ) {
+		$style['color'] = portal_widget_color( $settings['color'] );
+	}
+	if ( in_array( $settings['position'], array( 'left', 'right' ), true ) ) {
+		$style['position'] = $settings['position'];
+	}
+	if ( $style ) {
 		$js .= sprintf( PORTAL_WIDGET_STYLE_JS, portal_widget_js( $style ) );
 	}
 	return $js . portal_widget_identity_js( $settings );

@@ -26,13 +26,13 @@ class PortalWidgetHelper
     public const APPS = ['kb', 'chat', 'form', 'tickets'];
 
     /**
-     * The colour and side chosen here, laid over the help desk's own: once the widget is ready,
-     * one more stylesheet in the launcher's open shadow root (on <portal-help-widget>). "left"
-     * and "right" mean what they mean in the help desk's admin: the start and the end side
-     * (mirrored in right-to-left languages); the distance from the edge stays the help desk's.
-     * %s: {"color": "#rrggbb" or "", "side": "left", "right" or ""} as JSON.
+     * The colour and side chosen here, laid over the help desk's own, through the loader's
+     * `style` command. "left" and "right" mean what they mean in the help desk's admin: the
+     * start and the end side (mirrored in right-to-left languages); the distance from the edge
+     * stays the help desk's. %s: {"color": "#rrggbb", "position": "left" or "right"} as JSON,
+     * each only when chosen.
      */
-    public const STYLE_JS = 'PortalWidget("on","ready",function(){var o=%s,e=document.querySelector("portal-help-widget"),r=e&&e.shadowRoot;if(!r||!r.adoptedStyleSheets||!window.CSSStyleSheet)return;var c="";if(o.color)c+="button.launch{background:"+o.color+"}";if(o.side){var b=e.getBoundingClientRect(),w=document.documentElement.clientWidth,x=b.width?Math.round(Math.max(0,Math.min(b.left,w-b.right)))+"px":"20px",s=o.side==="left"?["start","end"]:["end","start"];c+=":host{inset-inline-"+s[0]+":"+x+";inset-inline-"+s[1]+":auto}.panel{inset-inline-"+s[0]+":0;inset-inline-"+s[1]+":auto}"}var t=new CSSStyleSheet();t.replaceSync(c);r.adoptedStyleSheets=r.adoptedStyleSheets.concat([t])});';
+    public const STYLE_JS = 'PortalWidget("style",%s);';
 
     /** %s: the help desk's origin as JSON. Sizes [data-portal-frame] frames to their content. */
     public const FRAMES_JS = 'addEventListener("message",function(e){if(e.origin!==%s||!e.data||e.data.type!=="portal:height")return;var h=Math.min(Math.max(e.data.height|0,100),10000);document.querySelectorAll("iframe[data-portal-frame]").forEach(function(f){if(f.contentWindow===e.source)f.style.height=h+"px"})});';
@@ -86,7 +86,7 @@ class PortalWidgetHelper
      * What tmpl/default.php prints, from the options as plain values; null when they name no
      * valid help desk (or, for an app, no app).
      *
-     * launcher: ['mode', 'queue', 'loader' (URL), 'style' (null or {color, side})]
+     * launcher: ['mode', 'queue', 'loader' (URL), 'style' (null or {color, position})]
      * app:      ['mode', 'src' (URL), 'title', 'height', 'origin']
      */
     public static function data(array $options, string $language = ''): ?array
@@ -118,7 +118,7 @@ class PortalWidgetHelper
             'mode'   => 'launcher',
             'queue'  => self::QUEUE,
             'loader' => $origin . '/widget.js' . ($lang !== '' ? '?lang=' . rawurlencode($lang) : ''),
-            'style'  => ($color !== '' || $side !== '') ? ['color' => $color, 'side' => $side] : null,
+            'style'  => array_filter(['color' => $color, 'position' => $side]) ?: null,
         ];
     }
 
