@@ -174,10 +174,12 @@ async def test_replies_and_internal_notes_move_a_ticket_up(portal, people, ada):
         await eventually(lambda: top("Older question"), "the agent's reply")
         second = await portal.ticket(ALICE, "Newest question")
         await eventually(lambda: top("Newest question"), "the newest ticket")
-        note = ReplyDraft(author_type="agent", author_id=ada.id, body="Hm", internal=True)
+        secret = "Internal: the customer's printer is on the recall list"
+        note = ReplyDraft(author_type="agent", author_id=ada.id, body=secret, internal=True)
         await portal.core.tickets.add_reply(portal.tenant.id, first.id, note, "agent-note")
         await eventually(lambda: top("Older question"), "the internal note")
-        assert "Hm" not in (await client.get(f"/portal/tickets/{first.id}", headers=alice)).text
+        page = (await client.get(f"/portal/tickets/{first.id}", headers=alice)).text
+        assert "recall list" not in page
         assert second.id != first.id
 
 

@@ -107,10 +107,23 @@ def dnsmasq_path() -> str:
     return found
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def free_port() -> int:
+    """A loopback port free for both UDP and TCP: dnsmasq listens on both, and a port free for
+    UDP alone may be another test's HTTP server's."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind(("127.0.0.1", 0))
+            port = tcp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+
+
+class PortTaken(RuntimeError):
+    """dnsmasq found its port taken."""
 
 
 class DnsServer:
@@ -118,9 +131,15 @@ class DnsServer:
 
     def __init__(self, zone: Zone) -> None:
         self.binary = dnsmasq_path()
-        self.port = free_udp_port()
         self.process: subprocess.Popen[bytes] | None = None
-        self.start(zone)
+        for attempt in range(5):  # another process may take the port between choice and bind
+            self.port = free_port()
+            try:
+                self.start(zone)
+                return
+            except PortTaken:
+                if attempt == 4:
+                    raise
 
     @property
     def address(self) -> str:
@@ -148,6 +167,9 @@ class DnsServer:
         while not self._answers():
             if self.process.poll() is not None:
                 error = self.process.stderr.read().decode() if self.process.stderr else ""
+                self.stop()
+                if "Address already in use" in error:
+                    raise PortTaken(error)
                 raise RuntimeError(f"dnsmasq did not start: {error}")
             if time.monotonic() > deadline:
                 raise RuntimeError("dnsmasq did not answer within 10 s")

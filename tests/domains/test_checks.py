@@ -15,7 +15,7 @@ from portal.domains import (
 )
 from portal.settings import Settings, SettingsError
 from tests.conftest import BASE_DOMAIN
-from tests.domains.conftest import OTHER_ADDRESS, TENANT_HOST, free_udp_port
+from tests.domains.conftest import OTHER_ADDRESS, TENANT_HOST, free_port
 
 
 def checker(dns_server, issuer: str = "letsencrypt.org") -> DomainChecker:
@@ -58,7 +58,7 @@ async def test_without_an_issuer_caa_is_not_checked(dns_server):
 
 
 async def test_a_dns_server_that_does_not_answer_is_a_lookup_error():
-    silent = DomainChecker(BASE_DOMAIN, [("127.0.0.1", free_udp_port())], "", lifetime=1.0)
+    silent = DomainChecker(BASE_DOMAIN, [("127.0.0.1", free_port())], "", lifetime=1.0)
     result = await silent.check("support.example.test", "acme")
     assert not result.ok and result.reason == "lookup_error" and result.detail
 
