@@ -31,29 +31,33 @@ APPS = [
 ]
 
 
-async def sizes_match(page: Page) -> bool:
-    """Whether every iframe is exactly as tall as the page inside it."""
+async def size_mismatches(page: Page) -> list[str]:
+    """The iframes not exactly as tall as the page inside them, as "inner vs outer"."""
+    found = []
     for index, child in enumerate(page.main_frame.child_frames):
         inner = await child.evaluate(
             "Math.ceil(document.documentElement.getBoundingClientRect().height)"
         )
         outer = await page.evaluate(f"document.querySelectorAll('iframe')[{index}].style.height")
         if outer != f"{inner}px":
-            return False
-    return True
+            found.append(f"{child.url}: {inner}px inside, {outer} outside")
+    return found
 
 
-async def all_refused(page: Page) -> bool:
-    """Whether the browser replaced every frame by its error page (refused by frame-ancestors)."""
+async def refusals_missing(page: Page) -> list[str]:
+    """The frames the browser has not (yet) replaced by its error page."""
     urls = [child.url for child in page.main_frame.child_frames]
-    return urls == ["chrome-error://chromewebdata/"] * len(APPS)
+    return [url for url in urls if url != "chrome-error://chromewebdata/"] or (
+        [] if len(urls) == len(APPS) else [f"{len(urls)} frames"]
+    )
 
 
-async def until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+async def until_none(find: Callable[[], Awaitable[list[str]]], timeout: float = 15.0) -> None:
+    """Wait until `find` finds nothing wrong; else fail naming what it found last."""
     deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
+    while found := await find():
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{check} never held")
+            raise AssertionError(f"still: {found}")
         await asyncio.sleep(0.05)
 
 
@@ -89,12 +93,12 @@ async def test_an_allowed_site_shows_every_app_sized_to_fit_and_another_site_is_
                     await frame.get_by_role("heading", name=heading).first.wait_for()
                 # Each frame's height becomes its page's, as its height message says.
                 # Each frame takes its page's height, as that page's height message says.
-                await until(lambda: sizes_match(page))
+                await until_none(lambda: size_mismatches(page))
 
                 # Tall enough for every (lazily loaded) frame to load at once.
                 refused = await context.new_page()
                 await refused.set_viewport_size({"width": 1000, "height": 2400})
                 await refused.goto(other + "/")
-                await until(lambda: all_refused(refused))
+                await until_none(lambda: refusals_missing(refused))
             finally:
                 await context.close()
