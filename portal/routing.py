@@ -6,7 +6,9 @@ its session. Routes whose path starts with a fixed segment (`/kb/...`, `/portal/
 can only match paths with that first segment, so `IndexedRouter` keeps, for each first segment,
 the routes that could match it (those with that segment, and any whose first segment is a
 parameter), in the table's order. The first match is therefore the one Starlette would pick;
-partial matches (405), slash redirects and the 404 work as Starlette's do.
+partial matches (405), slash redirects and the 404 work as Starlette's do. What a path matched
+is remembered (its route and path parameters depend on nothing else), so a hot page's second
+request tries no route at all.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from starlette.routing import BaseRoute, Match, Mount, Route, Router, WebSocketR
 from starlette.types import Receive, Scope, Send
 
 _ANY = "{"  # the key of routes whose first segment is a parameter: they may match any path
+MAX_MATCHES = 10_000  # paths whose route is remembered (a help center's hot set, and more)
 
 
 def first_segment(path: str) -> str:
@@ -49,6 +52,7 @@ class IndexedRouter(Router):
         }
         self._anywhere = self._by_segment.get(_ANY, ())
         self._indexed = list(self.routes)
+        self._matches: dict[tuple[Any, ...], tuple[BaseRoute, Scope]] = {}
 
     def candidates(self, scope: Scope) -> tuple[BaseRoute, ...]:
         """The routes that could match the scope's path, in the table's order."""
@@ -57,27 +61,44 @@ class IndexedRouter(Router):
         segment = first_segment(get_route_path(scope))
         return self._by_segment.get(segment, self._anywhere)
 
+    def _matched(self, scope: Scope) -> tuple[BaseRoute, Scope] | None:
+        """The route for the scope (its first full match, else its first partial) and the
+        scope's additions; remembered per path, since only the path and method decide."""
+        if len(self.routes) != len(self._indexed):  # routes added after construction
+            self._index()
+        key = (scope["type"], scope.get("method"), scope.get("root_path", ""), scope["path"])
+        found = self._matches.get(key)
+        if found is not None:
+            return found
+        partial: tuple[BaseRoute, Scope] | None = None
+        for route in self.candidates(scope):
+            match, child_scope = route.matches(scope)
+            if match is Match.FULL:
+                found = (route, child_scope)
+                break
+            if match is Match.PARTIAL and partial is None:
+                partial = (route, child_scope)
+        found = found or partial
+        if found is not None:  # misses are not kept: made-up paths must not fill memory
+            if len(self._matches) >= MAX_MATCHES:
+                self._matches.clear()
+            self._matches[key] = found
+        return found
+
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await super().app(scope, receive, send)
             return
         if "router" not in scope:
             scope["router"] = self
-        partial: BaseRoute | None = None
-        partial_scope: Scope = {}
-        for route in self.candidates(scope):
-            match, child_scope = route.matches(scope)
-            if match is Match.FULL:
-                scope["route"] = route
-                scope.update(child_scope)
-                await route.handle(scope, receive, send)
-                return
-            if match is Match.PARTIAL and partial is None:
-                partial, partial_scope = route, child_scope
-        if partial is not None:  # a path some route serves, with another method: 405
-            scope["route"] = partial
-            scope.update(partial_scope)
-            await partial.handle(scope, receive, send)
+        found = self._matched(scope)
+        if found is not None:  # a full match, or a path served with another method: 405
+            route, child_scope = found
+            scope["route"] = route
+            scope.update(child_scope)
+            if "path_params" in child_scope:  # each request gets its own, to do with as it likes
+                scope["path_params"] = dict(child_scope["path_params"])
+            await route.handle(scope, receive, send)
             return
         route_path = get_route_path(scope)
         if scope["type"] == "http" and self.redirect_slashes and route_path != "/":

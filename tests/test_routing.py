@@ -68,9 +68,10 @@ def client(router: Router) -> httpx.AsyncClient:
 
 
 async def answers(router_class: type[Router]) -> list[tuple[str, str, int, str, str]]:
+    """Every path and method's answer, twice over: the second time from what was remembered."""
     seen = []
     async with client(router_class(ROUTES)) as http:
-        for path in PATHS:
+        for path in PATHS + PATHS:
             for method in ("GET", "POST"):
                 response = await http.request(method, path)
                 location = response.headers.get("location", "")
@@ -87,9 +88,25 @@ async def test_every_path_gets_the_answer_starlettes_router_gives():
 
 async def test_routes_added_after_construction_are_found():
     router = IndexedRouter(ROUTES[:2])
-    router.routes.append(Route("/late", named("late")))
     async with client(router) as http:
+        assert (await http.get("/late")).status_code == 404
+        assert (await http.get("/kb/")).text == "kb-root {}"
+        router.routes.append(Route("/late", named("late")))
         assert (await http.get("/late")).text == "late {}"
+        router.routes.insert(0, Route("/kb/", named("first")))
+        assert (await http.get("/kb/")).text == "first {}"
+
+
+async def test_each_request_gets_its_own_path_parameters():
+    async def meddle(request: Request) -> PlainTextResponse:
+        seen = str(dict(request.path_params))
+        request.path_params["slug"] = "changed"
+        return PlainTextResponse(seen)
+
+    router = IndexedRouter([Route("/kb/{lang}/articles/{slug}", meddle)])
+    async with client(router) as http:
+        answers = [(await http.get("/kb/en/articles/a")).text for _ in range(2)]
+    assert answers == ["{'lang': 'en', 'slug': 'a'}"] * 2
 
 
 @pytest.mark.parametrize(
