@@ -25,11 +25,19 @@ class MemoryHub(LocalHub):
 
     async def publish(self, channel: str, message: dict[str, Any]) -> None:
         """Deliver `message` to this process's subscriptions of `channel`."""
+        if isinstance(message, Frame):  # encoded already, and shaped as its JSON
+            if channel in self._channels:
+                self._dispatch(channel, message)
+            return
         # A JSON round trip, as through Redis, so a single process finds unserialisable
         # messages too and subscribers see the same shapes (lists, string keys).
         text = encode(message)
         if channel in self._channels:
             self._dispatch(channel, Frame(text))
+
+    def heard(self, channel: str) -> bool:
+        """Whether anyone would get a publish on `channel`: a subscription of this process."""
+        return channel in self._channels
 
     async def set_presence(
         self, tenant_id: int, agent_id: int, status: str, ttl: float = 60

@@ -105,7 +105,12 @@ class RedisHub(LocalHub):
 
     async def publish(self, channel: str, message: dict[str, Any]) -> None:
         """PUBLISH `message` as JSON; on a Redis outage log and drop it (the core has the data)."""
-        await self._quietly(self._redis.publish(channel, encode(message)))
+        text = message.text if isinstance(message, Frame) else encode(message)
+        await self._quietly(self._redis.publish(channel, text))
+
+    def heard(self, channel: str) -> bool:
+        """Whether anyone may get a publish on `channel`: always (other processes may listen)."""
+        return True
 
     async def set_presence(
         self, tenant_id: int, agent_id: int, status: str, ttl: float = 60

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -93,9 +93,12 @@ class ChatSettings:
     prechat: str = "optional"
     # The business hours parsed once, for `is_open`, which chat messages ask.
     _hours: Hours | None = field(init=False, repr=False, compare=False)
+    # How long a chat may wait for an agent, as waiting chats' messages compare it.
+    answer_timeout: timedelta = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_hours", _readable(self.business_hours))
+        object.__setattr__(self, "answer_timeout", timedelta(seconds=self.answer_timeout_s))
 
     def is_open(self, now: datetime | None = None) -> bool:
         """Whether `now` falls in the business hours (no or a broken setting: always)."""

@@ -124,7 +124,8 @@ class FrameError(ValueError):
 
 def parse(text: str, allowed: frozenset[str]) -> dict[str, Any]:
     """A frame from a text message, or FrameError naming what is wrong with it."""
-    if len(text.encode()) > MAX_FRAME_BYTES:
+    # (A character is at most 4 bytes: most frames need not be encoded to be measured.)
+    if len(text) > MAX_FRAME_BYTES // 4 and len(text.encode()) > MAX_FRAME_BYTES:
         raise FrameError("too_large", f"Frames may be at most {MAX_FRAME_BYTES} bytes.")
     try:
         frame = jsonsafe.loads(text, max_depth=MAX_FRAME_DEPTH)

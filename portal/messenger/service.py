@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from portal.core.contract import (
@@ -23,8 +23,9 @@ from portal.core.contract import (
     NotFound,
     Tenant,
 )
-from portal.hub import Hub
+from portal.hub import Frame, Hub
 from portal.mail import Mailer
+from portal.messenger.batches import MessageBatches
 from portal.messenger.hours import ChatSettings, ChatSettingsCache
 from portal.messenger.presence import PresenceAnnouncements
 from portal.messenger.reads import ReadReceipts
@@ -185,9 +186,11 @@ class Messenger:
         self._presence: dict[int, tuple[float, dict[int, str]]] = {}
         self.reads = ReadReceipts(core, hub, conversation_channel)
         self.presence_changes = PresenceAnnouncements(hub, presence_channel)
+        self.messages = MessageBatches(core, self._fan_out)
 
     async def close(self) -> None:
-        """Store and announce what is still pending (read receipts, presence); stopping."""
+        """Store and announce what is still pending (messages, read receipts, presence)."""
+        await self.messages.close()
         await self.reads.close()
         await self.presence_changes.close()
 
@@ -200,8 +203,10 @@ class Messenger:
         return f"{path}?sig={self.signer.dumps('chat-file', attachment_id)}"
 
     async def publish_message(self, tenant_id: int, message: ChatMessage) -> None:
-        frame = {"type": "message", "message": self.message_json(message)}
-        await self.hub.publish(conversation_channel(tenant_id, message.conversation_id), frame)
+        channel = conversation_channel(tenant_id, message.conversation_id)
+        if self.hub.heard(channel):  # (no socket of the conversation here: nothing to build)
+            frame = Frame.of({"type": "message", "message": self.message_json(message)})
+            await self.hub.publish(channel, frame)
 
     async def publish_conversation(self, conversation: Conversation) -> None:
         """Tell the conversation's sockets and every agent's inbox that it changed."""
@@ -219,20 +224,19 @@ class Messenger:
     async def post(
         self, tenant: Tenant, conversation_id: int, draft: MessageDraft
     ) -> tuple[ChatMessage, Conversation]:
-        """Store a message (a resend returns the stored one), then fan it out.
+        """Store a message (a resend returns the stored one) with the others of the moment,
+        then fan it out. Returns the message and the conversation as it is after it."""
+        return await self.messages.post(tenant.id, conversation_id, draft)
 
-        Returns the message and the conversation as it is after it."""
-        message, conversation = await self.core.chat.post_chat_message(
-            tenant.id, conversation_id, draft
-        )
-        await self.publish_message(tenant.id, message)
-        if not draft.internal:
+    async def _fan_out(
+        self, tenant_id: int, message: ChatMessage, conversation: Conversation
+    ) -> None:
+        await self.publish_message(tenant_id, message)
+        inbox = inbox_channel(tenant_id)
+        if not message.internal and self.hub.heard(inbox):
             # Agents' inboxes show the latest message; the conversation's own sockets have it.
-            await self.hub.publish(
-                inbox_channel(tenant.id),
-                {"type": "inbox", "conversation": conversation_json(conversation)},
-            )
-        return message, conversation
+            frame = Frame.of({"type": "inbox", "conversation": conversation_json(conversation)})
+            await self.hub.publish(inbox, frame)
 
     async def start(
         self,
@@ -291,7 +295,7 @@ class Messenger:
         self, tenant: Tenant, conversation: Conversation, now: datetime | None = None
     ) -> bool:
         """Waiting for an agent longer than the tenant's answer timeout."""
-        timeout = timedelta(seconds=self.chat_settings(tenant).answer_timeout_s)
+        timeout = self.chat_settings(tenant).answer_timeout
         return conversation.status == "waiting" and (
             (now or datetime.now(UTC)) - conversation.created_at > timeout
         )
@@ -350,7 +354,7 @@ class Messenger:
         for tenant in await self.core.tenants.list_tenants():
             # Only chats old enough to be unanswered: reading every waiting one (SQLite runs
             # on the event loop) held every socket of the process for ~10 ms per 500.
-            timeout = timedelta(seconds=self.chat_settings(tenant).answer_timeout_s)
+            timeout = self.chat_settings(tenant).answer_timeout
             for conversation in await self.core.chat.list_conversations(
                 tenant.id, status="waiting", created_before=now - timeout, limit=500
             ):

@@ -18,9 +18,10 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from portal.core.contract import Conflict, Conversation, MessageDraft, NotFound, Tenant
-from portal.embedding import embed_origins
+from portal.embedding import embed_origins, embeds_anywhere
 from portal.hub import RESUMED, Frame, Subscription, encode
 from portal.messenger import protocol as p
+from portal.messenger.batches import PostFailed
 from portal.messenger.service import Messenger, conversation_channel, read_upload_token
 from portal.request_helpers import origin_names_host, tenant_of
 from portal.services import services
@@ -31,7 +32,8 @@ CATCH_UP_PAGE = 500
 
 
 def origin_allowed(websocket: WebSocket, tenant: Tenant, *, staff: bool) -> bool:
-    """The handshake's Origin is this host, or (for visitors) one of the tenant's embedding sites.
+    """The handshake's Origin is this host, or (for visitors) one of the tenant's embedding sites
+    (any site, when the tenant chose so).
 
     A staff socket is known by its cookie, which the browser also sends from the company's own
     marketing site (same-site), so only pages of this host may open one, and a handshake without
@@ -43,7 +45,8 @@ def origin_allowed(websocket: WebSocket, tenant: Tenant, *, staff: bool) -> bool
     origin = origin.rstrip("/").lower()
     if origin_names_host(origin, websocket.headers.get("host", "")):
         return True
-    return not staff and origin in embed_origins(tenant)
+    # A tenant that lets any site show its apps lets any site's visitors chat too.
+    return not staff and (embeds_anywhere(tenant) or origin in embed_origins(tenant))
 
 
 class ConnectionLimits:
@@ -261,6 +264,8 @@ class ChatSocket:
             message, conversation = await self.messenger.post(self.tenant, conversation.id, draft)
         except (p.FrameError, NotFound, Conflict) as exc:
             raise for_client(exc, client_id) from exc
+        except PostFailed as exc:  # (its batch's failure is logged once, not per message)
+            raise for_client(server_error(), client_id) from exc
         except Exception as exc:  # the client keeps the message and sends it again later
             log.exception("storing a chat message failed")
             raise for_client(server_error(), client_id) from exc
@@ -279,6 +284,8 @@ class ChatSocket:
         ids = frame.get("attachments") or []
         if not isinstance(ids, list) or len(ids) > p.MAX_ATTACHMENTS:
             raise p.FrameError("invalid", f"Attach at most {p.MAX_ATTACHMENTS} files at once.")
+        if not ids:
+            return ()
         signer = services(self.ws).signer
         return tuple(read_upload_token(signer, self.tenant.id, self.owner, i) for i in ids)
 

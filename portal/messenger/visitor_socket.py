@@ -97,6 +97,8 @@ class VisitorSocket(ChatSocket):
         conversations = await self.core.chat.list_conversations(
             self.tenant.id, visitor_id=self.visitor_id, customer_id=self.customer_id, limit=20
         )
+        # Each is this visitor's: the first message to one of them needs no read to prove it.
+        self.known.update((c.id, c) for c in conversations)
         return [visitor_json(c) for c in conversations]
 
     async def greet(self, hello: dict[str, Any]) -> None:
@@ -111,7 +113,7 @@ class VisitorSocket(ChatSocket):
         )
         if hello.get("conversation_id") is not None:
             try:
-                conversation = await self.conversation(p.integer(hello, "conversation_id"))
+                conversation = await self.known_conversation(p.integer(hello, "conversation_id"))
             except (NotFound, p.FrameError):
                 await self.send(
                     p.FrameError("not_found", "That conversation is not yours.").frame()
@@ -207,6 +209,7 @@ class VisitorSocket(ChatSocket):
             body=body,
             client_id=client_id,
         )
+        self.known[conversation.id] = conversation
         await self.send(
             {"type": "started", "client_id": client_id, "conversation": visitor_json(conversation)}
         )

@@ -167,6 +167,30 @@ async def test_a_message_arrives_with_its_json_text_to_send_on(any_hub: HubFacto
         assert isinstance(odd, Frame) and odd.text == '{"type":"page","title":"a\\ud800b"}'
 
 
+async def test_a_frame_encoded_by_its_publisher_arrives_as_one_decoded_would(
+    any_hub: HubFactory,
+) -> None:
+    hub = await any_hub()
+    message = {"type": "inbox", "conversation": {"id": 7, "preview": "Grüße", "files": [1, 2]}}
+    async with hub.subscription() as one:
+        await one.add("inbox:1")
+        await hub.publish("inbox:1", message)
+        await hub.publish("inbox:1", Frame.of(message))
+        plain, encoded = await receive(one), await receive(one)
+    assert isinstance(encoded, Frame)
+    assert encoded == plain == message and encoded.text == plain.text  # type: ignore[attr-defined]
+
+
+async def test_whether_a_channel_is_heard(any_hub: HubFactory) -> None:
+    hub = await any_hub()
+    async with hub.subscription() as one:
+        await one.add("conv:1:7")
+        assert hub.heard("conv:1:7")
+        # In one process nobody else listens; through Redis another process may.
+        assert hub.heard("conv:1:8") == isinstance(hub, RedisHub)
+    assert hub.heard("conv:1:7") == isinstance(hub, RedisHub)
+
+
 async def test_remove_and_close(any_hub: HubFactory) -> None:
     hub = await any_hub()
     subscription = hub.subscription()

@@ -94,6 +94,17 @@ async def test_a_foreign_origin_is_refused_and_an_allowed_site_is_let_in(chat: C
     assert (await allowed.expect("ready"))["role"] == "visitor"
     await allowed.close()
 
+    # "Any site" lets any site's visitors in; never an agent from another site.
+    await chat.server.settings_changed(chat.tenant, {"embed_any_site": True})
+    anywhere = await open_ws(chat.server.url, "/messenger/ws", origin="https://evil.example")
+    await anywhere.send("hello", token=token)
+    assert (await anywhere.expect("ready"))["role"] == "visitor"
+    await anywhere.close()
+    agent = await open_ws(
+        chat.server.url, "/agent/ws", origin="https://evil.example", cookie=cookie
+    )
+    assert await agent.wait_closed() == p.CLOSE_ORIGIN
+
 
 async def test_too_many_sockets_from_one_address_are_refused(chat: Chat, settings):
     # The server fixture allows the default per-address limit; fill it and one more.

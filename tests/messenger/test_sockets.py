@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from tests.core.test_ticket_writes import counted
 from tests.messenger.conftest import Chat, client_id
 
 pytestmark = pytest.mark.live_server
@@ -286,3 +287,18 @@ async def test_a_signed_in_customer_continues_on_another_device(chat: Chat):
     stranger, ready = await chat.visitor(conversation_id=conversation_id)
     assert ready["conversations"] == [] and ready["signed_in"] is False
     assert (await stranger.expect("error"))["code"] == "not_found"
+
+
+async def test_a_message_to_a_conversation_listed_at_hello_reads_nothing_first(chat: Chat):
+    token = await chat.token()
+    first, _ = await chat.visitor(token)
+    conversation_id = await chat.start(first, "Hello")
+    await first.close()
+    # A new socket of the same visitor (another tab, a reload): its `ready` lists the
+    # conversation, which proves it is the visitor's; the message needs no read before its store.
+    visitor, ready = await chat.visitor(token)
+    assert [c["id"] for c in ready["conversations"]] == [conversation_id]
+    async with counted(chat.server.core) as seen:
+        await visitor.send("message", conversation_id=conversation_id, client_id="m", body="Hi")
+        await visitor.expect("ack", client_id="m")
+    assert seen.statements == ["INSERT chat_messages", "UPDATE conversations"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -53,6 +53,15 @@ class MessageDraft:
 
 
 @dataclass(frozen=True)
+class ChatPost:
+    """One message of a batch for `post_chat_messages`: where it goes, and what it is."""
+
+    tenant_id: int
+    conversation_id: int
+    draft: MessageDraft
+
+
+@dataclass(frozen=True)
 class ChatMessage:
     id: int
     conversation_id: int
@@ -72,6 +81,12 @@ class CannedResponse:
     tenant_id: int
     shortcut: str  # e.g. "hello"; unique per tenant
     body: str  # may hold placeholders like {{customer.name}}
+
+
+# What `post_chat_messages` answers for each message: stored (a resend: the one stored first)
+# with its conversation after it, or the error that refused it (NotFound, Conflict: nothing of it
+# was stored) or kept it from being finished (any other: sending it again finishes it).
+PostOutcome = tuple[ChatMessage, Conversation] | Exception
 
 
 @runtime_checkable
@@ -131,6 +146,16 @@ class ChatDomain(Protocol):
     ) -> tuple[ChatMessage, Conversation]:
         """`add_chat_message`, with the conversation as it is after the message: what the
         messenger fans out, without reading it again."""
+        ...
+
+    async def post_chat_messages(self, posts: Sequence[ChatPost]) -> list[PostOutcome]:
+        """`post_chat_message` for several messages (of any tenants and conversations) at once,
+        as the messenger gathers those of a moment; one outcome per post, in their order. Each
+        comes with its conversation as the batch left it.
+
+        A refused message does not keep the others from being stored. An error in storing them
+        raises, and then none of them was stored. Within a conversation, the messages are stored
+        in the order given."""
         ...
 
     async def chat_messages(

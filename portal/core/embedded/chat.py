@@ -1,7 +1,8 @@
 """The embedded core's chat domain: conversations, chat messages, canned responses.
 
-Every write to a conversation first locks the conversation's row (an UPDATE that changes
-nothing), so the writes of one conversation go one at a time. That gives two guarantees the
+The writes of one conversation go one at a time: on PostgreSQL each first locks the
+conversation's row (an UPDATE that changes nothing); on SQLite the one writer holds the whole
+database from its first write to its commit, so no lock is needed. That gives two guarantees the
 messenger relies on: message ids are handed out in commit order within a conversation, so a
 client catching up with `after_id` never skips a message committed late; and a visitor message
 either lands in the transcript of the ticket the conversation becomes, or sees the ticket and
@@ -10,7 +11,7 @@ is added to it as a reply, never neither.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +32,7 @@ from portal.core.contract import (
     Ticket,
     TicketsDomain,
 )
+from portal.core.contract.chat import ChatPost, PostOutcome
 from portal.core.embedded import schema as t
 from portal.core.embedded.canned_responses import CannedResponses
 from portal.core.embedded.chat_rows import (
@@ -39,8 +41,9 @@ from portal.core.embedded.chat_rows import (
     conversation_from_row,
     conversation_select,
     first_row,
+    insert_messages,
+    move_markers,
     read_messages,
-    store_message,
 )
 from portal.core.embedded.customers import EmbeddedCustomers
 from portal.core.embedded.domain import EmbeddedDomain
@@ -246,7 +249,8 @@ class EmbeddedChat(EmbeddedDomain):
         column = f"{reader}_read_id"
         markers = {}
         async with self.engine.begin() as conn:
-            for conversation_id, message_id in up_to.items():
+            # In conversation order, as messages take their rows' locks (no circular waits).
+            for conversation_id, message_id in sorted(up_to.items()):
                 params = {
                     "cv_id": conversation_id,
                     "cv_tenant": tenant_id,
@@ -293,25 +297,49 @@ class EmbeddedChat(EmbeddedDomain):
         self, tenant_id: int, conversation_id: int, draft: MessageDraft
     ) -> tuple[ChatMessage, Conversation]:
         """`add_chat_message`, with the conversation as it is after the message."""
-        if draft.author_type not in AUTHOR_TYPES:
-            raise Conflict(f"author_type must be one of {', '.join(AUTHOR_TYPES)}")
-        if draft.internal and draft.author_type == "visitor":
-            raise Conflict("a visitor cannot write an internal note")
-        if not draft.client_id or len(draft.client_id) > 100:
-            raise Conflict("a message needs a client id of 1 to 100 characters")
-        if not draft.body.strip() and not draft.attachments:
-            raise Conflict("a message needs a text or a file")
-        async with self.engine.begin() as conn:
-            message, row = await store_message(conn, tenant_id, conversation_id, draft)
-        if (
-            draft.author_type == "visitor"
-            and not draft.internal
-            and row.ticket_id is not None
-            and message.id > (row.ticket_through_id or 0)
-        ):
-            # A resend does this again, harmlessly: the reply's key is the message's id.
-            await self._copy_to_ticket(tenant_id, row.ticket_id, message)
-        return message, conversation_from_row(row)
+        (outcome,) = await self.post_chat_messages([ChatPost(tenant_id, conversation_id, draft)])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    async def post_chat_messages(self, posts: Sequence[ChatPost]) -> list[PostOutcome]:
+        """Several messages in one transaction: one commit (on SQLite, the pages the messages
+        share written once) for the messages of a moment, however many sockets sent them."""
+        outcomes: list[PostOutcome | None] = [_refusal(post.draft) for post in posts]
+        # PostgreSQL's row locks are taken in conversation order, so that two processes'
+        # batches never wait for each other in a circle; a conversation's messages keep theirs.
+        order = sorted(
+            (i for i, refused in enumerate(outcomes) if refused is None),
+            key=lambda i: posts[i].conversation_id,
+        )
+        stored: list[tuple[int, ChatMessage, Any]] = []
+        if order:
+            async with self.engine.begin() as conn:
+                inserted = await insert_messages(conn, [posts[i] for i in order])
+                for i, outcome in zip(order, inserted, strict=True):
+                    if isinstance(outcome, NotFound):  # nothing of it was written
+                        outcomes[i] = outcome
+                    else:
+                        stored.append((i, *outcome))
+                # One statement for the conversations of every new message (resends have rows).
+                after = await move_markers(conn, [m for _, m, row in stored if row is None])
+            stored = [
+                (i, m, after[m.conversation_id] if row is None else row) for i, m, row in stored
+            ]
+        for i, message, row in stored:
+            outcomes[i] = (message, conversation_from_row(row))
+            if (
+                message.author_type == "visitor"
+                and not message.internal
+                and row.ticket_id is not None
+                and message.id > (row.ticket_through_id or 0)
+            ):
+                # A resend does this again, harmlessly: the reply's key is the message's id.
+                try:
+                    await self._copy_to_ticket(posts[i].tenant_id, row.ticket_id, message)
+                except Exception as exc:  # stored, not yet a reply: the resend finishes it
+                    outcomes[i] = exc
+        return [outcome for outcome in outcomes if outcome is not None]
 
     async def chat_messages(
         self,
@@ -435,3 +463,16 @@ class EmbeddedChat(EmbeddedDomain):
 
     async def delete_canned_response(self, tenant_id: int, response_id: int) -> None:
         await self._canned.delete_canned_response(tenant_id, response_id)
+
+
+def _refusal(draft: MessageDraft) -> Conflict | None:
+    """Why a message cannot be stored as it is, or None."""
+    if draft.author_type not in AUTHOR_TYPES:
+        return Conflict(f"author_type must be one of {', '.join(AUTHOR_TYPES)}")
+    if draft.internal and draft.author_type == "visitor":
+        return Conflict("a visitor cannot write an internal note")
+    if not draft.client_id or len(draft.client_id) > 100:
+        return Conflict("a message needs a client id of 1 to 100 characters")
+    if not draft.body.strip() and not draft.attachments:
+        return Conflict("a message needs a text or a file")
+    return None

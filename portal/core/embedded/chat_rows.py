@@ -1,20 +1,25 @@
-"""The embedded chat's rows: statements built once, reading messages and writing one.
+"""The embedded chat's rows: statements built once, reading messages and writing them.
 
 Every chat message runs these statements; built once with bound parameters, they skip
 SQLAlchemy's statement building and cache-key work on each call (about 4x faster on SQLite).
-Storing a message takes three: lock the conversation, insert the message unless its client id
-is stored already, and move the conversation's markers, whose RETURNING row is the conversation
-after it, so nobody reads it back.
+Messages come in batches (`EmbeddedChat.post_chat_messages`): each is one INSERT, unless its
+client id is stored already (on SQLite the INSERT reads the conversation, so a conversation of
+another tenant gets nothing), and then one UPDATE moves the markers of every conversation the
+batch wrote to; its RETURNING rows are the conversations after it, so nobody reads them back.
+PostgreSQL locks each conversation's row before its INSERT (see `portal.core.embedded.chat`
+for why); SQLite needs no lock: its one writer holds the whole database until the commit, so a
+conversation's writes already go one at a time, in commit order.
 
-On SQLite those three run on the sqlite3 connection itself (`engine.first_row`): SQLAlchemy's work
-around each execution (parameters, cursor and result set-up) cost more than SQLite's own, about
-0.1 ms of a message's 0.25. The SQL and the type conversions are still SQLAlchemy's, compiled
-once; PostgreSQL runs the same statements through SQLAlchemy.
+On SQLite those statements run on the sqlite3 connection itself (`engine.fetch`): SQLAlchemy's
+work around each execution (parameters, cursor and result set-up) cost more than SQLite's own.
+The SQL and the type conversions are still SQLAlchemy's, compiled once; PostgreSQL runs the same
+statements through SQLAlchemy.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,11 +30,11 @@ from portal.core.contract import (
     AttachmentDraft,
     ChatMessage,
     Conversation,
-    MessageDraft,
     NotFound,
 )
+from portal.core.contract.chat import ChatPost
 from portal.core.embedded import schema as t
-from portal.core.embedded.engine import CoreConnection, first_row
+from portal.core.embedded.engine import CoreConnection, fetch, first_row
 from portal.core.embedded.rows import aware, from_row, insert_attachments, utcnow
 
 PREVIEW_LENGTH = 120
@@ -58,11 +63,6 @@ _RETURNING = (
     ).label("assignee_name"),
 )
 GET_CONVERSATION = conversation_select().where(_MINE)
-# (It sets a column no index holds: the lock costs no index update, on SQLite a third of it.)
-LOCK_CONVERSATION = (
-    t.conversations.update().where(_MINE).values(status=_CV.status).returning(_CV.status)
-)
-CONVERSATION_ROW = sa.select(t.conversations).where(_MINE)
 MESSAGE_BY_CLIENT = sa.select(t.chat_messages).where(
     (t.chat_messages.c.conversation_id == sa.bindparam("cv_id"))
     & (t.chat_messages.c.client_id == sa.bindparam("by_client"))
@@ -77,31 +77,103 @@ _MESSAGE_VALUES = (
     "client_id",
     "created_at",
 )
-# A resend inserts nothing and returns no id: one statement where a look-up first took two.
-INSERT_MESSAGE = {
-    name: dialect.insert(t.chat_messages)
-    .values({key: sa.bindparam(key) for key in _MESSAGE_VALUES})
-    .on_conflict_do_nothing(index_elements=["conversation_id", "client_id"])
-    .returning(t.chat_messages.c.id)
-    for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
+ROWS = 16  # at most, messages one INSERT stores and conversations one UPDATE moves
+
+
+def _rows(types: dict[str, Any], count: int) -> sa.Subquery:
+    """`count` rows of parameters (`NAME_N`) as a table: a UNION ALL of one-row SELECTs, which
+    SQLite and PostgreSQL both read in INSERT ... SELECT and UPDATE ... FROM."""
+
+    def value(name: str, n: int) -> Any:
+        param = sa.bindparam(f"{name}_{n}", type_=types[name])
+        # PostgreSQL takes an untyped parameter in a SELECT list for text; asyncpg's dialect
+        # casts the others, not a boolean. (On SQLite a CAST to DATETIME would make a number.)
+        typed = sa.cast(param, sa.Boolean) if isinstance(types[name], sa.Boolean) else param
+        return typed.label(name)
+
+    rows = [sa.select(*(value(name, n) for name in types)) for n in range(count)]
+    return (sa.union_all(*rows) if count > 1 else rows[0]).subquery("v")
+
+
+def _size(count: int) -> int:
+    """The statement size `count` rows use: a power of two, so that a few statements, each
+    compiled once, serve every batch; the rows left over match nothing."""
+    return 1 << (count - 1).bit_length()
+
+
+_NEW_TYPES = {"n": sa.Integer(), "cv_tenant": sa.Integer()} | {
+    name: t.chat_messages.c[name].type for name in _MESSAGE_VALUES
 }
-AFTER_PUBLIC_MESSAGE = (
-    t.conversations.update()
-    .where(_CV.id == sa.bindparam("cv_id"))
-    .values(
-        updated_at=sa.bindparam("now"),
-        last_message_id=sa.bindparam("message_id"),
-        last_message_preview=sa.bindparam("preview"),
-        status=sa.bindparam("new_status"),
+_M = t.chat_messages.c
+
+
+@cache
+def insert_messages_statement(dialect: str, count: int) -> Any:
+    """Insert `count` messages, each SELECTed with its conversation's row: no row (not this
+    tenant's conversation), no message. A resend inserts nothing and returns nothing: one
+    statement where a look-up first took two."""
+    new = _rows(_NEW_TYPES, count)
+    rows = (
+        sa.select(_CV.id, *(new.c[name] for name in _MESSAGE_VALUES[1:]))
+        .select_from(
+            new.join(
+                t.conversations,
+                (_CV.id == new.c.conversation_id) & (_CV.tenant_id == new.c.cv_tenant),
+            )
+        )
+        .where(sa.true())  # (without one, SQLite reads ON CONFLICT as the join's ON)
+        .order_by(new.c.n)  # ids in the order given
     )
-    .returning(*_RETURNING)
+    insert = (sqlite if dialect == "sqlite" else postgresql).insert(t.chat_messages)
+    return (
+        insert.from_select(_MESSAGE_VALUES, rows)
+        .on_conflict_do_nothing(index_elements=["conversation_id", "client_id"])
+        .returning(_M.id, _M.conversation_id, _M.client_id)
+    )
+
+
+_NO_MESSAGE = {name: None for name in _NEW_TYPES} | {"internal": False}
+# PostgreSQL: the batch's conversations locked in id order, so that two processes' batches never
+# wait for each other in a circle.
+LOCK_CONVERSATIONS = (
+    sa.select(_CV.id)
+    .where(_CV.id.in_(sa.bindparam("cv_ids", expanding=True)))
+    .order_by(_CV.id)
+    .with_for_update()
 )
-AFTER_NOTE = (
-    t.conversations.update()
-    .where(_CV.id == sa.bindparam("cv_id"))
-    .values(updated_at=sa.bindparam("now"))
-    .returning(*_RETURNING)
-)
+# The conversations' side of a batch of new messages is one UPDATE per `ROWS` conversations:
+# per conversation its last public message's id and preview (none: notes only), the time of its
+# last message, and whether a visitor wrote (a visitor coming back to a closed conversation wants
+# someone to answer).
+_MARKER_TYPES: dict[str, Any] = {
+    "cv_id": sa.Integer(),
+    "message_id": sa.Integer(),
+    "preview": t.conversations.c.last_message_preview.type,
+    "now": t.conversations.c.updated_at.type,
+    "reopen": sa.Boolean(),
+}
+
+
+@cache
+def after_messages_statement(count: int) -> sa.Update:
+    """Move the markers of `count` conversations."""
+    moves = _rows(_MARKER_TYPES, count)
+    return (
+        t.conversations.update()
+        .where(_CV.id == moves.c.cv_id)
+        .values(
+            last_message_id=sa.func.coalesce(moves.c.message_id, _CV.last_message_id),
+            last_message_preview=sa.func.coalesce(moves.c.preview, _CV.last_message_preview),
+            updated_at=moves.c.now,
+            status=sa.case(
+                (moves.c.reopen & (_CV.status == "closed"), "waiting"), else_=_CV.status
+            ),
+        )
+        .returning(*_RETURNING)
+    )
+
+
+_NO_MARKER = {name: None for name in _MARKER_TYPES} | {"reopen": False}
 
 
 def _read_up_to(column: sa.Column[int]) -> sa.Update:
@@ -163,56 +235,96 @@ def _preview(body: str, attachments: tuple[AttachmentDraft, ...] | tuple[Attachm
     return text[:PREVIEW_LENGTH]
 
 
-async def store_message(
-    conn: CoreConnection, tenant_id: int, conversation_id: int, draft: MessageDraft
-) -> tuple[ChatMessage, Any]:
-    """Store a message once per client id and move its conversation's markers.
+Stored = tuple[ChatMessage, Any] | NotFound
 
-    Returns the message (a resend's: the one stored first) and the conversation's row after it,
-    with `assignee_name`. The conversation's row is locked first, until `conn`'s transaction
-    ends (see `portal.core.embedded.chat` for what the lock is for).
+
+async def insert_messages(conn: CoreConnection, posts: list[ChatPost]) -> list[Stored]:
+    """Store messages once per client id, in the order given; their conversations' markers are
+    `move_markers`' work.
+
+    For each post: the message and, for a resend, the conversation's row as it is (with
+    `assignee_name`; the message is the one stored first), else None; or NotFound. On
+    PostgreSQL the conversations' rows are locked first, until `conn`'s transaction ends (see
+    `portal.core.embedded.chat` for what the locks are for).
     """
-    mine = {"cv_id": conversation_id, "cv_tenant": tenant_id}
-    locked = await first_row(conn, LOCK_CONVERSATION, mine)
-    if locked is None:
-        raise NotFound("no such conversation")
-    status = locked.status
-    now = utcnow()
-    values: dict[str, Any] = dict(
-        conversation_id=conversation_id,
-        author_type=draft.author_type,
-        author_id=draft.author_id,
-        author_name=draft.author_name[:200],
-        body=draft.body,
-        internal=draft.internal,
-        client_id=draft.client_id,
-        created_at=now,
-    )
-    insert = INSERT_MESSAGE[conn.sync_connection.dialect.name]  # type: ignore[union-attr]
-    inserted = await first_row(conn, insert, values)
-    by_client = {"cv_id": conversation_id, "by_client": draft.client_id}
-    if inserted is None:  # a resend: what was stored, and the conversation as it is
-        (message,) = await read_messages(conn, MESSAGE_BY_CLIENT, by_client)
-        return message, (await conn.execute(GET_CONVERSATION, mine)).one()
-    message_id = inserted.id
-    await insert_attachments(conn, tenant_id, draft.attachments, message_id=message_id)
-    if draft.internal:
-        conversation = await first_row(conn, AFTER_NOTE, {"cv_id": conversation_id, "now": now})
-    else:
-        # A visitor coming back to a closed conversation wants someone to answer.
-        reopen = draft.author_type == "visitor" and status == "closed"
-        conversation = await first_row(
-            conn,
-            AFTER_PUBLIC_MESSAGE,
-            {
-                "cv_id": conversation_id,
-                "now": now,
-                "message_id": message_id,
-                "preview": _preview(draft.body, draft.attachments),
-                "new_status": "waiting" if reopen else status,
-            },
+    dialect = conn.sync_connection.dialect.name  # type: ignore[union-attr]
+    if dialect != "sqlite":
+        cv_ids = sorted({post.conversation_id for post in posts})
+        await conn.execute(LOCK_CONVERSATIONS, {"cv_ids": cv_ids})
+    values: list[dict[str, Any]] = [
+        dict(
+            conversation_id=post.conversation_id,
+            author_type=post.draft.author_type,
+            author_id=post.draft.author_id,
+            author_name=post.draft.author_name[:200],
+            body=post.draft.body,
+            internal=post.draft.internal,
+            client_id=post.draft.client_id,
+            created_at=utcnow(),
         )
-    if draft.attachments:  # their ids are needed for links: read them back
-        (message,) = await read_messages(conn, MESSAGE_BY_CLIENT, by_client)
-        return message, conversation
-    return ChatMessage(id=message_id, **values), conversation
+        for post in posts
+    ]
+    ids: dict[tuple[int, str], int] = {}
+    for start in range(0, len(posts), ROWS):
+        chunk = [
+            row | {"n": n, "cv_tenant": post.tenant_id}
+            for n, (row, post) in enumerate(
+                zip(values[start : start + ROWS], posts[start : start + ROWS], strict=True)
+            )
+        ]
+        size = _size(len(chunk))
+        chunk += [_NO_MESSAGE] * (size - len(chunk))
+        params = {
+            f"{name}_{n}": value for n, row in enumerate(chunk) for name, value in row.items()
+        }
+        for row in await fetch(conn, insert_messages_statement(dialect, size), params):
+            ids[(row.conversation_id, row.client_id)] = row.id
+    stored: list[Stored] = []
+    for post, row in zip(posts, values, strict=True):
+        key = (post.conversation_id, post.draft.client_id)
+        by_client = {"cv_id": post.conversation_id, "by_client": post.draft.client_id}
+        message_id = ids.pop(key, None)  # (the first post with this id: the one stored)
+        if message_id is None:  # a resend (or no such conversation): what was stored, as it is
+            mine = {"cv_id": post.conversation_id, "cv_tenant": post.tenant_id}
+            conversation = await first_row(conn, GET_CONVERSATION, mine)
+            if conversation is None:
+                stored.append(NotFound("no such conversation"))
+                continue
+            (message,) = await read_messages(conn, MESSAGE_BY_CLIENT, by_client)
+            stored.append((message, conversation))
+        elif post.draft.attachments:  # their ids are needed for links: read them back
+            await insert_attachments(
+                conn, post.tenant_id, post.draft.attachments, message_id=message_id
+            )
+            (message,) = await read_messages(conn, MESSAGE_BY_CLIENT, by_client)
+            stored.append((message, None))
+        else:
+            stored.append((ChatMessage(id=message_id, **row), None))
+    return stored
+
+
+async def move_markers(conn: CoreConnection, messages: list[ChatMessage]) -> dict[int, Any]:
+    """Move the markers of the conversations of newly stored messages (in the order stored);
+    conversation id -> its row after them, with `assignee_name`."""
+    markers: dict[int, dict[str, Any]] = {}
+    for message in messages:
+        marker = markers.setdefault(
+            message.conversation_id, {"message_id": None, "preview": None, "reopen": False}
+        )
+        marker["now"] = message.created_at
+        if not message.internal:
+            marker["message_id"] = message.id
+            marker["preview"] = _preview(message.body, message.attachments)
+            marker["reopen"] = marker["reopen"] or message.author_type == "visitor"
+    rows: dict[int, Any] = {}
+    ids = list(markers)
+    for start in range(0, len(ids), ROWS):
+        chunk = [markers[cid] | {"cv_id": cid} for cid in ids[start : start + ROWS]]
+        size = _size(len(chunk))
+        chunk += [_NO_MARKER] * (size - len(chunk))
+        params = {
+            f"{name}_{n}": value for n, row in enumerate(chunk) for name, value in row.items()
+        }
+        for row in await fetch(conn, after_messages_statement(size), params):
+            rows[row.id] = row
+    return rows
