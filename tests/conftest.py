@@ -42,6 +42,7 @@ from portal.core.embedded.core import EmbeddedCore
 from portal.security import hash_password
 from portal.serving import server_config, trusted_proxies
 from portal.settings import Settings
+from tests.redis_server import RedisServer, redis_server_available
 
 REQUIRE_SERVICES = os.environ.get("PORTAL_REQUIRE_SERVICES") == "1"
 PG_ADMIN_DSN = os.environ.get("PORTAL_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -277,6 +278,17 @@ async def core(database_url: str) -> AsyncIterator[EmbeddedCore]:
     await the_core.start()
     yield the_core
     await the_core.close()
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis server of the test's own (tests/redis_server.py), stopped after it."""
+    if not redis_server_available():
+        service_missing("redis-server is not installed")
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -4,25 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from redis.asyncio import Redis
 
 from portal.core.contract import EVENTS_RESUMED, ArticleDraft
 from portal.core.embedded.core import EmbeddedCore
 from portal.events import CHANNEL, EventFeed
 from portal.hub import RedisHub
-from tests.conftest import service_missing
-from tests.redis_server import RedisServer, redis_server_available
-
-
-@pytest.fixture
-def redis(tmp_path):
-    if not redis_server_available():
-        service_missing("redis-server is not installed")
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 async def _next(events, timeout: float = 10.0):

@@ -345,16 +345,4 @@ async def site(wordpress: WordPress, live_server: Server) -> AsyncIterator[Site]
     assert logged == [], "PHP logged these from the plugin:\n" + "\n".join(logged)
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[object]:
-    """Debian's Chromium driven by Playwright, launched as tests/browser launches it."""
-    from tests.browser.conftest import ARGS, CHROMIUM
-
-    if not os.path.exists(CHROMIUM):
-        service_missing(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        the_browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield the_browser
-        await the_browser.close()
+from tests.browser.conftest import browser  # noqa: E402, F401 (the same Chromium)

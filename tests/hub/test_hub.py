@@ -5,30 +5,18 @@ from __future__ import annotations
 import asyncio
 import itertools
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
 from portal.hub import RESUMED, Frame, MemoryHub, RedisHub, Subscription, make_hub
-from tests.conftest import service_missing
-from tests.redis_server import RedisServer, redis_server_available
+from tests.redis_server import RedisServer
 
 HubFactory = Callable[..., Awaitable[MemoryHub | RedisHub]]
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    if not redis_server_available():
-        service_missing("redis-server is not installed")
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 @asynccontextmanager
@@ -50,8 +38,8 @@ async def hubs_of(kind: Callable[..., MemoryHub | RedisHub]) -> AsyncIterator[Hu
 
 
 @pytest.fixture
-async def redis_hub(redis_server: RedisServer) -> AsyncIterator[HubFactory]:
-    async with hubs_of(partial(RedisHub, redis_server.url)) as make:
+async def redis_hub(redis: RedisServer) -> AsyncIterator[HubFactory]:
+    async with hubs_of(partial(RedisHub, redis.url)) as make:
         yield make
 
 
@@ -59,15 +47,15 @@ async def redis_hub(redis_server: RedisServer) -> AsyncIterator[HubFactory]:
 async def any_hub(request: pytest.FixtureRequest) -> AsyncIterator[HubFactory]:
     kind: Callable[..., MemoryHub | RedisHub] = MemoryHub
     if request.param == "redis":
-        kind = partial(RedisHub, request.getfixturevalue("redis_server").url)
+        kind = partial(RedisHub, request.getfixturevalue("redis").url)
     async with hubs_of(kind) as make:
         yield make
 
 
 @pytest.fixture
-async def inspector(redis_server: RedisServer) -> AsyncIterator[Redis]:
+async def inspector(redis: RedisServer) -> AsyncIterator[Redis]:
     """A plain client for looking at the server's pub/sub state."""
-    client = Redis.from_url(redis_server.url, decode_responses=True)
+    client = Redis.from_url(redis.url, decode_responses=True)
     yield client
     await client.aclose()
 
@@ -321,7 +309,7 @@ async def test_one_pubsub_connection_and_unsubscribe_after_the_last(
 
 
 async def test_redis_restart_resumes_every_subscription(
-    redis_server: RedisServer, redis_hub: HubFactory
+    redis: RedisServer, redis_hub: HubFactory
 ) -> None:
     web1, web2 = await redis_hub(), await redis_hub()
     async with web1.subscription() as agent, web1.subscription() as idle:
@@ -329,7 +317,7 @@ async def test_redis_restart_resumes_every_subscription(
         await web2.publish("conv:1:1", {"n": 1})
         assert await receive(agent) == {"n": 1}
 
-        redis_server.restart()
+        redis.restart()
 
         assert await receive(agent) == {"type": RESUMED}
         assert await receive(idle) == {"type": RESUMED}
@@ -342,14 +330,14 @@ async def test_redis_restart_resumes_every_subscription(
 
 
 async def test_publish_during_an_outage_neither_raises_nor_hangs(
-    redis_server: RedisServer, redis_hub: HubFactory
+    redis: RedisServer, redis_hub: HubFactory
 ) -> None:
     # A command timeout far longer than the guard below: waiting any of them out would fail
     # the test; a server that is gone refuses at once.
     hub = await redis_hub(timeout=60)
     async with hub.subscription() as subscription:
         await subscription.add("conv:1:1")
-        redis_server.stop()
+        redis.stop()
 
         async with asyncio.timeout(20):
             for n in range(5):
@@ -358,24 +346,24 @@ async def test_publish_during_an_outage_neither_raises_nor_hangs(
             assert await hub.presence(1) == {}
         await subscription.add("conv:1:2")  # recorded now, subscribed on reconnect
 
-        redis_server.start()
+        redis.start()
         assert await receive(subscription) == {"type": RESUMED}
         await hub.publish("conv:1:2", {"n": 5})
         assert await receive(subscription) == {"n": 5}
 
 
 async def test_publish_to_a_hanging_redis_gives_up_after_the_timeout(
-    redis_server: RedisServer, redis_hub: HubFactory
+    redis: RedisServer, redis_hub: HubFactory
 ) -> None:
     hub = await redis_hub(timeout=0.2)
-    redis_server.freeze()
+    redis.freeze()
     try:
         # A frozen Redis never answers. The guard is 25 times the hub's timeout, not a measure
         # of it: without that timeout, redis-py's own defaults give up only after about 10 s.
         async with asyncio.timeout(5):
             await hub.publish("conv:1:1", {"n": 1})
     finally:
-        redis_server.thaw()
+        redis.thaw()
     async with hub.subscription() as subscription:
         await subscription.add("conv:1:1")
         await hub.publish("conv:1:1", {"n": 2})
@@ -383,13 +371,13 @@ async def test_publish_to_a_hanging_redis_gives_up_after_the_timeout(
 
 
 async def test_a_hub_started_without_redis_connects_later(
-    redis_server: RedisServer, redis_hub: HubFactory
+    redis: RedisServer, redis_hub: HubFactory
 ) -> None:
-    redis_server.stop()
+    redis.stop()
     hub = await redis_hub(timeout=0.1)
     async with hub.subscription() as subscription:
         await subscription.add("inbox:1")
-        redis_server.start()
+        redis.start()
         assert await receive(subscription) == {"type": RESUMED}
         await hub.publish("inbox:1", {"n": 1})
         assert await receive(subscription) == {"n": 1}

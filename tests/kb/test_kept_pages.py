@@ -20,11 +20,9 @@ from tests.conftest import (
     BASE_DOMAIN,
     customer_cookie,
     serve_app,
-    service_missing,
     sqlite_database,
 )
 from tests.kb.test_routes import wait_searchable
-from tests.redis_server import RedisServer, redis_server_available
 
 KEY_RE = re.compile(r'name="key" value="([^"]+)"')
 
@@ -128,16 +126,6 @@ async def test_a_page_made_while_a_change_lands_is_not_kept(core):
     assert kb.rendered(tenant, "variant") is None  # ...so it is never served
     kb.keep("variant", kb.generation(tenant.id), RenderedPage(tenant, (b"fresh",)))
     assert kb.rendered(tenant, "variant").body() == b"fresh"
-
-
-@pytest.fixture
-def redis(tmp_path):
-    if not redis_server_available():
-        service_missing("redis-server is not installed")
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 async def test_a_change_made_in_another_process_replaces_kept_pages(tmp_path, redis):

@@ -21,14 +21,12 @@ from tests.conftest import (
     BASE_DOMAIN,
     customer_cookie,
     serve_app,
-    service_missing,
     sqlite_database,
     staff_cookie,
 )
 from tests.customer.conftest import csrf_from
 from tests.customer.test_kept_lists import Reads, subjects
 from tests.kb.test_kept_pages import _subscribers, eventually
-from tests.redis_server import RedisServer, redis_server_available
 from tests.sessions.test_cache import told
 
 SECRET = "test-secret-key-that-is-long-enough-0123456789"
@@ -194,16 +192,6 @@ async def test_after_a_hub_outage_no_kept_session_is_trusted(core):
 
 
 # ------------------------------------------------------------------ two processes
-@pytest.fixture
-def redis(tmp_path):
-    if not redis_server_available():
-        service_missing("redis-server is not installed")
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
-
-
 async def test_sign_outs_and_ticket_changes_in_one_process_reach_the_other(tmp_path, redis):
     url = sqlite_database(tmp_path)
     cores = [EmbeddedCore(url), EmbeddedCore(url)]
