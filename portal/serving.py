@@ -4,9 +4,10 @@ Limits that must hold before the app sees a byte live here, at the server:
 
 - A websocket frame larger than WS_MAX_BYTES closes the socket (1009) as soon as its header
   announces the size; uvicorn's default would first read up to 16 MiB into memory.
-- A client must finish its request line and headers within HEADER_TIMEOUT_S of connecting (or of
-  starting its next request on a kept-alive connection), in at most MAX_HEAD_BYTES; connections
-  that trickle or never send headers (slowloris) are closed. uvicorn has no such timeout.
+- A client must finish its request line and headers within PORTAL_HEADER_TIMEOUT_S (default
+  HEADER_TIMEOUT_S) of connecting (or of starting its next request on a kept-alive connection),
+  in at most MAX_HEAD_BYTES; connections that trickle or never send headers (slowloris) are
+  closed. uvicorn has no such timeout.
 - An idle kept-alive connection is closed after KEEP_ALIVE_S. A stalled body is the app's
   concern (`portal.bodylimit`).
 - `X-Forwarded-For` and `X-Forwarded-Proto` are believed only from PORTAL_TRUSTED_PROXIES; every
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import logging
 from typing import Any
 
@@ -94,6 +96,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
+@functools.cache
+def guarded_protocol(header_timeout: float) -> type[GuardedHttpProtocol]:
+    """The guarded protocol with its own head deadline (uvicorn takes a class, not options)."""
+    return type("GuardedHttpProtocol", (GuardedHttpProtocol,), {"header_timeout": header_timeout})
+
+
 def log_config() -> dict[str, Any]:
     """uvicorn's logging, plus the `portal` loggers at INFO (development mail goes there)."""
     config = copy.deepcopy(LOGGING_CONFIG)
@@ -112,7 +120,7 @@ def server_config(
     options: dict[str, Any] = {
         "host": host or settings.host,
         "port": int(settings.port) if port is None else port,
-        "http": GuardedHttpProtocol,
+        "http": guarded_protocol(float(settings.header_timeout_s)),
         "ws_max_size": WS_MAX_BYTES,
         "ws_max_queue": WS_MAX_QUEUE,
         # Pings keep idle chat sockets open through proxies that drop silent connections.

@@ -67,6 +67,11 @@ class Settings:
         "Bearer key of the operators' API (`/_platform/tenants`), at least 32 characters; "
         "empty switches the API off.",
     )
+    header_timeout_s: str = _setting(
+        "10",
+        "Seconds a client has to send a request's line and headers, from connecting or from "
+        "its previous answer; slower connections (slowloris) are closed.",
+    )
     access_log: str = _setting(
         "1",
         "`1` writes a line per request to standard output (uvicorn's access log); `0` behind a "
@@ -164,6 +169,11 @@ class Settings:
                 "PORTAL_PLATFORM_KEY must be at least 32 characters (or empty to switch the "
                 "operators' API off), e.g. the output of "
                 "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`."
+            )
+        if not self.header_timeout_s.isdigit() or int(self.header_timeout_s) < 1:
+            raise SettingsError(
+                f"PORTAL_HEADER_TIMEOUT_S must be a whole number of seconds, not "
+                f"{self.header_timeout_s!r}."
             )
         if self.access_log not in ("0", "1"):
             raise SettingsError(f"PORTAL_ACCESS_LOG must be 0 or 1, not {self.access_log!r}.")

@@ -96,3 +96,12 @@ def test_the_access_log_is_a_setting_of_the_server(value, logged):
 def test_an_access_log_setting_other_than_0_or_1_is_refused():
     with pytest.raises(SettingsError, match="PORTAL_ACCESS_LOG must be 0 or 1"):
         Settings.from_env({"PORTAL_ACCESS_LOG": "yes"})
+
+
+def test_the_head_deadline_is_a_setting_of_the_server():
+    from portal.serving import server_config
+
+    settings = Settings.from_env({"PORTAL_HEADER_TIMEOUT_S": "3"})
+    assert server_config(object(), settings).http.header_timeout == 3.0
+    with pytest.raises(SettingsError, match="PORTAL_HEADER_TIMEOUT_S"):
+        Settings.from_env({"PORTAL_HEADER_TIMEOUT_S": "0"})

@@ -114,6 +114,9 @@ async def _seed(database_url: str) -> dict[str, Tenant]:
         await core.close()
 
 
+HEADER_TIMEOUT_S = 2
+
+
 def start_portal(data: Path, inbox: Inbox, **env: str) -> Served:
     """Seed two tenants in `data`, then run `portal serve` on it until stopped."""
     data.mkdir(parents=True, exist_ok=True)
@@ -129,6 +132,8 @@ def start_portal(data: Path, inbox: Inbox, **env: str) -> Served:
         "PORTAL_SMTP_HOST": "127.0.0.1",
         "PORTAL_SMTP_PORT": str(inbox.port),
         "PORTAL_MAIL_FROM": "help@portal.test",
+        # The slow-headers test waits this out: short, so it costs seconds, not ten.
+        "PORTAL_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S),
         **env,
     }
     log = data / "server.log"

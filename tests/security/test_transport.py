@@ -16,10 +16,16 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from portal.core.contract import FormDraft
-from portal.serving import HEADER_TIMEOUT_S
 from tests.conftest import Inbox
 from tests.messenger.conftest import open_ws
-from tests.security.conftest import SECRET, Served, fresh_ip, start_portal, stop_portal
+from tests.security.conftest import (
+    HEADER_TIMEOUT_S,
+    SECRET,
+    Served,
+    fresh_ip,
+    start_portal,
+    stop_portal,
+)
 
 MB = 1024 * 1024
 # The floods below send 15 MB to 400 MB each; the server may grow by its caps, not by the floods.
