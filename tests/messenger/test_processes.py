@@ -33,37 +33,42 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serve(data: Path, database_url: str, redis_url: str) -> Iterator[str]:
-    """`portal serve` in its own process; yields its base URL."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "PORTAL_DATA_DIR": str(data),
-        "PORTAL_DATABASE_URL": database_url,
-        "PORTAL_REDIS_URL": redis_url,
-        "PORTAL_BASE_DOMAIN": BASE_DOMAIN,
-        "PORTAL_SECRET_KEY": SECRET,
-        "PORTAL_PORT": str(port),
-    }
-    log = (data / "server.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "portal.cli", "serve"], env=env, stdout=log, stderr=log
-    )
+def serve(*folders: Path, database_url: str, redis_url: str) -> Iterator[list[str]]:
+    """`portal serve` in a process of its own per folder, started together; their base URLs."""
+    started = []
     try:
+        for data in folders:
+            port = _free_port()
+            env = {
+                **os.environ,
+                "PORTAL_DATA_DIR": str(data),
+                "PORTAL_DATABASE_URL": database_url,
+                "PORTAL_REDIS_URL": redis_url,
+                "PORTAL_BASE_DOMAIN": BASE_DOMAIN,
+                "PORTAL_SECRET_KEY": SECRET,
+                "PORTAL_PORT": str(port),
+            }
+            log = (data / "server.log").open("wb")
+            command = [sys.executable, "-m", "portal.cli", "serve"]
+            process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+            started.append((data, port, process, log))
         deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError((data / "server.log").read_text()) from None
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
+        for data, port, process, _log in started:
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError((data / "server.log").read_text()) from None
+                    time.sleep(0.05)
+        yield [f"http://127.0.0.1:{port}" for _data, port, _process, _log in started]
     finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
+        for _data, _port, process, _log in started:
+            process.terminate()
+        for _data, _port, process, log in started:
+            process.wait(timeout=10)
+            log.close()
 
 
 @dataclass
@@ -94,10 +99,8 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
         (tmp_path / "a").mkdir()
         (tmp_path / "b").mkdir()
         try:
-            with (
-                serve(tmp_path / "a", database_url, redis.url) as a,
-                serve(tmp_path / "b", database_url, redis.url) as b,
-            ):
+            folders = (tmp_path / "a", tmp_path / "b")
+            with serve(*folders, database_url=database_url, redis_url=redis.url) as (a, b):
                 chat = Chat(Server(url=a, core=core), tenant)
                 yield Cluster(chat, redis, a, b)
                 await chat.close()
