@@ -6,7 +6,7 @@ database from its first write to its commit, so no lock is needed. That gives tw
 messenger relies on: message ids are handed out in commit order within a conversation, so a
 client catching up with `after_id` never skips a message committed late; and a visitor message
 either lands in the transcript of the ticket the conversation becomes, or sees the ticket and
-is added to it as a reply, never neither.
+is added to it as a reply, never neither (`chat_tickets.py` makes and feeds the ticket).
 """
 
 from __future__ import annotations
@@ -25,10 +25,8 @@ from portal.core.contract import (
     ChatMessage,
     Conflict,
     Conversation,
-    Event,
     MessageDraft,
     NotFound,
-    ReplyDraft,
     Ticket,
     TicketsDomain,
 )
@@ -45,11 +43,12 @@ from portal.core.embedded.chat_rows import (
     move_markers,
     read_messages,
 )
+from portal.core.embedded.chat_tickets import ChatTickets
 from portal.core.embedded.customers import EmbeddedCustomers
 from portal.core.embedded.domain import EmbeddedDomain
 from portal.core.embedded.engine import CoreEngine
 from portal.core.embedded.rows import require_in_tenant, utcnow
-from portal.core.embedded.transcripts import SUBJECT_LENGTH, drafts_of, ticket_draft
+from portal.core.embedded.transcripts import SUBJECT_LENGTH
 
 AUTHOR_TYPES = ("visitor", "agent", "system")
 READERS = ("visitor", "agent")
@@ -73,6 +72,7 @@ class EmbeddedChat(EmbeddedDomain):
         self._customers = customers
         self._tickets = tickets
         self._canned = CannedResponses(engine)
+        self._to_ticket = ChatTickets(engine, bus, tickets)
 
     # ----------------------------------------------------------- conversations
     async def _conversation_where(self, where: Any) -> Conversation | None:
@@ -336,7 +336,7 @@ class EmbeddedChat(EmbeddedDomain):
             ):
                 # A resend does this again, harmlessly: the reply's key is the message's id.
                 try:
-                    await self._copy_to_ticket(posts[i].tenant_id, row.ticket_id, message)
+                    await self._to_ticket.copy(posts[i].tenant_id, row.ticket_id, message)
                 except Exception as exc:  # stored, not yet a reply: the resend finishes it
                     outcomes[i] = exc
         return [outcome for outcome in outcomes if outcome is not None]
@@ -374,83 +374,7 @@ class EmbeddedChat(EmbeddedDomain):
     async def conversation_to_ticket(self, tenant_id: int, conversation_id: int) -> Ticket:
         """The ticket this conversation became, made once: a transcript, then later replies."""
         conversation = await self.get_conversation(tenant_id, conversation_id)
-        if conversation.ticket_id is None and not conversation.visitor_email:
-            raise Conflict("an email address is needed")
-        c, m = t.conversations.c, t.chat_messages.c
-        mine = self._mine(tenant_id, conversation_id)
-        public = (m.conversation_id == conversation_id) & m.internal.is_(False)
-        async with self.engine.begin() as conn:
-            # The first attempt fixes where the transcript ends, so a retry writes the same one.
-            newest = (
-                sa.select(sa.func.coalesce(sa.func.max(m.id), 0))
-                .where(m.conversation_id == conversation_id)
-                .scalar_subquery()
-            )
-            await conn.execute(
-                t.conversations.update()
-                .where(mine)
-                .values(ticket_through_id=sa.func.coalesce(c.ticket_through_id, newest))
-            )
-            state = (await conn.execute(sa.select(t.conversations).where(mine))).one()
-            transcript = []
-            if state.ticket_id is None:
-                transcript = await read_messages(
-                    conn,
-                    sa.select(t.chat_messages)
-                    .where(public)
-                    .where(m.id <= state.ticket_through_id)
-                    .order_by(m.id),
-                )
-        ticket_id = state.ticket_id
-        if ticket_id is None:
-            ticket = await self._tickets.create_ticket(
-                tenant_id, ticket_draft(state, transcript), f"chat-{conversation_id}"
-            )
-            async with self.engine.begin() as conn:
-                result = await conn.execute(
-                    t.conversations.update()
-                    .where(mine)
-                    .where(c.ticket_id.is_(None))
-                    .values(
-                        ticket_id=ticket.id,
-                        customer_id=sa.func.coalesce(c.customer_id, ticket.customer_id),
-                        updated_at=utcnow(),
-                    )
-                )
-            if result.rowcount:
-                self._bus.publish(
-                    Event(
-                        "chat.ticketed",
-                        tenant_id,
-                        {"conversation_id": conversation_id, "ticket_id": ticket.id},
-                    )
-                )
-            ticket_id = ticket.id
-        # Visitor messages written after the transcript's end: each becomes a reply (once).
-        async with self.engine.connect() as conn:
-            later = await read_messages(
-                conn,
-                sa.select(t.chat_messages)
-                .where(public)
-                .where(m.author_type == "visitor")
-                .where(m.id > state.ticket_through_id)
-                .order_by(m.id),
-            )
-        for message in later:
-            await self._copy_to_ticket(tenant_id, ticket_id, message)
-        return await self._tickets.get_ticket(tenant_id, ticket_id)
-
-    async def _copy_to_ticket(self, tenant_id: int, ticket_id: int, message: ChatMessage) -> None:
-        """A visitor's chat message as the requester's reply on the ticket (idempotent)."""
-        ticket = await self._tickets.get_ticket(tenant_id, ticket_id)
-        reply = ReplyDraft(
-            author_type="customer",
-            author_id=ticket.customer_id,
-            body=message.body,
-            internal=False,
-            attachments=drafts_of(message.attachments),
-        )
-        await self._tickets.add_reply(tenant_id, ticket_id, reply, f"chat-{message.id}")
+        return await self._to_ticket.ticket_of(tenant_id, conversation)
 
     # -------------------------------------------------------- canned responses
     async def list_canned_responses(self, tenant_id: int) -> list[CannedResponse]:
