@@ -65,24 +65,32 @@ async def insert_attachments(
     """Record stored files as belonging to a ticket, a reply or a chat message."""
     if not drafts:
         return
-    now = utcnow()
-    await conn.execute(
-        t.attachments.insert(),
-        [
-            dict(
-                tenant_id=tenant_id,
-                ticket_id=ticket_id,
-                reply_id=reply_id,
-                message_id=message_id,
-                filename=a.filename,
-                content_type=a.content_type,
-                size=a.size,
-                storage_key=a.storage_key,
-                created_at=now,
-            )
-            for a in drafts
-        ],
-    )
+    rows = _attachment_rows(tenant_id, drafts, ticket_id, reply_id, message_id, utcnow())
+    await conn.execute(t.attachments.insert(), rows)
+
+
+def _attachment_rows(
+    tenant_id: int,
+    drafts: tuple[AttachmentDraft, ...],
+    ticket_id: int | None,
+    reply_id: int | None,
+    message_id: int | None,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    return [
+        dict(
+            tenant_id=tenant_id,
+            ticket_id=ticket_id,
+            reply_id=reply_id,
+            message_id=message_id,
+            filename=a.filename,
+            content_type=a.content_type,
+            size=a.size,
+            storage_key=a.storage_key,
+            created_at=now,
+        )
+        for a in drafts
+    ]
 
 
 async def stored_attachments(
@@ -97,19 +105,7 @@ async def stored_attachments(
     """Record a reply's stored files; the attachments as written, their ids from RETURNING."""
     if not drafts:
         return ()
-    rows = [
-        dict(
-            tenant_id=tenant_id,
-            ticket_id=ticket_id,
-            reply_id=reply_id,
-            filename=a.filename,
-            content_type=a.content_type,
-            size=a.size,
-            storage_key=a.storage_key,
-            created_at=now,
-        )
-        for a in drafts
-    ]
+    rows = _attachment_rows(tenant_id, drafts, ticket_id, reply_id, None, now)
     insert = t.attachments.insert().returning(t.attachments.c.id, sort_by_parameter_order=True)
     ids = [row[0] for row in await conn.execute(insert, rows)]
     return tuple(
