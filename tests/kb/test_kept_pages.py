@@ -8,21 +8,15 @@ import re
 from collections.abc import Awaitable, Callable
 
 import pytest
-from redis.asyncio import Redis
 
-from portal.app import create_app
 from portal.core.contract import ArticleDraft
-from portal.core.embedded.core import EmbeddedCore
-from portal.events import CHANNEL
 from portal.kb.store import KnowledgeBase, RenderedPage
-from portal.settings import Settings
 from tests.conftest import (
     BASE_DOMAIN,
     customer_cookie,
-    serve_app,
-    sqlite_database,
 )
 from tests.kb.test_routes import wait_searchable
+from tests.two_processes import two_apps, two_cores
 
 KEY_RE = re.compile(r'name="key" value="([^"]+)"')
 
@@ -129,52 +123,22 @@ async def test_a_page_made_while_a_change_lands_is_not_kept(core):
 
 
 async def test_a_change_made_in_another_process_replaces_kept_pages(tmp_path, redis):
-    url = sqlite_database(tmp_path)
-    cores = [EmbeddedCore(url), EmbeddedCore(url)]
-    for core in cores:
-        await core.start()
-    settings = [
-        Settings(
-            data_dir=str(tmp_path / name),
-            base_domain=BASE_DOMAIN,
-            secret_key="test-secret-key-that-is-long-enough-0123456789",
-            redis_url=redis.url,
-        )
-        for name in ("a", "b")
-    ]
-    tenant = await cores[1].tenants.create_tenant("acme", "Acme")
-    await cores[1].kb.save_article(tenant.id, ArticleDraft("en", "reset", "Reset", "Old way."))
-    try:
-        async with (
-            serve_app(create_app(settings[0], core=cores[0]), settings[0], cores[0]) as a,
-            serve_app(create_app(settings[1], core=cores[1]), settings[1], cores[1]),
-        ):
-            inspector = Redis.from_url(redis.url, decode_responses=True)
-            try:
-                await eventually(
-                    lambda: _subscribers(inspector, 2), "both processes listen to the hub"
-                )
-            finally:
-                await inspector.aclose()
-            async with a.client() as client:
+    async with two_cores(tmp_path) as cores:
+        tenant = await cores[1].tenants.create_tenant("acme", "Acme")
+        await cores[1].kb.save_article(tenant.id, ArticleDraft("en", "reset", "Reset", "Old way."))
+        secret = "test-secret-key-that-is-long-enough-0123456789"
+        async with two_apps(tmp_path, cores, redis.url, secret) as (a, _b), a.client() as client:
 
-                async def a_shows(text: str) -> bool:
-                    return text in (await client.get("/kb/en/articles/reset")).text
+            async def a_shows(text: str) -> bool:
+                return text in (await client.get("/kb/en/articles/reset")).text
 
-                assert await a_shows("Old way.")
-                # Written through the other process: its events reach this one by the hub.
-                await cores[1].kb.save_article(
-                    tenant.id, ArticleDraft("en", "reset", "Reset", "New way.")
-                )
-                await eventually(lambda: a_shows("New way."), "the article change")
-                await cores[1].tenants.update_branding(
-                    tenant.id, name="Acme Support", logo_url="", primary_color="#1f6feb"
-                )
-                await eventually(lambda: a_shows("Reset · Acme Support"), "the branding change")
-    finally:
-        for core in cores:
-            await core.close()
-
-
-async def _subscribers(inspector: Redis, count: int) -> bool:
-    return dict(await inspector.pubsub_numsub(CHANNEL)).get(CHANNEL) == count
+            assert await a_shows("Old way.")
+            # Written through the other process: its events reach this one by the hub.
+            await cores[1].kb.save_article(
+                tenant.id, ArticleDraft("en", "reset", "Reset", "New way.")
+            )
+            await eventually(lambda: a_shows("New way."), "the article change")
+            await cores[1].tenants.update_branding(
+                tenant.id, name="Acme Support", logo_url="", primary_color="#1f6feb"
+            )
+            await eventually(lambda: a_shows("Reset · Acme Support"), "the branding change")

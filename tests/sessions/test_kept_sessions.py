@@ -7,27 +7,21 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from redis.asyncio import Redis
 
-from portal.app import create_app
 from portal.core.contract import EVENTS_RESUMED, Event
-from portal.core.embedded.core import EmbeddedCore
 from portal.security import Signer
 from portal.sessions.cache import SessionCache
 from portal.sessions.customer import SESSION_COOKIE, session_token
 from portal.sessions.store import session_id
-from portal.settings import Settings
 from tests.conftest import (
-    BASE_DOMAIN,
     customer_cookie,
-    serve_app,
-    sqlite_database,
     staff_cookie,
 )
 from tests.customer.conftest import csrf_from
 from tests.customer.test_kept_lists import Reads, subjects
-from tests.kb.test_kept_pages import _subscribers, eventually
+from tests.kb.test_kept_pages import eventually
 from tests.sessions.test_cache import told
+from tests.two_processes import two_apps, two_cores
 
 SECRET = "test-secret-key-that-is-long-enough-0123456789"
 PAT = "pat@example.com"
@@ -193,34 +187,11 @@ async def test_after_a_hub_outage_no_kept_session_is_trusted(core):
 
 # ------------------------------------------------------------------ two processes
 async def test_sign_outs_and_ticket_changes_in_one_process_reach_the_other(tmp_path, redis):
-    url = sqlite_database(tmp_path)
-    cores = [EmbeddedCore(url), EmbeddedCore(url)]
-    for core in cores:
-        await core.start()
-    settings = [
-        Settings(
-            data_dir=str(tmp_path / name),
-            base_domain=BASE_DOMAIN,
-            secret_key=SECRET,
-            redis_url=redis.url,
-        )
-        for name in ("a", "b")
-    ]
-    tenant = await cores[0].tenants.create_tenant("acme", "Acme")
-    pat = await cores[0].customers.ensure_customer(tenant.id, PAT)
-    await cores[0].tickets.create_ticket(tenant.id, _draft("First question"), "k1")
-    try:
-        async with (
-            serve_app(create_app(settings[0], core=cores[0]), settings[0], cores[0]) as a,
-            serve_app(create_app(settings[1], core=cores[1]), settings[1], cores[1]) as b,
-        ):
-            inspector = Redis.from_url(redis.url, decode_responses=True)
-            try:
-                await eventually(
-                    lambda: _subscribers(inspector, 2), "both processes listen to the hub"
-                )
-            finally:
-                await inspector.aclose()
+    async with two_cores(tmp_path) as cores:
+        tenant = await cores[0].tenants.create_tenant("acme", "Acme")
+        pat = await cores[0].customers.ensure_customer(tenant.id, PAT)
+        await cores[0].tickets.create_ticket(tenant.id, _draft("First question"), "k1")
+        async with two_apps(tmp_path, cores, redis.url, SECRET) as (a, b):
             one, other = await cookie_of(a, pat), await cookie_of(a, pat)
             async with a.client() as on_a, b.client() as on_b:
 
@@ -256,9 +227,6 @@ async def test_sign_outs_and_ticket_changes_in_one_process_reach_the_other(tmp_p
                 )
                 assert out.status_code == 303
                 await eventually(lambda: b_refuses(other), "signing out everywhere on A")
-    finally:
-        for core in cores:
-            await core.close()
 
 
 async def _has(listed, subject: str) -> bool:
