@@ -106,11 +106,10 @@ def embedded(request: Request, form: Any = None) -> bool:
     return form is not None and form.get("embed") == "1"
 
 
-def secure_headers(request: Request, response: Response, *, private: bool = True) -> Response:
-    """No caching of private pages; framing allowed to the tenant's own sites only."""
-    response.headers["Content-Security-Policy"] = tenant_csp(getattr(request.state, "tenant", None))
-    if private:
-        response.headers["Cache-Control"] = "no-store"
+def secure_headers(response: Response) -> Response:
+    """No caching of a private page. (Framing by the tenant's own sites only is every customer
+    page's CSP, which `SecurityHeadersMiddleware` adds with `TenantCSP`.)"""
+    response.headers["Cache-Control"] = "no-store"
     return response
 
 

@@ -50,7 +50,7 @@ def page(
     context.setdefault("csrf_token", csrf_token_of(request))
     context.setdefault("embed", embedded(request))
     response = render(request, name, context, status_code=status_code, headers=headers)
-    secure_headers(request, response)
+    secure_headers(response)
     return response
 
 
@@ -86,7 +86,7 @@ def keepable_page(request: Request, name: str, context: dict[str, Any]) -> KeptP
     }
     html = render_html(request, name, context)
     parts = tuple(part.encode() for part in html.split(_CSRF_SLOT))
-    probe = secure_headers(request, Response())
+    probe = secure_headers(Response())
     headers = tuple(
         h for h in probe.raw_headers if h[0] not in (b"content-length", b"content-type")
     )

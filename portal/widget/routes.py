@@ -109,7 +109,7 @@ async def panel(request: Request) -> Response:
         "greeting": config["strings"]["greeting"],
     }
     response = render(request, "widget/panel.html", context, language=language)
-    return secure_headers(request, response)  # framed by the tenant's own sites only
+    return secure_headers(response)  # framed by the tenant's own sites only (TenantCSP)
 
 
 async def article(request: Request) -> Response:
@@ -131,7 +131,7 @@ async def article(request: Request) -> Response:
         {"page": page, "article": page.article},
         language=page.article.language,
     )
-    return secure_headers(request, response)
+    return secure_headers(response)
 
 
 routes: list[BaseRoute] = [
