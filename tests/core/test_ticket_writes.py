@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from portal.core.contract import AttachmentDraft, ReplyDraft, TicketDraft
+from portal.core.contract import AttachmentDraft, NotFound, ReplyDraft, TicketDraft
 from portal.core.embedded import schema
 from portal.core.embedded.core import EmbeddedCore
 from portal.core.embedded.migrate import upgrade
@@ -29,7 +29,7 @@ class Counted:
         if verb == "COMMIT":
             self.commits += 1
         elif verb != "BEGIN":
-            table = {"INSERT": words[1], "UPDATE": words[0]}.get(verb, "")
+            table = words[1] if verb == "INSERT" else words[0] if verb == "UPDATE" else ""
             self.statements.append(f"{verb} {table}".strip())
 
 
@@ -124,6 +124,30 @@ async def test_numbers_are_unique_per_tenant_when_tickets_race(core, acme):
     )
     assert sorted(t.number for t in made if t.tenant_id == acme.id) == list(range(1, 13))
     assert sorted(t.number for t in made if t.tenant_id == other.id) == [1, 2, 3, 4]
+
+
+async def test_tickets_asked_for_together_share_one_commit_and_fail_alone(core, acme):
+    first = await core.tickets.create_ticket(acme.id, draft(), "first")
+    async with counted(core) as seen:
+        made = await asyncio.gather(
+            *[
+                core.tickets.create_ticket(acme.id, draft(f"p{i}@example.com"), f"b{i}")
+                for i in range(5)
+            ],
+            core.tickets.create_ticket(acme.id, draft(), "first"),  # a retry: the first ticket
+            core.tickets.create_ticket(acme.id, draft(department_id=10**6), "lost"),
+            return_exceptions=True,
+        )
+    *new, again, lost = made
+    # On PostgreSQL each commits alone: the server runs them side by side and groups commits.
+    assert seen.commits == (1 if core.engine.dialect.name == "sqlite" else 5)
+    assert isinstance(lost, NotFound)
+    assert again == first
+    # What failed was undone alone: no number lost, every new ticket stored as answered.
+    assert sorted(t.number for t in new) == [2, 3, 4, 5, 6]
+    for ticket in new:
+        assert ticket == await core.tickets.get_ticket(acme.id, ticket.id)
+    assert (await core.tickets.create_ticket(acme.id, draft(), "next")).number == 7
 
 
 async def test_a_retried_key_makes_one_ticket_and_uses_no_number(core, acme):

@@ -292,6 +292,29 @@ async def fetch(conn: CoreConnection, statement: Any, parameters: dict[str, Any]
     return _all(await conn.execute(statement, parameters))
 
 
+@asynccontextmanager
+async def savepoint(conn: CoreConnection) -> AsyncIterator[None]:
+    """A transaction nested in `conn`'s: what the block wrote is undone if it raises."""
+    if not isinstance(conn, InlineConnection):
+        async with conn.begin_nested():
+            yield
+        return
+    dbapi = conn.sync_connection.connection.dbapi_connection
+    assert dbapi is not None
+    if not dbapi.in_transaction:
+        # `sqlite3` begins only before a write, and a SAVEPOINT outside a transaction starts one
+        # that its RELEASE would commit: begin first, so the outer block's commit stays the one.
+        dbapi.execute("BEGIN")
+    dbapi.execute("SAVEPOINT nested")
+    try:
+        yield
+    except BaseException:
+        dbapi.execute("ROLLBACK TO nested")
+        dbapi.execute("RELEASE nested")
+        raise
+    dbapi.execute("RELEASE nested")
+
+
 async def first_row(conn: CoreConnection, statement: Any, parameters: dict[str, Any]) -> Any:
     """The first row of a statement built once (or None), as `fetch` runs it."""
     rows = await fetch(conn, statement, parameters)

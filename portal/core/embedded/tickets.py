@@ -51,6 +51,7 @@ from portal.core.embedded.ticket_queries import (
     ticket_list_statements,
     ticket_writes,
 )
+from portal.core.embedded.write_batches import WriteBatches
 
 RATING_CHANGE_WINDOW = timedelta(days=7)
 # Attempts at a ticket when a number was taken by another writer or a row it names went away.
@@ -68,6 +69,7 @@ class EmbeddedTickets(EmbeddedDomain):
         super().__init__(engine, bus)
         self._customers = customers
         self._writes: TicketWrites = ticket_writes(engine.dialect.name)
+        self._batches: WriteBatches[tuple[Ticket, bool]] = WriteBatches(engine, self._write_ticket)
 
     # ----------------------------------------------------------------- tickets
     async def _ticket_by_key(self, tenant_id: int, idempotency_key: str) -> Ticket | None:
@@ -147,65 +149,78 @@ class EmbeddedTickets(EmbeddedDomain):
     async def _insert_ticket(
         self, tenant_id: int, draft: TicketDraft, idempotency_key: str
     ) -> tuple[Ticket, bool]:
-        """The ticket made in one transaction, and whether its requester got a name by it.
+        """The ticket made, and whether its requester got a name by it: alone in its own
+        transaction when no other ticket is being made, else in one with the others of the
+        moment (`WriteBatches`)."""
+        return await self._batches.run((tenant_id, draft, idempotency_key))
+
+    async def _write_ticket(
+        self, conn: CoreConnection, item: tuple[int, TicketDraft, str]
+    ) -> tuple[Ticket, bool]:
+        return await self._insert_ticket_in(conn, *item)
+
+    async def _insert_ticket_in(
+        self, conn: CoreConnection, tenant_id: int, draft: TicketDraft, idempotency_key: str
+    ) -> tuple[Ticket, bool]:
+        """The ticket made in `conn`'s transaction, and whether its requester got a name by it.
 
         Four statements: the requester (made if new), the next number, the ticket, its first
-        reply; nothing is read back, the ticket is what was written.
+        reply; nothing is read back, the ticket is what was written. Raises _KeyTaken when the
+        key is the tenant's already: the caller rolls back what this wrote (the number too).
         """
         writes, now = self._writes, utcnow()
         name = draft.requester_name
-        async with self.engine.begin() as conn:
-            if draft.department_id is not None:
-                params = {"department_id": draft.department_id, "tenant_id": tenant_id}
-                if not await fetch(conn, DEPARTMENT_IN_TENANT, params):
-                    raise NotFound("no such department")
-            customer = {
-                "tenant_id": tenant_id,
-                "email": draft.requester_email.strip().lower(),
-                "name": name,
-                "now": now,
-            }
-            [(customer_id, organization_id, email, stored_name)] = await fetch(
-                conn, writes.customer, customer
-            )
-            renamed = bool(name) and not stored_name
-            if renamed:
-                fill = {"customer_id": customer_id, "new_name": name}
-                await fetch(conn, CUSTOMER_NAME_FILL, fill)
-            else:
-                name = stored_name
-            [(number,)] = await fetch(conn, writes.number, {"tenant_id": tenant_id})
-            values = {
-                "tenant_id": tenant_id,
-                "number": number,
-                "customer_id": customer_id,
-                "organization_id": organization_id,
-                "department_id": draft.department_id,
-                "subject": draft.subject,
-                "kind": draft.kind,
-                "priority": draft.priority,
-                "source": draft.source,
-                "custom_fields": draft.custom_fields,
-                "key": idempotency_key,
-                "now": now,
-            }
-            made = await fetch(conn, writes.ticket, values)
-            if not made:
-                raise _KeyTaken  # rolls back the customer's and the counter's writes
-            [(ticket_id,)] = made
-            reply = {
-                "ticket_id": ticket_id,
-                "author_type": "customer",
-                "author_id": customer_id,
-                "body": draft.description,
-                "internal": False,
-                "key": f"{idempotency_key}:description",
-                "now": now,
-            }
-            [(reply_id,)] = await fetch(conn, writes.reply, reply)
-            await insert_attachments(
-                conn, tenant_id, draft.attachments, ticket_id=ticket_id, reply_id=reply_id
-            )
+        if draft.department_id is not None:
+            params = {"department_id": draft.department_id, "tenant_id": tenant_id}
+            if not await fetch(conn, DEPARTMENT_IN_TENANT, params):
+                raise NotFound("no such department")
+        customer = {
+            "tenant_id": tenant_id,
+            "email": draft.requester_email.strip().lower(),
+            "name": name,
+            "now": now,
+        }
+        [(customer_id, organization_id, email, stored_name)] = await fetch(
+            conn, writes.customer, customer
+        )
+        renamed = bool(name) and not stored_name
+        if renamed:
+            fill = {"customer_id": customer_id, "new_name": name}
+            await fetch(conn, CUSTOMER_NAME_FILL, fill)
+        else:
+            name = stored_name
+        [(number,)] = await fetch(conn, writes.number, {"tenant_id": tenant_id})
+        values = {
+            "tenant_id": tenant_id,
+            "number": number,
+            "customer_id": customer_id,
+            "organization_id": organization_id,
+            "department_id": draft.department_id,
+            "subject": draft.subject,
+            "kind": draft.kind,
+            "priority": draft.priority,
+            "source": draft.source,
+            "custom_fields": draft.custom_fields,
+            "key": idempotency_key,
+            "now": now,
+        }
+        made = await fetch(conn, writes.ticket, values)
+        if not made:
+            raise _KeyTaken  # rolls back the customer's and the counter's writes
+        [(ticket_id,)] = made
+        reply = {
+            "ticket_id": ticket_id,
+            "author_type": "customer",
+            "author_id": customer_id,
+            "body": draft.description,
+            "internal": False,
+            "key": f"{idempotency_key}:description",
+            "now": now,
+        }
+        [(reply_id,)] = await fetch(conn, writes.reply, reply)
+        await insert_attachments(
+            conn, tenant_id, draft.attachments, ticket_id=ticket_id, reply_id=reply_id
+        )
         ticket = Ticket(
             id=ticket_id,
             tenant_id=tenant_id,
