@@ -13,10 +13,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
+import pytest_asyncio
 
 from portal.core.contract import Tenant
+from tests.browser.conftest import module_browser, module_loop_server
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+browser = module_browser  # one Chromium for the module; each test has its own context
+server = module_loop_server
 
 SNIPPET = (
     '<script nonce="n0nce">window.PortalWidget=window.PortalWidget||function(){'
@@ -97,7 +101,7 @@ RECORD_VIOLATIONS = (
 )
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="module")
 async def shop(server, browser):  # type: ignore[no-untyped-def]
     """(the site's origin, the service's URL, the tenant, a page) with the widget on /."""
     tenant: Tenant = await server.core.tenants.create_tenant(
@@ -345,7 +349,7 @@ async def _my_tickets(page, token: str):  # type: ignore[no-untyped-def]
     return frame.frame_locator("#app-frame")
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="module")
 async def keys(shop, server):  # type: ignore[no-untyped-def]
     """An HS256 secret and an ES256 key pair of the tenant's, and a ticket of Kim's."""
     from cryptography.hazmat.primitives import serialization

@@ -19,6 +19,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -294,6 +295,7 @@ def wordpress() -> Iterator[WordPress]:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "PHP_CLI_SERVER_WORKERS": "4"},
+                start_new_session=True,  # a group of its own: its workers stop with it
             )
         deadline = time.monotonic() + 15
         while not _reachable(WP_HOST, port):
@@ -303,7 +305,8 @@ def wordpress() -> Iterator[WordPress]:
         yield site
     finally:
         if process is not None:
-            process.terminate()
+            # Terminated alone, php -S leaves its workers running, orphaned, after the tests.
+            os.killpg(process.pid, signal.SIGTERM)
             process.wait(10)
         _mariadb(php, f"DROP DATABASE IF EXISTS `{database}`")
         shutil.rmtree(base, ignore_errors=True)

@@ -17,13 +17,14 @@ from portal.kb.importer import (
     import_folder,
     parse_article_file,
 )
+from tests.conftest import sqlite_database
 
 DEMO_ARTICLES = Path(portal.demo.__file__).parent / "articles"
 
 
 @pytest.fixture
 async def core(tmp_path: Path) -> AsyncIterator[EmbeddedCore]:
-    core = EmbeddedCore(f"sqlite+aiosqlite:///{tmp_path}/core.db")
+    core = EmbeddedCore(sqlite_database(tmp_path))  # a copy of a migrated one: no migrating
     await core.start()
     try:
         yield core

@@ -17,11 +17,12 @@ from portal.kb.analysis import analyzer_for
 from portal.kb.index import TenantIndex
 from portal.kb.plaintext import markdown_to_text
 from portal.kb.search import SearchService
+from tests.conftest import sqlite_database
 
 
 @pytest.fixture
 async def core(tmp_path: Path) -> AsyncIterator[EmbeddedCore]:
-    core = EmbeddedCore(f"sqlite+aiosqlite:///{tmp_path}/core.db")
+    core = EmbeddedCore(sqlite_database(tmp_path))  # a copy of a migrated one: no migrating
     await core.start()
     yield core
     await core.close()
