@@ -27,16 +27,24 @@ from portal.bodylimit import BodyLimitMiddleware
 from portal.capabilities import gate_routes
 from portal.compression import GZipMiddleware
 from portal.core.contract import EVENTS_RESUMED, HelpdeskCore
-from portal.core.embedded.core import EmbeddedCore
+from portal.core.contract.events import FORM_CHANGED
+from portal.core.remote.core import RemoteCore
+from portal.core.remote.select import core_from_settings
 from portal.customer.auth import SignInLimits
 from portal.customer.lists import TicketLists
 from portal.customer.notifications import notify_customers
 from portal.customer.routes import routes as customer_routes
 from portal.domains import recheck_forever
+from portal.edge.chat_relay import relay_chat_messages
+from portal.edge.core_events import edge_core_events
+from portal.edge.outbox import EdgeOutbox
+from portal.edge.receiver import routes as core_webhook_routes
 from portal.embedding import TenantCSP
 from portal.events import EventFeed
 from portal.forms.cache import FormCache
 from portal.forms.routes import routes as forms_routes
+from portal.health import Health
+from portal.health import routes as health_routes
 from portal.hub import make_hub
 from portal.i18n import LanguageMiddleware
 from portal.kb.routes import routes as kb_routes
@@ -47,6 +55,8 @@ from portal.mail import Mailer
 from portal.messenger.routes import routes as messenger_routes
 from portal.messenger.service import Messenger
 from portal.messenger.sockets import ConnectionLimits
+from portal.metrics import Metrics
+from portal.metrics import routes as metrics_routes
 from portal.navigation import NavigationMiddleware
 from portal.platform_api import routes as platform_routes
 from portal.ratelimit import RateLimits
@@ -65,10 +75,6 @@ from portal.widget.routes import LoaderCache
 from portal.widget.routes import routes as widget_routes
 
 log = logging.getLogger(__name__)
-
-
-async def healthz(request: Request) -> Response:
-    return PlainTextResponse("ok")
 
 
 async def tls_ask(request: Request) -> Response:
@@ -117,16 +123,22 @@ async def unknown_host(scope: Scope, receive: Receive, send: Send) -> None:
     await response(scope, receive, send)
 
 
-async def _follow_core_events(feed: EventFeed, resolver: TenantResolver, kb: KnowledgeBase) -> None:
-    """Drop cached tenants and article pages when the core (in any process) says they changed."""
+async def _follow_core_events(
+    feed: EventFeed, resolver: TenantResolver, kb: KnowledgeBase, forms: FormCache
+) -> None:
+    """Drop cached tenants, article pages and forms when the core (in any process, or a remote
+    core) says they changed."""
     async for event in feed.events():
         if event.type == "tenant.changed":
             resolver.forget()
         elif event.type in ("article.changed", "category.changed"):
             kb.invalidate(event.tenant_id)
+        elif event.type == FORM_CHANGED:
+            forms.forget(event.tenant_id)
         elif event.type == EVENTS_RESUMED:  # changes may have gone unheard: forget them all
             resolver.forget()
             kb.invalidate_all()
+            forms.forget_all()
 
 
 def create_app(settings: Settings | None = None, core: HelpdeskCore | None = None) -> Starlette:
@@ -137,10 +149,17 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Services]]:
         settings.data_path.mkdir(parents=True, exist_ok=True)
+        metrics = Metrics()  # before the core: a remote core times its calls into it
         own_core = core is None
-        the_core: HelpdeskCore = core or EmbeddedCore(settings.resolved_database_url)
+        # The embedded core, or a remote one when PORTAL_CORE_URL and PORTAL_CORE_KEY are set.
+        the_core: HelpdeskCore = core or core_from_settings(settings, timer=metrics.timed_core_call)
         if own_core:
             await the_core.start()
+        # Only an edge on a remote core has an outbox: its writes are stored before being sent.
+        remote = the_core if isinstance(the_core, RemoteCore) else None
+        outbox = await EdgeOutbox.start(settings, remote) if remote is not None else None
+        if outbox is not None:
+            the_core = outbox.core
         search = SearchService(settings.data_path / "indexes", the_core)
         for tenant in await the_core.tenants.list_tenants():
             await search.catch_up(tenant.id)
@@ -155,10 +174,18 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
         feed = EventFeed(the_core, hub)
         sessions = SessionCache()
         ticket_lists = TicketLists()
+        form_cache = FormCache()
+        core_events = edge_core_events(
+            settings, metrics
+        )  # None unless the edge takes a core's events
+        if core_events is not None:
+            await core_events.start()
         tasks = [
             asyncio.create_task(feed.run(), name="event-relay"),
             asyncio.create_task(search.follow_events(feed.events()), name="search-follow"),
-            asyncio.create_task(_follow_core_events(feed, resolver, kb), name="cache-follow"),
+            asyncio.create_task(
+                _follow_core_events(feed, resolver, kb, form_cache), name="cache-follow"
+            ),
             asyncio.create_task(sessions.follow(feed.events()), name="session-follow"),
             asyncio.create_task(ticket_lists.follow(feed.events()), name="ticket-list-follow"),
             asyncio.create_task(kb.flush_views_forever(), name="view-flush"),
@@ -168,10 +195,23 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
                 name="customer-mail",
             ),
         ]
+        if core_events is not None:
+            tasks.append(asyncio.create_task(core_events.run(), name="core-events"))
+            if remote is not None:  # whose events() are what reaches its bus
+                relay = core_events.relay_to(remote.bus.publish)
+                tasks.append(asyncio.create_task(relay, name="core-events-relay"))
+                if the_core.capabilities.chat:  # messages agents wrote at the core
+                    chat = relay_chat_messages(feed.events(), messenger)
+                    tasks.append(asyncio.create_task(chat, name="core-chat-relay"))
+        if outbox is not None:
+            outbox.outbox.on_change(ticket_lists.invalidate)  # lists show pending tickets
+            tasks.append(asyncio.create_task(outbox.outbox.run(), name="outbox"))
         if settings.loop_lag_file:
             tasks.append(asyncio.create_task(watch_loop(Path(settings.loop_lag_file)), name="loop"))
         if the_core.capabilities.chat:
             tasks.append(asyncio.create_task(messenger.watch_unanswered(), name="chat-watch"))
+        health = Health(the_core, metrics, settings.ready_timeout)
+        health.watch_outbox(outbox.probe if outbox is not None else None)
         app_services = Services(
             settings=settings,
             core=the_core,
@@ -186,7 +226,9 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
             hub=hub,
             messenger=messenger,
             events=feed,
-            form_cache=FormCache(),
+            metrics=metrics,
+            health=health,
+            form_cache=form_cache,
             sessions=sessions,
             ticket_lists=ticket_lists,
             widget_form_ids=FormIds(),
@@ -195,6 +237,8 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
             sign_in_limits=SignInLimits(),
             login_guard=LoginGuard(),
             socket_limits=ConnectionLimits(settings.ws_max_per_ip_count),
+            core_events=core_events,
+            outbox=outbox,
         )
         # What startup made (indexes, templates, catalogs) lives as long as the app. Frozen, the
         # collector leaves it out of its full passes: the first full pass under load otherwise
@@ -209,15 +253,21 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
             await asyncio.gather(*tasks, return_exceptions=True)
             await messenger.close()  # read receipts still pending, before the hub goes
             await hub.close()
+            if core_events is not None:
+                await core_events.close()
+            if outbox is not None:
+                await outbox.close()
             await kb.flush_views()
             search.close()
             if own_core:
                 await the_core.close()
 
     routes = [
-        Route("/healthz", healthz, name="healthz"),
+        *health_routes,  # /healthz, /readyz
+        *metrics_routes,
         Route("/_tls/ask", tls_ask, name="tls_ask"),
         *platform_routes,
+        *core_webhook_routes,  # /_core/events
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         *kb_routes,
         *forms_routes,

@@ -201,6 +201,28 @@ def cmd_tenants(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_with_core(settings, action))
 
 
+def cmd_core_webhook(settings: Settings, args: argparse.Namespace) -> int:
+    from portal.core.webhooks.endpoints import BadEndpoint, Endpoints
+
+    async def action(core: EmbeddedCore) -> int:
+        try:
+            tenant = await core.tenants.get_tenant(args.tenant)
+        except NotFound:
+            print(f"portal: --tenant: no tenant {args.tenant!r}", file=sys.stderr)
+            return 1
+        try:
+            endpoint = await Endpoints(core.engine).create(tenant.id, args.url)
+        except BadEndpoint as exc:
+            print(f"portal: --url: {exc}", file=sys.stderr)
+            return 1
+        print(f"webhook {endpoint.id} of {tenant.slug}: {endpoint.url}")
+        print("its secret, shown once (the edge's PORTAL_CORE_WEBHOOK_SECRET):")
+        print(endpoint.secret)
+        return 0
+
+    return asyncio.run(_with_core(settings, action))
+
+
 def cmd_settings(settings: Settings, args: argparse.Namespace) -> int:
     for name, default, help_text in settings_table():
         print(f"{name}={default!r}\n    {help_text}")
@@ -245,7 +267,16 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--role", choices=["admin", "agent"], default="agent")
     agent.add_argument("--password", help="prompted for when omitted")
     agent.set_defaults(func=cmd_create_agent)
+    webhook = sub.add_parser(
+        "core-webhook", help="register an edge's webhook endpoint at this core; prints its secret"
+    )
+    webhook.add_argument("--tenant", required=True, help="tenant slug")
+    webhook.add_argument("--url", required=True, help="e.g. https://edge.example.com/_core/events")
+    webhook.set_defaults(func=cmd_core_webhook)
     sub.add_parser("settings", help="list every PORTAL_* setting").set_defaults(func=cmd_settings)
+    from portal.core.api.commands import add_commands as add_core_api_commands
+
+    add_core_api_commands(sub)  # portal core, portal core-key
     return parser
 
 

@@ -21,14 +21,18 @@ if TYPE_CHECKING:  # the modules below import this one for `services()`
     from portal.core.contract import HelpdeskCore
     from portal.customer.auth import SignInLimits
     from portal.customer.lists import TicketLists
+    from portal.edge.core_events import CoreEvents
+    from portal.edge.outbox import EdgeOutbox
     from portal.events import EventFeed
     from portal.forms.cache import FormCache
+    from portal.health import Health
     from portal.hub import Hub
     from portal.kb.search import SearchService
     from portal.kb.store import KnowledgeBase
     from portal.mail import Mailer
     from portal.messenger.service import Messenger
     from portal.messenger.sockets import ConnectionLimits
+    from portal.metrics import Metrics
     from portal.ratelimit import RateLimits
     from portal.security import Signer
     from portal.sessions.cache import SessionCache
@@ -56,6 +60,8 @@ class Services:
     hub: Hub
     messenger: Messenger
     events: EventFeed
+    metrics: Metrics  # this app's Prometheus registry
+    health: Health  # readiness checks; the outbox registers its probe here
     # Small caches, each read on hot pages and dropped or expired on change.
     form_cache: FormCache
     sessions: SessionCache  # sessions, signed-in customers and sessions' CSRF tokens
@@ -67,6 +73,10 @@ class Services:
     sign_in_limits: SignInLimits
     login_guard: LoginGuard
     socket_limits: ConnectionLimits
+    # A remote core's events in (webhooks and feed); None on the embedded core.
+    core_events: CoreEvents | None = None
+    # The outbox of a remote core's writes; None on the embedded core.
+    outbox: EdgeOutbox | None = None
 
 
 def services(connection: HTTPConnection) -> Services:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import os
 from collections.abc import Mapping
@@ -97,6 +99,57 @@ class Settings:
         "Custom domains are re-checked in DNS when their last check is this old; a domain "
         "that stopped pointing at us stops being served. `0` switches re-checks off.",
     )
+    ready_timeout_s: str = _setting(
+        "2",
+        "Seconds `/readyz` waits for the core (and the outbox) to answer before it reports "
+        "the service not ready (503).",
+    )
+    metrics_key: str = _setting(
+        "",
+        "Bearer key that lets a scraper read `/metrics` from any address, at least 32 "
+        "characters; empty means `/metrics` answers loopback clients only.",
+    )
+    edge_database_url: str = _setting(
+        "",
+        "SQLAlchemy async URL of the edge's own database (webhook ids seen, the events feed's "
+        "cursor); empty means SQLite `edge.db` in the data dir.",
+    )
+    webhook_retry_max_s: str = _setting(
+        "300",
+        "`portal core`: the longest wait, in seconds, between two attempts to deliver a webhook "
+        "(waits double from 1 s up to this, with jitter, until the endpoint accepts).",
+    )
+    core_webhook_secret: str = _setting(
+        "",
+        "The `whsec_...` secret of this edge's webhook endpoint at the core (printed by "
+        "`portal core-webhook`); empty switches `POST /_core/events` off.",
+    )
+    core_url: str = _setting(
+        "",
+        "Base URL of a remote core (`portal core`, e.g. `http://core.internal:8100`); with "
+        "`PORTAL_CORE_KEY` the edge uses it instead of its embedded core.",
+    )
+    core_key: str = _setting(
+        "", "The tenant's core API key (`portal core-key --tenant SLUG` on the core)."
+    )
+    core_timeout_s: str = _setting(
+        "10", "Seconds a call to the remote core may take before it is retried (then fails)."
+    )
+    outbox_send_wait_s: str = _setting(
+        "1.5",
+        "With a remote core: seconds a customer's write waits for the core before the answer is "
+        '"received, we will confirm shortly" (the write stays in the edge\'s outbox).',
+    )
+    outbox_retry_max_s: str = _setting(
+        "60",
+        "With a remote core: the longest wait, in seconds, between two attempts to send a "
+        "write from the outbox (waits double from 0.5 s up to this, with jitter).",
+    )
+    core_cache_ttl_s: str = _setting(
+        "30",
+        "Seconds the edge keeps a remote core's tenant, knowledge base and form reads (dropped "
+        "sooner by the core's events); `0` keeps none.",
+    )
 
     @property
     def ws_max_per_ip_count(self) -> int:
@@ -125,12 +178,38 @@ class Settings:
         return servers
 
     @property
+    def ready_timeout(self) -> float:
+        return float(self.ready_timeout_s)
+
+    @property
     def production(self) -> bool:
         return self.env == "production"
 
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir)
+
+    @property
+    def core_timeout(self) -> float:
+        return float(self.core_timeout_s)
+
+    @property
+    def core_cache_ttl(self) -> float:
+        return float(self.core_cache_ttl_s)
+
+    @property
+    def remote_core(self) -> bool:
+        return bool(self.core_url and self.core_key)
+
+    @property
+    def webhook_retry_max(self) -> float:
+        return float(self.webhook_retry_max_s)
+
+    @property
+    def resolved_edge_database_url(self) -> str:
+        if self.edge_database_url:
+            return self.edge_database_url
+        return f"sqlite+aiosqlite:///{(self.data_path / 'edge.db').resolve()}"
 
     @property
     def resolved_database_url(self) -> str:
@@ -156,6 +235,31 @@ class Settings:
         """Fail early, naming the variable to set, when a setting is unusable."""
         if self.env not in ("development", "production"):
             raise SettingsError("PORTAL_ENV must be 'development' or 'production'.")
+        if bool(self.core_url) != bool(self.core_key):
+            raise SettingsError(
+                "Set both PORTAL_CORE_URL and PORTAL_CORE_KEY for a remote core, or neither for "
+                "the embedded one."
+            )
+        if not 0 < _seconds(self.core_timeout_s) <= 300:
+            raise SettingsError(
+                "PORTAL_CORE_TIMEOUT_S must be a number of seconds between 0 and 300, "
+                f"not {self.core_timeout_s!r}."
+            )
+        if not 0 <= _seconds(self.core_cache_ttl_s) <= 3600:
+            raise SettingsError(
+                "PORTAL_CORE_CACHE_TTL_S must be a number of seconds from 0 (no cache) to 3600, "
+                f"not {self.core_cache_ttl_s!r}."
+            )
+        if not 0 < _seconds(self.outbox_send_wait_s) <= 30:
+            raise SettingsError(
+                "PORTAL_OUTBOX_SEND_WAIT_S must be a number of seconds above 0 and at most 30, "
+                f"not {self.outbox_send_wait_s!r}."
+            )
+        if not 0 < _seconds(self.outbox_retry_max_s) <= 3600:
+            raise SettingsError(
+                "PORTAL_OUTBOX_RETRY_MAX_S must be a number of seconds above 0 and at most 3600, "
+                f"not {self.outbox_retry_max_s!r}."
+            )
         if not self.smtp_port.isdigit():
             raise SettingsError(f"PORTAL_SMTP_PORT must be a number, not {self.smtp_port!r}.")
         if not self.ws_max_per_ip.isdigit():
@@ -169,6 +273,17 @@ class Settings:
                 "PORTAL_PLATFORM_KEY must be at least 32 characters (or empty to switch the "
                 "operators' API off), e.g. the output of "
                 "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`."
+            )
+        if self.metrics_key and len(self.metrics_key) < 32:
+            raise SettingsError(
+                "PORTAL_METRICS_KEY must be at least 32 characters (or empty: `/metrics` then "
+                "answers loopback clients only), e.g. the output of "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`."
+            )
+        if not 0 < _seconds(self.ready_timeout_s) <= 60:
+            raise SettingsError(
+                "PORTAL_READY_TIMEOUT_S must be a number of seconds above 0 and at most 60, "
+                f"not {self.ready_timeout_s!r}."
             )
         if not self.header_timeout_s.isdigit() or int(self.header_timeout_s) < 1:
             raise SettingsError(
@@ -191,6 +306,16 @@ class Settings:
                 "PORTAL_DNS_SERVERS must be IP addresses with optional ports, comma-separated, "
                 f"e.g. `127.0.0.1:53,[::1]:53`, not {self.dns_servers!r}."
             ) from None
+        if not 0 < _seconds(self.webhook_retry_max_s) <= 86400:
+            raise SettingsError(
+                "PORTAL_WEBHOOK_RETRY_MAX_S must be a number of seconds above 0 and at most "
+                f"86400, not {self.webhook_retry_max_s!r}."
+            )
+        if self.core_webhook_secret and not _webhook_secret(self.core_webhook_secret):
+            raise SettingsError(
+                "PORTAL_CORE_WEBHOOK_SECRET must be the `whsec_...` secret the core printed for "
+                "this edge's webhook endpoint (`portal core-webhook`), or empty."
+            )
         if not self.production:
             return
         if self.secret_key == DEV_SECRET or len(self.secret_key) < 32:
@@ -210,6 +335,24 @@ class Settings:
                 "cookies must never travel over plain http. Serve behind a TLS proxy (see "
                 "embed-examples/Caddyfile) and set PORTAL_PUBLIC_SCHEME=https."
             )
+
+
+def _seconds(text: str) -> float:
+    """`text` as a number of seconds; NaN (which fails every comparison) when it is none."""
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")
+
+
+def _webhook_secret(text: str) -> bool:
+    """Whether `text` is a Standard Webhooks secret: `whsec_` and base64 of 24+ bytes."""
+    if not text.startswith("whsec_"):
+        return False
+    try:
+        return len(base64.b64decode(text[len("whsec_") :], validate=True)) >= 24
+    except (binascii.Error, ValueError):
+        return False
 
 
 def settings_table() -> list[tuple[str, str, str]]:

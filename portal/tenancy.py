@@ -11,8 +11,17 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from portal.core.contract import HelpdeskCore, NotFound, Tenant
 
-# Paths that answer for any host: health checks, static files and the TLS "ask" endpoint.
-TENANTLESS_PREFIXES = ("/healthz", "/static/", "/_tls/ask", "/_platform/")
+# Paths that answer for any host: health checks, metrics, static files, the TLS "ask" endpoint,
+# the operators' API and the core's webhooks.
+TENANTLESS_PREFIXES = (
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/static/",
+    "/_tls/ask",
+    "/_platform/",
+    "/_core/",
+)
 
 T = TypeVar("T")
 

@@ -77,6 +77,7 @@ def admin_page(
     context = dict(context or {})
     context.setdefault("agent", getattr(request.state, "agent", None))
     context.setdefault("csrf_token", csrf_token_of(request))
+    context.setdefault("has_outbox", services(request).outbox is not None)  # a remote core's
     response = render(request, name, context, status_code=status_code)
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -19,6 +19,7 @@ from portal.admin.dashboard import dashboard
 from portal.admin.domains import domain_check, domain_remove, domains
 from portal.admin.form_builder import departments, form_delete, form_edit, form_new, forms_list
 from portal.admin.login import login, logout, logout_everywhere
+from portal.admin.outbox import outbox_discard, outbox_page, outbox_retry
 from portal.admin.settings import settings
 from portal.admin.welcome import welcome
 from portal.admin.widget import widget_settings
@@ -73,4 +74,7 @@ routes = [
     Route("/domains", domains, methods=["GET", "POST"], name="admin_domains"),
     Route("/domains/check", domain_check, methods=["POST"], name="admin_domain_check"),
     Route("/domains/remove", domain_remove, methods=["POST"], name="admin_domain_remove"),
+    Route("/outbox", outbox_page, name="admin_outbox"),
+    Route("/outbox/retry", outbox_retry, methods=["POST"], name="admin_outbox_retry"),
+    Route("/outbox/discard", outbox_discard, methods=["POST"], name="admin_outbox_discard"),
 ]

@@ -40,6 +40,7 @@ from portal.core.contract import (
     Ticket,
 )
 from portal.customer.pages import keepable_page, kept_page, not_found, page, require_customer
+from portal.edge.outbox.domains import PendingTicket
 from portal.i18n import gettext as _
 from portal.i18n import request_language
 from portal.labels import CUSTOMER_LABELS, status_label
@@ -89,8 +90,8 @@ class ListedTicket(NamedTuple):
     """A row of the ticket list as the page prints it: every text made here, once, since each
     attribute read or call in a template costs several times as much as in Python."""
 
-    number: int
-    href: str
+    number: int | str  # a ticket still in the edge's outbox shows its local reference
+    href: str  # "" while the ticket is in the outbox (it has no page yet)
     subject: str
     status: str
     status_text: str
@@ -105,6 +106,9 @@ def listed(request: Request, tickets: list[Ticket]) -> list[ListedTicket]:
     rows = []
     for ticket in tickets:
         updated = ticket.updated_at.isoformat()
+        if isinstance(ticket, PendingTicket):
+            rows.append(_listed_pending(ticket, updated))
+            continue
         rows.append(
             ListedTicket(
                 ticket.number,
@@ -118,6 +122,15 @@ def listed(request: Request, tickets: list[Ticket]) -> list[ListedTicket]:
             )
         )
     return rows
+
+
+def _listed_pending(ticket: PendingTicket, updated: str) -> ListedTicket:
+    status = "sending" if ticket.sending else "held"
+    text = _("Sending") if ticket.sending else _("Held: we are looking into it")
+    requester = ticket.requester_name or ticket.requester_email
+    return ListedTicket(
+        ticket.reference, "", ticket.subject, status, text, requester, updated, updated[:10]
+    )
 
 
 def _list_url(path: str, state: str, query: str, number: int = 1) -> str:
@@ -244,7 +257,8 @@ async def _ticket_page(
             "reply_body": reply_body,
             "rating_error": rating_error,
             "rated": request.query_params.get("rated") == "1",
-            "last_reply_id": replies[-1].id if replies else 0,
+            # Replies still in the outbox have negative ids, below every stored one.
+            "last_reply_id": max((reply.id for reply in replies), default=0),
             "limits": upload_limits(tenant, core.capabilities),
             "nav": "tickets",
             **CUSTOMER_LABELS,

@@ -2,7 +2,9 @@
 
 `GET /api/forms/{id}` the definition with a fresh `form_token` and `visit_key`;
 `POST /api/forms/{id}/submissions` JSON or multipart with `form_token` and `idempotency_key`
-(or an `Idempotency-Key` header): 201 with the ticket, 422 with per-field `errors`, 403 for a
+(or an `Idempotency-Key` header): 201 with the ticket (202 with `"pending": true` and a local
+`R-...` reference when a remote core did not answer in time: the edge's outbox sends it later),
+422 with per-field `errors`, 403 for a
 missing, forged, expired or other form's token; `GET /api/forms/{id}/suggestions?q=` up to five
 articles for the subject typed so far; `POST /api/forms/{id}/deflections` (`form_token`,
 `article_id`, `query`) records that a suggestion was opened during the token's visit: 204
@@ -19,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 
 from portal.attachments import Upload, upload_limits
 from portal.core.contract import NotFound
+from portal.edge.outbox.domains import pending_reference
 from portal.forms.abuse import submission_wait
 from portal.forms.body import BodyError, body_message, first, read_form, read_json
 from portal.forms.definition import definition
@@ -147,6 +150,21 @@ async def api_submit(request: Request) -> Response:
         return _json({"ok": True, "ticket": None}, 201)
     if result.busy:
         return _json({"error": busy_message()}, 503, {"Retry-After": "1"})
+    if result.ticket is not None and pending_reference(result.ticket):
+        # Stored on the edge, not confirmed by the core yet: 202, with the local reference.
+        return _json(
+            {
+                "ok": True,
+                "pending": True,
+                "message": gettext("We received your request and will confirm it shortly."),
+                "ticket": {
+                    "number": None,
+                    "reference": pending_reference(result.ticket),
+                    "kind": result.ticket.kind,
+                },
+            },
+            202,
+        )
     if result.ticket is not None:
         ticket = result.ticket
         return _json(

@@ -53,6 +53,10 @@ class FormCache:
         self._departments[tenant_id] = (now + self.ttl, list(departments))
         return departments
 
+    def forget_all(self) -> None:
+        self._departments.clear()
+        self._forms.clear()
+
     def forget(self, tenant_id: int) -> None:
         """Drop a tenant's entries (after the admin builder changed a form or a department)."""
         self._departments.pop(tenant_id, None)

@@ -22,6 +22,7 @@ from starlette.responses import RedirectResponse, Response
 
 from portal.attachments import ALLOWED_TYPES, human_size, upload_limits
 from portal.core.contract import Form
+from portal.edge.outbox.domains import pending_reference
 from portal.forms.abuse import HONEYPOT, submission_wait
 from portal.forms.body import BodyError, body_message, first, read_form
 from portal.forms.definition import standard_labels
@@ -160,7 +161,7 @@ def _message_page(request: Request, lang: str, embed: bool, status: int, message
 
 
 def _to_thanks(
-    request: Request, form: Form, number: int | None, lang: str, embed: bool
+    request: Request, form: Form, number: int | str | None, lang: str, embed: bool
 ) -> Response:
     tenant = tenant_of(request)
     token = make_thanks_token(services(request).signer, tenant.id, form.id, number)
@@ -251,7 +252,9 @@ async def form_submit(request: Request) -> Response:
         departments=departments,
     )
     if result.ignored or result.ticket is not None:
-        number = result.ticket.number if result.ticket is not None else None
+        number: int | str | None = None
+        if result.ticket is not None:  # a ticket still in the outbox has a local reference
+            number = pending_reference(result.ticket) or result.ticket.number
         return _to_thanks(request, form, number, lang, embed)
     return await _form_page(
         request,
@@ -287,7 +290,8 @@ async def form_thanks(request: Request) -> Response:
         {
             "form": form,
             "embed": embed,
-            "reference": f"#{number}" if number is not None else "",
+            "reference": number if isinstance(number, str) else f"#{number}" if number else "",
+            "pending": isinstance(number, str),
             "again_url": path + _query(embed=embed, lang=explicit_lang),
         },
         language=lang,

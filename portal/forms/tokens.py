@@ -10,7 +10,9 @@ Form token
 Thank-you token
     The Post/Redirect/Get target carries `{"k": "thanks", "t", "f", "n": ticket number}` signed
     with the same purpose (the "k" keeps the two kinds apart), so the reference on the thank-you
-    page cannot be made up, and a honeypot hit can be sent there without any number.
+    page cannot be made up, and a honeypot hit can be sent there without any number. A ticket
+    still in the edge's outbox (a remote core that did not answer in time) has no number yet:
+    "n" is then its local reference, a string such as `R-7KQ2M4XP`.
 
 CSRF on the page form
     A random nonce in the HttpOnly cookie `portal_form` (path /forms, SameSite=Lax) and
@@ -57,14 +59,17 @@ def read_form_token(signer: Signer, token: Any, tenant_id: int, form_id: int) ->
     return data["v"]
 
 
-def make_thanks_token(signer: Signer, tenant_id: int, form_id: int, number: int | None) -> str:
+def make_thanks_token(
+    signer: Signer, tenant_id: int, form_id: int, number: int | str | None
+) -> str:
     return signer.dumps("form-token", {"k": "thanks", "t": tenant_id, "f": form_id, "n": number})
 
 
 def read_thanks_token(
     signer: Signer, token: Any, tenant_id: int, form_id: int
-) -> tuple[bool, int | None]:
-    """(valid, ticket number or None) for a thank-you link."""
+) -> tuple[bool, int | str | None]:
+    """(valid, ticket number, a pending ticket's local reference, or None) for a thank-you
+    link."""
     if not isinstance(token, str) or not token or len(token) > 1000:
         return False, None
     data = signer.loads("form-token", token, max_age=THANKS_MAX_AGE)
@@ -73,7 +78,7 @@ def read_thanks_token(
     if data.get("t") != tenant_id or data.get("f") != form_id:
         return False, None
     number = data.get("n")
-    return True, number if isinstance(number, int) else None
+    return True, number if isinstance(number, int | str) else None
 
 
 def visit_nonce(cookie: str | None) -> tuple[str, bool]:

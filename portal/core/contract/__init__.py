@@ -154,6 +154,11 @@ class Backend(Protocol):
     async def close(self) -> None: ...
     def events(self) -> AsyncIterator[Event]: ...
 
+    async def ping(self) -> None:
+        """Raise unless the backend answers a cheap call (for `/readyz`); a backend that has
+        no such call returns at once, and counts as reachable."""
+        ...
+
 
 class Unavailable:
     """Stands in for a domain a backend does not have (e.g. `chat=Unavailable("chat")`).
@@ -211,6 +216,10 @@ class HelpdeskCore:
     async def close(self) -> None:
         for backend in reversed(self.backends):
             await backend.close()
+
+    async def ping(self) -> None:
+        """Raise unless every backend answers a cheap call (readiness checks: `/readyz`)."""
+        await asyncio.gather(*(backend.ping() for backend in self.backends))
 
     def events(self) -> AsyncIterator[Event]:
         """Every backend's events, in the order they arrive."""

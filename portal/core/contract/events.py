@@ -9,6 +9,11 @@ from typing import Any
 # (after a hub outage), so that caches are dropped and indexes catch up.
 EVENTS_RESUMED = "events.resumed"
 
+# Published by the core's HTTP API only, for edges elsewhere: in one process the messenger that
+# stored a chat message fans it out itself, and the admin page that changed a form drops its cache.
+CHAT_MESSAGE = "chat.message"
+FORM_CHANGED = "form.changed"
+
 
 @dataclass(frozen=True)
 class Event:

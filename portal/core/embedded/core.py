@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import sqlalchemy as sa
+
 from portal.core.bus import EventBus
 from portal.core.contract import Capabilities, Event, HelpdeskCore
 from portal.core.embedded.chat import EmbeddedChat
@@ -58,5 +60,15 @@ class EmbeddedCore(HelpdeskCore):
     async def close(self) -> None:
         await self.engine.dispose()
 
+    async def ping(self) -> None:
+        """A `SELECT 1` on the engine: raises when the database cannot be reached."""
+        async with self.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
     def events(self) -> AsyncIterator[Event]:
         return self._bus.subscribe()
+
+    def publish(self, event: Event) -> None:
+        """Tell this core's subscribers of `event` (the core API adds what only remote edges
+        need to hear: `portal.core.api.announcements`)."""
+        self._bus.publish(event)

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -407,4 +408,82 @@ widget_keys = Table(
     Column("public_key", Text),  # ES256 / EdDSA only
     _created(),
     UniqueConstraint("tenant_id", "kid", name="uq_widget_keys_tenant_kid"),
+)
+
+core_api_keys = Table(
+    "core_api_keys",
+    metadata,
+    # Bearer keys of the core's HTTP API, one tenant each. The key is "core_<id>.<secret>"; only
+    # the secret's SHA-256 is stored (the secret is 32 random bytes, so no slow hash is needed).
+    Column("id", String(32), primary_key=True),
+    _tenant(),
+    Column("name", String(100), nullable=False, server_default=""),
+    Column("secret_hash", String(64), nullable=False),
+    _created(),
+    Column("revoked_at", DateTime(timezone=True)),
+    Index("ix_core_api_keys_tenant", "tenant_id"),
+)
+
+core_idempotency = Table(
+    "core_idempotency",
+    metadata,
+    # One row per write sent with an Idempotency-Key: inserted "running" before the write (the
+    # primary key lets exactly one of two racing requests in), then the answer stored, so that
+    # a retry gets it replayed. Kept at least 24 hours.
+    _tenant(),
+    Column("key", String(255), nullable=False),
+    Column("fingerprint", String(64), nullable=False),  # SHA-256 of method, path and body
+    Column("state", String(10), nullable=False),  # "running" | "done"
+    Column("status", Integer),
+    Column("body", Text),
+    Column("content_type", String(100)),
+    _created(),
+    # A "running" row older than this was left by a crashed process and may be taken over.
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("tenant_id", "key"),
+    Index("ix_core_idempotency_created", "created_at"),
+)
+
+core_events = Table(
+    "core_events",
+    metadata,
+    # The journal of the core's events, written by `portal core` only (portal/core/journal.py):
+    # the events feed reads it and webhooks deliver it. The id is the feed's cursor; it never
+    # goes back or gets reused (SQLite's AUTOINCREMENT), even after old rows are purged.
+    _id(),
+    Column("event_id", String(40), nullable=False),  # the envelope's stable id
+    _tenant(),
+    Column("type", String(64), nullable=False),
+    Column("data", JSON, nullable=False),
+    _created(),
+    Index("ix_core_events_tenant_cursor", "tenant_id", "id"),
+    Index("ix_core_events_created", "created_at"),
+    sqlite_autoincrement=True,
+)
+
+core_events_horizon = Table(
+    "core_events_horizon",
+    metadata,
+    # One row: the highest cursor purged from the journal. A feed reader whose cursor is older
+    # missed events that are gone, and must resync (410).
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("purged_through", Integer, nullable=False),
+)
+
+core_webhooks = Table(
+    "core_webhooks",
+    metadata,
+    # Endpoints that get the tenant's events pushed, signed per Standard Webhooks. The secret is
+    # kept as given (it signs every delivery); `delivered_through` is the cursor of the last event
+    # the endpoint accepted, so delivery resumes in order after an outage or a restart.
+    _id(),
+    _tenant(),
+    Column("url", String(2000), nullable=False),
+    Column("secret", String(100), nullable=False),
+    Column("delivered_through", Integer, nullable=False),
+    Column("failed_attempts", Integer, nullable=False, server_default="0"),
+    Column("last_error", String(500), nullable=False, server_default=""),
+    Column("disabled_at", DateTime(timezone=True)),  # the endpoint answered 410 Gone
+    _created(),
+    Index("ix_core_webhooks_tenant", "tenant_id"),
 )

@@ -1,0 +1,439 @@
+"""The outbox's rows in the edge database (`edge_outbox`): add, claim, finish, list.
+
+A row is one contract write (domain, method, its arguments as JSON) with the idempotency key it
+is sent with. Rows of one stream (a ticket, a conversation) go out in id order: only the
+oldest pending row of a stream is ever claimed. A claim is a lease (`lease_owner`,
+`lease_until`) taken by a compare-and-set UPDATE, so edge processes sharing the database never
+send one row at the same time; a lease left by a process that died expires and is taken over.
+
+States: `pending` (to send), `sent` (the core accepted it; kept a while for the ticket id a
+later reply needs), `set_aside` (the core refused it for good, or its ticket was: waits for an
+admin's Retry or Discard), `discarded` (an admin dropped it).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from portal.core.embedded.engine import CoreEngine
+from portal.edge.db import outbox
+
+PENDING, SENT, SET_ASIDE, DISCARDED = "pending", "sent", "set_aside", "discarded"
+SENT_KEPT = timedelta(days=2)  # long enough for any reply still waiting on its ticket's id
+# Unambiguous to read out on the phone: no 0/O, 1/I/L.
+_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+
+c = outbox.c
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def aware(moment: datetime | None) -> datetime | None:
+    """SQLite gives naive datetimes back; every one stored here is UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+def new_reference() -> str:
+    """A local reference the customer can quote: `R-` and eight characters."""
+    return "R-" + "".join(secrets.choice(_ALPHABET) for _ in range(8))
+
+
+@dataclass(frozen=True)
+class Row:
+    id: int
+    reference: str
+    tenant_id: int
+    kind: str
+    domain: str
+    method: str
+    stream: str
+    parent_id: int | None
+    ticket_id: int | None
+    customer_id: int | None
+    email: str
+    args: dict[str, Any]
+    idempotency_key: str
+    state: str
+    attempts: int
+    next_at: datetime
+    created_at: datetime
+    lease_owner: str | None
+    result: Any
+    reason: str
+
+    @classmethod
+    def of(cls, record: Any) -> Row:
+        return cls(
+            id=record.id,
+            reference=record.reference,
+            tenant_id=record.tenant_id,
+            kind=record.kind,
+            domain=record.domain,
+            method=record.method,
+            stream=record.stream,
+            parent_id=record.parent_id,
+            ticket_id=record.ticket_id,
+            customer_id=record.customer_id,
+            email=record.email,
+            args=json.loads(record.args),
+            idempotency_key=record.idempotency_key,
+            state=record.state,
+            attempts=record.attempts,
+            next_at=aware(record.next_at) or now(),
+            created_at=aware(record.created_at) or now(),
+            lease_owner=record.lease_owner,
+            result=json.loads(record.result) if record.result else None,
+            reason=record.reason,
+        )
+
+
+@dataclass(frozen=True)
+class NewRow:
+    """A write to store: what `OutboxStore.add` needs."""
+
+    tenant_id: int
+    kind: str
+    domain: str
+    method: str
+    stream: str
+    args: dict[str, Any]  # as JSON values
+    idempotency_key: str
+    parent_id: int | None = None
+    ticket_id: int | None = None
+    customer_id: int | None = None
+    email: str = ""
+
+
+class OutboxStore:
+    """SQL over `edge_outbox`; every method is one short transaction."""
+
+    def __init__(self, engine: CoreEngine) -> None:
+        self.engine = engine
+
+    async def add(
+        self, new: NewRow, *, owner: str, lease_s: float, state: str = PENDING, reason: str = ""
+    ) -> tuple[Row, bool]:
+        """Store `new`; the second item says whether it is its stream's head (nothing older
+        pending there, no ticket to wait for), in which case it is leased to `owner` for a
+        first attempt at once."""
+        moment = now()
+        async with self.engine.begin() as conn:
+            older = await conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(outbox)
+                .where((c.stream == new.stream) & (c.state == PENDING))
+            )
+            head = state == PENDING and not older
+            values = {
+                "reference": new_reference(),
+                "tenant_id": new.tenant_id,
+                "kind": new.kind,
+                "domain": new.domain,
+                "method": new.method,
+                "stream": new.stream,
+                "parent_id": new.parent_id,
+                "ticket_id": new.ticket_id,
+                "customer_id": new.customer_id,
+                "email": new.email,
+                "args": json.dumps(new.args, separators=(",", ":")),
+                "idempotency_key": new.idempotency_key,
+                "state": state,
+                "attempts": 0,
+                "next_at": moment,
+                "lease_owner": owner if head else None,
+                "lease_until": moment + timedelta(seconds=lease_s) if head else None,
+                "created_at": moment,
+                "reason": reason,
+            }
+            inserted = await conn.execute(outbox.insert().values(**values))
+            row_id = inserted.inserted_primary_key[0]  # type: ignore[index]
+            record = (await conn.execute(sa.select(outbox).where(c.id == row_id))).one()
+        return Row.of(record), head
+
+    async def find(self, tenant_id: int, method: str, idempotency_key: str) -> Row | None:
+        """The row stored earlier for the same write (a resent form), unless discarded."""
+        async with self.engine.connect() as conn:
+            record = (
+                await conn.execute(
+                    sa.select(outbox)
+                    .where(
+                        (c.tenant_id == tenant_id)
+                        & (c.idempotency_key == idempotency_key)
+                        & (c.method == method)
+                        & (c.state != DISCARDED)
+                    )
+                    .limit(1)
+                )
+            ).first()
+        return Row.of(record) if record else None
+
+    async def get(self, row_id: int) -> Row | None:
+        async with self.engine.connect() as conn:
+            record = (await conn.execute(sa.select(outbox).where(c.id == row_id))).first()
+        return Row.of(record) if record else None
+
+    async def claim_due(self, owner: str, lease_s: float, limit: int = 100) -> list[Row]:
+        """Lease the due heads of streams (oldest pending row of each) to `owner`."""
+        moment = now()
+        heads = (
+            sa.select(sa.func.min(c.id))
+            .where(c.state == PENDING)
+            .group_by(c.stream)
+            .scalar_subquery()
+        )
+        free = c.lease_until.is_(None) | (c.lease_until < moment)
+        async with self.engine.connect() as conn:
+            ids = (
+                (
+                    await conn.execute(
+                        sa.select(c.id)
+                        .where(c.id.in_(heads) & (c.next_at <= moment) & free)
+                        .order_by(c.id)
+                        .limit(limit)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        claimed: list[Row] = []
+        for row_id in ids:
+            async with self.engine.begin() as conn:
+                taken = await conn.execute(
+                    outbox.update()
+                    .where((c.id == row_id) & (c.state == PENDING) & free)
+                    .values(lease_owner=owner, lease_until=moment + timedelta(seconds=lease_s))
+                )
+                if taken.rowcount != 1:
+                    continue  # another process leased it first
+                record = (await conn.execute(sa.select(outbox).where(c.id == row_id))).one()
+            claimed.append(Row.of(record))
+        return claimed
+
+    async def sent(self, row: Row, result: Any, ticket_id: int | None) -> None:
+        values: dict[str, Any] = {
+            "state": SENT,
+            "done_at": now(),
+            "lease_owner": None,
+            "lease_until": None,
+            "result": json.dumps(result, separators=(",", ":")),
+            "attempts": row.attempts + 1,
+            "reason": "",
+        }
+        if ticket_id is not None:
+            values["ticket_id"] = ticket_id
+        async with self.engine.begin() as conn:
+            await conn.execute(outbox.update().where(c.id == row.id).values(**values))
+
+    async def later(self, row: Row, reason: str, delay_s: float) -> None:
+        """Try `row` again in `delay_s`; its lease is given back."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                outbox.update()
+                .where((c.id == row.id) & (c.state == PENDING))
+                .values(
+                    attempts=row.attempts + 1,
+                    next_at=now() + timedelta(seconds=delay_s),
+                    lease_owner=None,
+                    lease_until=None,
+                    reason=reason[:2000],
+                )
+            )
+
+    async def set_aside(self, row: Row, reason: str, *, with_dependents: bool) -> list[Row]:
+        """Set `row` aside with `reason`; with `with_dependents`, the rest of its stream too
+        (replies to a ticket the core refused). Returns every row set aside."""
+        moment = now()
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                outbox.update()
+                .where(c.id == row.id)
+                .values(
+                    state=SET_ASIDE,
+                    attempts=row.attempts + 1,
+                    lease_owner=None,
+                    lease_until=None,
+                    done_at=moment,
+                    reason=reason[:2000],
+                )
+            )
+            if with_dependents:
+                because = f"Waits for {row.reference}, which was set aside: {reason}"[:2000]
+                await conn.execute(
+                    outbox.update()
+                    .where((c.stream == row.stream) & (c.state == PENDING) & (c.id > row.id))
+                    .values(state=SET_ASIDE, lease_owner=None, lease_until=None, reason=because)
+                )
+            records = (
+                await conn.execute(
+                    sa.select(outbox).where(
+                        (c.stream == row.stream) & (c.state == SET_ASIDE) & (c.id >= row.id)
+                    )
+                )
+            ).all()
+        return [Row.of(r) for r in records]
+
+    async def forget(self, row_id: int) -> None:
+        """Drop a row whose refusal the customer was shown at once."""
+        async with self.engine.begin() as conn:
+            await conn.execute(outbox.delete().where(c.id == row_id))
+
+    async def retry(self, tenant_id: int, reference: str) -> bool:
+        """An admin's Retry: a set-aside row (and the rows set aside with it, which follow it in
+        its stream) is pending again, due now.
+
+        Each gets a new idempotency key: the core keeps its answer to a key (a refusal too) and
+        would only repeat it, and a refused write stored nothing that a new key could double.
+        """
+        async with self.engine.begin() as conn:
+            record = (
+                await conn.execute(
+                    sa.select(c.id, c.stream).where(
+                        (c.tenant_id == tenant_id)
+                        & (c.reference == reference)
+                        & (c.state == SET_ASIDE)
+                    )
+                )
+            ).first()
+            if record is None:
+                return False
+            held = (
+                await conn.execute(
+                    sa.select(c.id, c.idempotency_key).where(
+                        (c.stream == record.stream) & (c.state == SET_ASIDE) & (c.id >= record.id)
+                    )
+                )
+            ).all()
+            for row_id, key in held:  # type: ignore[misc]
+                fresh = f"{key.split('~retry-')[0][:200]}~retry-{secrets.token_hex(6)}"
+                await conn.execute(
+                    outbox.update()
+                    .where(c.id == row_id)
+                    .values(
+                        state=PENDING,
+                        next_at=now(),
+                        done_at=None,
+                        lease_owner=None,
+                        lease_until=None,
+                        idempotency_key=fresh,
+                    )
+                )
+        return True
+
+    async def discard(self, tenant_id: int, reference: str) -> bool:
+        """An admin's Discard of a set-aside row (kept, marked, never sent)."""
+        async with self.engine.begin() as conn:
+            done = await conn.execute(
+                outbox.update()
+                .where(
+                    (c.tenant_id == tenant_id) & (c.reference == reference) & (c.state == SET_ASIDE)
+                )
+                .values(state=DISCARDED, done_at=now())
+            )
+        return bool(done.rowcount)
+
+    async def release(self, owner: str) -> None:
+        """Give back `owner`'s leases (its process stops: another may send them at once)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                outbox.update()
+                .where((c.lease_owner == owner) & (c.state == PENDING))
+                .values(lease_owner=None, lease_until=None)
+            )
+
+    async def hurry(self) -> None:
+        """Make every pending row due now (the core answers again)."""
+        moment = now()
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                outbox.update()
+                .where((c.state == PENDING) & (c.next_at > moment))
+                .values(next_at=moment)
+            )
+
+    async def listing(self, tenant_id: int, states: Sequence[str], limit: int = 200) -> list[Row]:
+        async with self.engine.connect() as conn:
+            records = (
+                await conn.execute(
+                    sa.select(outbox)
+                    .where((c.tenant_id == tenant_id) & c.state.in_(states))
+                    .order_by(c.id)
+                    .limit(limit)
+                )
+            ).all()
+        return [Row.of(r) for r in records]
+
+    async def unsent(
+        self,
+        tenant_id: int,
+        *,
+        kind: str,
+        ticket_id: int | None = None,
+        parent_id: int | None = None,
+    ) -> list[Row]:
+        """Rows of `kind` not accepted by the core yet (pending or set aside), oldest first."""
+        where = (c.tenant_id == tenant_id) & (c.kind == kind) & c.state.in_((PENDING, SET_ASIDE))
+        if ticket_id is not None:
+            where &= c.ticket_id == ticket_id
+        if parent_id is not None:
+            where &= c.parent_id == parent_id
+        async with self.engine.connect() as conn:
+            records = (await conn.execute(sa.select(outbox).where(where).order_by(c.id))).all()
+        return [Row.of(r) for r in records]
+
+    async def has_unsent(self, tenant_id: int) -> bool:
+        """Cheap check before merging: does the tenant have anything not sent yet?"""
+        async with self.engine.connect() as conn:
+            found = await conn.scalar(
+                sa.select(c.id)
+                .where((c.tenant_id == tenant_id) & c.state.in_((PENDING, SET_ASIDE)))
+                .limit(1)
+            )
+        return found is not None
+
+    async def ticket_stream(self, tenant_id: int, ticket_id: int) -> str | None:
+        """The stream of the row that created ticket `ticket_id`, if the outbox made it (its
+        replies keep following it there)."""
+        async with self.engine.connect() as conn:
+            return await conn.scalar(
+                sa.select(c.stream)
+                .where(
+                    (c.tenant_id == tenant_id) & (c.kind == "ticket") & (c.ticket_id == ticket_id)
+                )
+                .limit(1)
+            )
+
+    async def stats(self) -> tuple[int, datetime | None]:
+        """(rows not yet sent, when the oldest of them was stored)."""
+        async with self.engine.connect() as conn:
+            record = (
+                await conn.execute(
+                    sa.select(sa.func.count(), sa.func.min(c.created_at)).where(c.state == PENDING)
+                )
+            ).one()
+        return int(record[0]), aware(record[1])  # type: ignore[misc]
+
+    async def next_due(self) -> datetime | None:
+        async with self.engine.connect() as conn:
+            return aware(
+                await conn.scalar(sa.select(sa.func.min(c.next_at)).where(c.state == PENDING))
+            )
+
+    async def purge(self) -> None:
+        """Forget sent and discarded rows after SENT_KEPT."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                outbox.delete().where(
+                    c.state.in_((SENT, DISCARDED)) & (c.done_at < now() - SENT_KEPT)
+                )
+            )
