@@ -83,7 +83,7 @@ async def test_bad_query_parameters_are_400_problems(core_side: CoreSide, params
         response = await client.get("/core/v1/events", params=params)
     assert response.status_code == 400
     assert response.headers["content-type"] == "application/problem+json"
-    assert response.json()["errors"][0]["loc"] == ["query", field]
+    assert response.json()["errors"][0]["pointer"] == f"/query/{field}"
 
 
 async def test_the_feed_needs_a_key(core_side: CoreSide):

@@ -118,7 +118,7 @@ def _bad_query(name: str, message: str) -> ApiProblem:
         400,
         "Bad query parameter",
         message,
-        errors=[{"loc": ["query", name], "msg": message, "type": "value_error"}],
+        errors=[{"pointer": f"/query/{name}", "detail": message, "type": "value_error"}],
     )
 
 
@@ -182,7 +182,7 @@ async def webhooks(request: Request) -> Response:
                 422,
                 "Invalid webhook",
                 str(exc),
-                errors=[{"loc": ["body", "url"], "msg": str(exc), "type": "value_error"}],
+                errors=[{"pointer": "/body/url", "detail": str(exc), "type": "value_error"}],
             ) from None
         return JSONResponse(
             {"id": endpoint.id, "url": endpoint.url, "secret": endpoint.secret}, 201

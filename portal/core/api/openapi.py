@@ -160,6 +160,7 @@ def openapi_document(extra_paths_key: str = "") -> dict[str, Any]:
         paths.setdefault(PREFIX + op.path, {})[op.verb.lower()] = _operation(op, schemas, defs)
     paths[PREFIX + "/capabilities"] = {"get": _simple("capabilities", schemas, "Capabilities")}
     paths[PREFIX + "/tenant"] = {"get": _simple("tenant", schemas, "The key's own tenant")}
+    paths.update(_events_paths())
     defs["Problem"] = PROBLEM_SCHEMA
     return _plain_tuples(
         {
@@ -198,5 +199,157 @@ def _simple(name: str, schemas: Any, summary: str) -> dict[str, Any]:
                 "content": {"application/json": {"schema": schemas[(name, "serialization")]}},
             },
             "default": _PROBLEM_RESPONSE,
+        },
+    }
+
+
+_WEBHOOK = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        "url": {"type": "string"},
+        "delivered_through": {"type": "string", "description": "The last cursor delivered."},
+        "failed_attempts": {"type": "integer"},
+        "last_error": {"type": "string"},
+        "disabled": {"type": "boolean"},
+        "created_at": {"type": "string", "format": "date-time"},
+    },
+    "required": ["id", "url", "delivered_through", "failed_attempts", "disabled", "created_at"],
+}
+
+
+# `portal.core.envelope.Envelope`: what the feed lists and each webhook carries.
+_ENVELOPE = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "type": {"type": "string"},
+        "time": {"type": "string", "format": "date-time"},
+        "tenant_id": {"type": "integer"},
+        "data": {"type": "object"},
+        "cursor": {"type": "string"},
+        "previous": {"type": ["string", "null"]},
+    },
+    "required": ["id", "type", "time", "tenant_id", "data", "cursor"],
+}
+
+
+def _events_paths() -> dict[str, Any]:
+    """The feed and the webhook endpoints (`events_routes.py`: their own handlers, not the
+    operations table's, since they are the core's own and no contract method)."""
+    from portal.core.api.events_routes import MAX_LIMIT
+
+    def ok(status: str, schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+        return {
+            status: {
+                "description": description,
+                "content": {"application/json": {"schema": schema}},
+            }
+        }
+
+    return {
+        PREFIX + "/events": {
+            "get": {
+                "operationId": "list_events",
+                "summary": "The tenant's events after a cursor, in order (410: resync)",
+                "tags": ["events"],
+                "parameters": [
+                    {
+                        "name": "after",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_LIMIT},
+                    },
+                ],
+                "responses": {
+                    **ok(
+                        "200",
+                        {
+                            "type": "object",
+                            "properties": {
+                                "events": {"type": "array", "items": _ENVELOPE},
+                                "next": {"type": "string"},
+                            },
+                            "required": ["events", "next"],
+                        },
+                    ),
+                    "default": _PROBLEM_RESPONSE,
+                },
+            }
+        },
+        PREFIX + "/webhooks": {
+            "get": {
+                "operationId": "list_webhooks",
+                "summary": "The tenant's webhook endpoints",
+                "tags": ["events"],
+                "responses": {
+                    **ok(
+                        "200",
+                        {
+                            "type": "object",
+                            "properties": {"webhooks": {"type": "array", "items": _WEBHOOK}},
+                            "required": ["webhooks"],
+                        },
+                    ),
+                    "default": _PROBLEM_RESPONSE,
+                },
+            },
+            "post": {
+                "operationId": "create_webhook",
+                "summary": "Register an edge's endpoint; its signing secret is shown once",
+                "tags": ["events"],
+                "parameters": [IDEMPOTENCY_PARAMETER],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"url": {"type": "string"}},
+                                "required": ["url"],
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    **ok(
+                        "201",
+                        {
+                            "type": "object",
+                            "properties": {
+                                "id": {"type": "integer"},
+                                "url": {"type": "string"},
+                                "secret": {"type": "string"},
+                            },
+                            "required": ["id", "url", "secret"],
+                        },
+                        "Created",
+                    ),
+                    "default": _PROBLEM_RESPONSE,
+                },
+            },
+        },
+        PREFIX + "/webhooks/{webhook_id}": {
+            "delete": {
+                "operationId": "delete_webhook",
+                "summary": "Remove an endpoint",
+                "tags": ["events"],
+                "parameters": [
+                    {
+                        "name": "webhook_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "integer", "minimum": 0},
+                    },
+                    IDEMPOTENCY_PARAMETER,
+                ],
+                "responses": {"204": {"description": "Removed."}, "default": _PROBLEM_RESPONSE},
+            }
         },
     }
