@@ -39,8 +39,8 @@ def problem(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
-    """A problem+json response. `extra` adds members, e.g. `errors=[{"pointer": ..., "detail": ...}]`
-    for validation failures (one entry per field)."""
+    """A problem+json response. `extra` adds members, e.g. `errors=[{"pointer": ...,
+    "detail": ...}]` for validation failures (one entry per field)."""
     return ProblemResponse(problem_body(status, title, detail, **extra), status, headers=headers)
 
 
