@@ -27,11 +27,11 @@ from portal.bodylimit import BodyLimitMiddleware
 from portal.capabilities import gate_routes
 from portal.compression import GZipMiddleware
 from portal.core.contract import EVENTS_RESUMED, HelpdeskCore
-from portal.core.contract.events import FORM_CHANGED
+from portal.core.contract.events import CHAT_MESSAGE, FORM_CHANGED
 from portal.core.remote.core import RemoteCore
 from portal.core.remote.select import core_from_settings
 from portal.customer.auth import SignInLimits
-from portal.customer.lists import TicketLists
+from portal.customer.lists import LIST_EVENTS, TicketLists
 from portal.customer.notifications import notify_customers
 from portal.customer.routes import routes as customer_routes
 from portal.domains import recheck_forever
@@ -48,7 +48,7 @@ from portal.health import routes as health_routes
 from portal.hub import make_hub
 from portal.i18n import LanguageMiddleware
 from portal.kb.routes import routes as kb_routes
-from portal.kb.search import SearchService
+from portal.kb.search import SEARCH_EVENTS, SearchService
 from portal.kb.store import KnowledgeBase
 from portal.loopwatch import watch_loop
 from portal.mail import Mailer
@@ -64,7 +64,7 @@ from portal.resources import STATIC_DIR
 from portal.routing import IndexedRouter
 from portal.security import SecurityHeadersMiddleware, Signer
 from portal.services import Services, services
-from portal.sessions.cache import SessionCache
+from portal.sessions.cache import SESSION_EVENTS, SessionCache
 from portal.settings import Settings
 from portal.templating import make_templates, render
 from portal.tenancy import TenancyMiddleware, TenantResolver
@@ -123,12 +123,16 @@ async def unknown_host(scope: Scope, receive: Receive, send: Send) -> None:
     await response(scope, receive, send)
 
 
+# What `_follow_core_events` drops caches on (EVENTS_RESUMED too: every subscriber hears it).
+CACHE_EVENTS = frozenset({"tenant.changed", "article.changed", "category.changed", FORM_CHANGED})
+
+
 async def _follow_core_events(
     feed: EventFeed, resolver: TenantResolver, kb: KnowledgeBase, forms: FormCache
 ) -> None:
     """Drop cached tenants, article pages and forms when the core (in any process, or a remote
     core) says they changed."""
-    async for event in feed.events():
+    async for event in feed.events(CACHE_EVENTS):
         if event.type == "tenant.changed":
             resolver.forget()
         elif event.type in ("article.changed", "category.changed"):
@@ -182,12 +186,18 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
             await core_events.start()
         tasks = [
             asyncio.create_task(feed.run(), name="event-relay"),
-            asyncio.create_task(search.follow_events(feed.events()), name="search-follow"),
+            asyncio.create_task(
+                search.follow_events(feed.events(SEARCH_EVENTS)), name="search-follow"
+            ),
             asyncio.create_task(
                 _follow_core_events(feed, resolver, kb, form_cache), name="cache-follow"
             ),
-            asyncio.create_task(sessions.follow(feed.events()), name="session-follow"),
-            asyncio.create_task(ticket_lists.follow(feed.events()), name="ticket-list-follow"),
+            asyncio.create_task(
+                sessions.follow(feed.events(SESSION_EVENTS)), name="session-follow"
+            ),
+            asyncio.create_task(
+                ticket_lists.follow(feed.events(LIST_EVENTS)), name="ticket-list-follow"
+            ),
             asyncio.create_task(kb.flush_views_forever(), name="view-flush"),
             asyncio.create_task(recheck_forever(the_core, settings, resolver), name="domains"),
             asyncio.create_task(
@@ -201,7 +211,7 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
                 relay = core_events.relay_to(remote.bus.publish)
                 tasks.append(asyncio.create_task(relay, name="core-events-relay"))
                 if the_core.capabilities.chat:  # messages agents wrote at the core
-                    chat = relay_chat_messages(feed.events(), messenger)
+                    chat = relay_chat_messages(feed.events({CHAT_MESSAGE}), messenger)
                     tasks.append(asyncio.create_task(chat, name="core-chat-relay"))
         if outbox is not None:
             outbox.outbox.on_change(ticket_lists.invalidate)  # lists show pending tickets

@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from typing import Any
 
 from portal.core.bus import EventBus
 from portal.core.contract import EVENTS_RESUMED, Event, HelpdeskCore
 from portal.hub import RESUMED, Hub
+from portal.hub.memory import MemoryHub
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,16 @@ class EventFeed:
         self.origin = secrets.token_hex(8)  # to skip our own events when they come back
         self._bus = EventBus()
 
-    def events(self) -> AsyncIterator[Event]:
-        return self._bus.subscribe()
+    def events(self, types: Collection[str] | None = None) -> AsyncIterator[Event]:
+        """The events of every process, or only those of `types` (and EVENTS_RESUMED)."""
+        return self._bus.subscribe(types)
 
     async def run(self) -> None:
         """Relay this process's events out and the others' in, until cancelled."""
+        if isinstance(self.hub, MemoryHub):  # one process: nobody else to tell or to hear
+            async for event in self.core.events():
+                self._bus.publish(event)
+            return
         async with self.hub.subscription() as sub:
             await sub.add(CHANNEL)
             inbound = asyncio.create_task(self._receive(sub))

@@ -6,7 +6,8 @@ import asyncio
 
 from redis.asyncio import Redis
 
-from portal.core.contract import EVENTS_RESUMED, ArticleDraft
+from portal.core.bus import EventBus
+from portal.core.contract import EVENTS_RESUMED, ArticleDraft, Event
 from portal.core.embedded.core import EmbeddedCore
 from portal.events import CHANNEL, EventFeed
 from portal.hub import RedisHub
@@ -66,3 +67,26 @@ async def test_events_of_one_process_reach_the_other_once_and_an_outage_is_annou
         await heard_by_b.aclose()
         for part in (hub_a, hub_b, core_a, core_b):
             await part.close()
+
+
+async def test_a_subscriber_of_some_types_is_handed_only_those_and_resumed():
+    bus = EventBus()
+    some, every = bus.subscribe({"article.changed"}), bus.subscribe()
+    first_some, first_every = (
+        asyncio.ensure_future(anext(some)),
+        asyncio.ensure_future(anext(every)),
+    )
+    await asyncio.sleep(0)  # both subscriptions start
+    for kind in ("ticket.created", "article.changed", EVENTS_RESUMED):
+        bus.publish(Event(kind, 1))
+    assert [(await first_some).type, (await anext(some)).type] == [
+        "article.changed",
+        EVENTS_RESUMED,
+    ]
+    assert [(await first_every).type, (await anext(every)).type, (await anext(every)).type] == [
+        "ticket.created",
+        "article.changed",
+        EVENTS_RESUMED,
+    ]
+    await some.aclose()
+    await every.aclose()

@@ -149,7 +149,7 @@ async def ticket_events(request: Request) -> Response:
         _stream(
             request,
             services(request).core,
-            services(request).events.events(),
+            services(request).events.events(EVENT_TYPES),
             ticket,
             _after(request),
         ),

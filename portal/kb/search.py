@@ -14,6 +14,10 @@ from portal.kb.store import LRU
 logger = logging.getLogger(__name__)
 
 
+# What `SearchService.follow_events` acts on (and EVENTS_RESUMED, which every subscriber hears).
+SEARCH_EVENTS = frozenset({"article.changed"})
+
+
 class SearchService:
     """Every tenant's index, kept current from `articles_changed_since` and core events."""
 

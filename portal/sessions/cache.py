@@ -30,6 +30,8 @@ TTL = 60.0  # the longest a session or customer is kept without hearing of it
 # A token is reused for this long, so a page always carries one valid for 11 more hours.
 TOKEN_REUSE = TOKEN_MAX_AGE - 11 * 3600
 MAX_ENTRIES = 10_000
+# What `SessionCache.follow` acts on (and EVENTS_RESUMED, which every subscriber hears).
+SESSION_EVENTS = frozenset({"customer.changed", "session.ended", "sessions.ended"})
 
 
 class SessionCache:
