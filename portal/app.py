@@ -175,6 +175,8 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
         await hub.start()
         paths = PathCache(app.router)
         messenger = Messenger(the_core, hub, mailer, signer, paths)
+        if outbox is not None:  # visitors' messages are kept on the edge, then sent
+            outbox.chat.attach(messenger)
         feed = EventFeed(the_core, hub)
         sessions = SessionCache()
         ticket_lists = TicketLists()

@@ -30,6 +30,7 @@ def _kind_label(kind: str) -> str:
         "feedback": gettext("Article feedback"),
         "deflection": gettext("Suggestion opened"),
         "visit": gettext("Form visit"),
+        "chat": gettext("Chat message"),
     }
     return labels.get(kind, kind)
 
@@ -40,7 +41,7 @@ def _summary(row: Row) -> str:
     draft = args.get("draft") or {}
     if row.kind == "ticket":
         text = f"{draft.get('subject', '')} ({draft.get('requester_email', '')})"
-    elif row.kind == "reply":
+    elif row.kind in ("reply", "chat"):
         text = str(draft.get("body", ""))
     elif row.kind == "rating":
         text = ("+ " if args.get("good") else "- ") + str(args.get("comment", ""))

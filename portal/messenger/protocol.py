@@ -13,6 +13,10 @@ Client -> server (visitor and agent)
               -> `ack` {client_id, id, conversation_id} to the sender, and the stored
               `message` to every socket of the conversation (the sender's other tabs too).
               A resend with the same client_id stores nothing new and gets the same `ack`.
+              In front of a remote core a visitor's message is acknowledged once it is durable
+              on the edge: `ack` {client_id, id: null, conversation_id, pending: true,
+              reference}, and `sending` to every socket of the conversation; the stored
+              `message` (the core's id, the same client_id) follows when the core has it.
   typing      {conversation_id, typing: bool}       relayed to the other side, not stored
   read        {conversation_id, id}                 read receipt up to message `id`: stored with
               the receipts of the next few ms, then `read` goes to the conversation's sockets
@@ -43,8 +47,13 @@ Server -> client
   message        {message}                  message: {id, conversation_id, author_type,
                                              author_name, body, created_at, internal,
                                              attachments: [{id, filename, size, url}], client_id}
-  ack            {client_id, id, conversation_id}
-  caught_up      {conversation_id, last_id}  end of a resume: live messages follow
+  ack            {client_id, id, conversation_id}   (pending: id null, see `message` above)
+  sending        {message}                  a visitor's message kept on the edge, not at the
+                                             core yet: message as above without `id`, plus
+                                             reference and state ("sending" | "not_sent": the
+                                             core refused it; an admin retries or discards)
+  caught_up      {conversation_id, last_id}  end of a resume: live messages follow (a resume
+                                             sends the stored ones, then the ones sending)
   typing         {conversation_id, author_type, author_name, typing}
   page           {conversation_id, url, title}   agents: the page the visitor is on
   read           {conversation_id, reader, id}
@@ -61,8 +70,9 @@ Server -> client
 
 Error codes (the socket stays open unless said otherwise)
   bad_json, bad_frame, unknown_type, too_large, rate_limited, not_allowed, not_found,
-  invalid (a field's value), server_error (ours: nothing was stored; send the same frame again
-  later, and it does not count towards closing the socket).
+  invalid (a field's value), unavailable (the help desk behind this edge does not answer:
+  no chat can start now; nothing was stored), server_error (ours: nothing was stored; send
+  the same frame again later, and it does not count towards closing the socket).
 Close codes: 4400 too many bad frames, 4401 no valid hello in time or a bad token,
   4403 Origin not allowed, 4408 idle beyond the limit, 4429 too many connections.
 

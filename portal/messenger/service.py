@@ -29,6 +29,7 @@ from portal.messenger.batches import MessageBatches
 from portal.messenger.hours import ChatSettings, ChatSettingsCache
 from portal.messenger.presence import PresenceAnnouncements
 from portal.messenger.reads import ReadReceipts
+from portal.messenger.sending import QueuedMessages
 from portal.security import Signer
 from portal.urls import PathCache
 
@@ -186,7 +187,10 @@ class Messenger:
         self._presence: dict[int, tuple[float, dict[int, str]]] = {}
         self.reads = ReadReceipts(core, hub, conversation_channel)
         self.presence_changes = PresenceAnnouncements(hub, presence_channel)
-        self.messages = MessageBatches(core, self._fan_out)
+        self.messages = MessageBatches(core, self.announce_message)
+        # In front of a remote core: visitors' messages kept on the edge until the core has
+        # them (`sending.py`); None on the embedded core, whose path stays as it is.
+        self.queued: QueuedMessages | None = None
 
     async def close(self) -> None:
         """Store and announce what is still pending (messages, read receipts, presence)."""
@@ -228,9 +232,10 @@ class Messenger:
         then fan it out. Returns the message and the conversation as it is after it."""
         return await self.messages.post(tenant.id, conversation_id, draft)
 
-    async def _fan_out(
+    async def announce_message(
         self, tenant_id: int, message: ChatMessage, conversation: Conversation
     ) -> None:
+        """Fan a stored message out: its conversation's sockets, and the agents' inboxes."""
         await self.publish_message(tenant_id, message)
         inbox = inbox_channel(tenant_id)
         if not message.internal and self.hub.heard(inbox):

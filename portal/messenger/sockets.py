@@ -22,6 +22,7 @@ from portal.embedding import embed_origins, embeds_anywhere
 from portal.hub import RESUMED, Frame, Subscription, encode
 from portal.messenger import protocol as p
 from portal.messenger.batches import PostFailed
+from portal.messenger.sending import SendingMessage
 from portal.messenger.service import Messenger, conversation_channel, read_upload_token
 from portal.request_helpers import origin_names_host, tenant_of
 from portal.services import services
@@ -175,7 +176,10 @@ class ChatSocket:
             await self.catch_up(conversation_id)
 
     async def catch_up(self, conversation_id: int) -> None:
-        """Send stored messages newer than the last one sent; the caller holds the lock."""
+        """Send stored messages newer than the last one sent, then (a visitor's, in front of a
+        remote core) the ones still sending; the caller holds the lock."""
+        queued = self.messenger.queued if self.role == "visitor" else None
+        stored: set[str] = set()  # client ids just sent as stored: not again as sending
         while True:
             after = self.sent.get(conversation_id, 0)
             messages = await self.core.chat.chat_messages(
@@ -190,8 +194,14 @@ class ChatSocket:
                     {"type": "message", "message": self.messenger.message_json(message)}
                 )
                 self.sent[conversation_id] = message.id
+                if queued is not None:
+                    stored.add(message.client_id)
             if len(messages) < CATCH_UP_PAGE:
                 break
+        if queued is not None:
+            for sending in await queued.sending(self.tenant.id, conversation_id):
+                if sending.draft.client_id not in stored:
+                    await self.send(sending.frame())
         await self.send(
             {
                 "type": "caught_up",
@@ -261,7 +271,17 @@ class ChatSocket:
                 internal=internal,
                 attachments=attachments,
             )
-            message, conversation = await self.messenger.post(self.tenant, conversation.id, draft)
+            queued = self.messenger.queued
+            if queued is not None and self.role == "visitor":
+                posted = await queued.post(self.tenant.id, conversation.id, draft)
+                if isinstance(posted, SendingMessage):
+                    await self.acknowledge_sending(conversation, posted)
+                    return
+                message, conversation = posted
+            else:
+                message, conversation = await self.messenger.post(
+                    self.tenant, conversation.id, draft
+                )
         except (p.FrameError, NotFound, Conflict) as exc:
             raise for_client(exc, client_id) from exc
         except PostFailed as exc:  # (its batch's failure is logged once, not per message)
@@ -279,6 +299,28 @@ class ChatSocket:
         )
         self.known[conversation.id] = conversation
         await self.after_message(conversation)
+
+    async def acknowledge_sending(
+        self, conversation: Conversation, sending: SendingMessage
+    ) -> None:
+        """Durable on the edge, not at the core yet: the sender hears so (no id yet), and every
+        socket of the conversation sees the message as sending."""
+        await self.send(
+            {
+                "type": "ack",
+                "client_id": sending.client_id,
+                "id": None,
+                "conversation_id": conversation.id,
+                "pending": True,
+                "reference": sending.reference,
+            }
+        )
+        channel = conversation_channel(self.tenant.id, conversation.id)
+        await self.messenger.hub.publish(channel, sending.frame())
+        try:  # nobody there: say so now, as after a stored message (the core may be away)
+            await self.after_message(conversation)
+        except Exception:
+            log.warning("checking who answers conversation %s failed", conversation.id)
 
     def attachments(self, frame: dict[str, Any]) -> tuple[Any, ...]:
         ids = frame.get("attachments") or []

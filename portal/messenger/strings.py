@@ -44,6 +44,10 @@ def visitor_strings() -> dict[str, str]:
         "no_answer": _("Sorry for the wait. Leave your email and we will answer by mail."),
         "ticketed": _("We have made request #%(number)s from this chat and will answer by email."),
         "start_failed": _("The chat could not start. Please check your details and try again."),
+        "start_unavailable": _(
+            "Chat is not available right now. Please try again in a few minutes, "
+            "or leave us a message with the contact form."
+        ),
         "contact_saved": _("Thank you. We will answer by email."),
         "email_hint_contact": _("Where can we answer you?"),
         "email_hint_transcript": _("Where should we send the transcript?"),

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from starlette.websockets import WebSocket
 
 from portal.core.contract import Conversation, NotFound, Tenant
+from portal.core.remote.client import CoreUnavailable
 from portal.emails import clean_email
 from portal.forms.abuse import submission_checks
 from portal.messenger import protocol as p
@@ -200,15 +201,20 @@ class VisitorSocket(ChatSocket):
         if self.customer_id is not None and not email:
             customer = await self.core.customers.get_customer(self.tenant.id, self.customer_id)
             email, name = customer.email, name or customer.name
-        conversation = await self.messenger.start(
-            self.tenant,
-            visitor_id=self.visitor_id,
-            customer_id=self.customer_id,
-            name=name,
-            email=email,
-            body=body,
-            client_id=client_id,
-        )
+        try:
+            conversation = await self.messenger.start(
+                self.tenant,
+                visitor_id=self.visitor_id,
+                customer_id=self.customer_id,
+                name=name,
+                email=email,
+                body=body,
+                client_id=client_id,
+            )
+        except CoreUnavailable as exc:
+            # A remote core that does not answer: a conversation is the core's to open (its id
+            # is what everything follows), and nobody could answer it now anyway.
+            raise Unavailable(client_id) from exc
         self.known[conversation.id] = conversation
         await self.send(
             {"type": "started", "client_id": client_id, "conversation": visitor_json(conversation)}
@@ -298,6 +304,20 @@ class RateLimited(p.FrameError):
 
     def frame(self) -> dict[str, Any]:
         return super().frame() | {"retry_after": self.retry_after}
+
+
+class Unavailable(p.FrameError):
+    """The help desk behind this edge does not answer: no chat can start now. Nothing was
+    stored; the visitor is offered the contact form instead (or tries again later)."""
+
+    def __init__(self, client_id: str) -> None:
+        super().__init__(
+            "unavailable",
+            "Chat is not available right now. Please try again in a few minutes, "
+            "or leave us a message with the contact form.",
+            client_id,
+        )
+        self.strike = False
 
 
 def _optional_client_id(frame: dict[str, Any]) -> str | None:

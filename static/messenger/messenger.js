@@ -572,7 +572,25 @@
     ack: function (frame) {
       outbox.remove(frame.client_id);
       var node = messages.byClientId(frame.client_id);
-      if (node && node.getAttribute("data-id") === null) setMessageState(node, "");
+      // pending: kept by the service, not at the help desk yet; the stored message follows.
+      if (node && node.getAttribute("data-id") === null) setMessageState(node, frame.pending ? t("sending") : "");
+    },
+
+    // A message kept by the service until the help desk has it (another tab's, or after a
+    // reload); "not_sent": the help desk refused it and an admin looks at it.
+    sending: function (frame) {
+      var message = frame.message;
+      if (!message || message.internal || message.conversation_id !== state.conversationId) return;
+      var node = messages.byClientId(message.client_id);
+      if (node && node.getAttribute("data-id") !== null) return; // the stored copy is here
+      if (message.state === "not_sent") {
+        node = messages.putPending(message);
+        node.classList.add("is-failed");
+        setMessageState(node, t("not_sent"));
+      } else if (!node) {
+        setMessageState(messages.putPending(message), t("sending"));
+      }
+      layout();
     },
 
     caught_up: function (frame) {
@@ -662,11 +680,11 @@
             $("msgr-question").value = item.body;
             $("msgr-name").value = item.name || "";
             $("msgr-prechat-email").value = item.email || "";
-            prechatError.textContent = t("start_failed");
+            prechatError.textContent = t(frame.code === "unavailable" ? "start_unavailable" : "start_failed");
             prechatError.hidden = false;
           } else {
             input.value = item.body;
-            showNotice(t("start_failed"));
+            showNotice(t(frame.code === "unavailable" ? "start_unavailable" : "start_failed"));
           }
           return;
         }

@@ -126,15 +126,16 @@ async def core_setup(root: Path) -> AsyncIterator[Setup]:
 
 
 @asynccontextmanager
-async def edge(setup: Setup, name: str = "edge") -> AsyncIterator[Server]:
-    """An edge app (in process) whose own RemoteCore speaks to the core server."""
+async def edge(setup: Setup, name: str = "edge", *, live: bool = False) -> AsyncIterator[Server]:
+    """An edge app (in process; `live`: under uvicorn, for websockets) whose own RemoteCore
+    speaks to the core server."""
     from portal.app import create_app
 
     settings = setup.edge_settings(name)
     app = create_app(settings)
     # `Server` wants an embedded core for its helpers; the test reaches the core's database
     # through `setup.core.running` instead, which changes across restarts.
-    async with serve_app(app, settings, setup.core.running) as served:
+    async with serve_app(app, settings, setup.core.running, live=live) as served:
         yield served
 
 

@@ -31,11 +31,28 @@ from portal.core.contract import Conflict, NotFound
 # The chat's `client_id` is a message's idempotency key within its conversation.
 _CHAT_MESSAGE_METHODS = ("add_chat_message", "post_chat_message")
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# 4xx answers about the edge or the moment, not the write: sending the same write later can work.
+_NOT_FINAL = frozenset({401, 408, 425, 429})
 
 
 class CoreUnavailable(Exception):
     """The core did not answer (after retries), answered with a server error, or refused the
-    key: nothing the caller's input could fix."""
+    key: nothing the caller's input could fix. `retry_after`: the core's own hint, in seconds."""
+
+    def __init__(self, message: str = "", retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Refused(Exception):
+    """The core refused a write for good (`send_once`): sending it again gets the same answer.
+    `title` and `detail` come from the core's problem document."""
+
+    def __init__(self, status: int, title: str, detail: str) -> None:
+        super().__init__(f"{status} {title}: {detail}" if detail else f"{status} {title}")
+        self.status = status
+        self.title = title
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -127,7 +144,7 @@ class CoreClient:
                 for p in op.located("body")
                 if p.name in args
             }
-            body = json.dumps(members, separators=(",", ":")).encode()
+            body = _encode(members)
         return "/core/v1" + path, query, body
 
     def idempotency_key(self, op: Operation, args: dict[str, Any]) -> str:
@@ -156,6 +173,54 @@ class CoreClient:
             raise CoreUnavailable(f"the core did not answer: {error}") from error
         if response.status_code != 200:
             raise CoreUnavailable(f"the core answered {response.status_code} {_detail(response)}")
+
+    async def send_once(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        idempotency_key: str,
+        content: bytes | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """One attempt at a keyed write, no retries (the caller, e.g. the outbox, schedules
+        them): the decoded JSON answer (None for 204). `path` is under the base URL
+        ("/core/v1/..."); the body is `json`, or `content` when already encoded (the bytes must
+        be the same on every attempt with one key). Raises `Refused` for a final 4xx (a 409
+        without Retry-After is the contract's Conflict: final), and `CoreUnavailable` for a
+        network error, a timeout, 5xx, 409 with Retry-After ("the first request with this key
+        still runs"), 429, and 401/408/425 (the edge's key or the moment, not the write, is
+        wrong), with the core's Retry-After seconds when it sent them."""
+        if json is not None and content is None:
+            content = _encode(json)
+        headers = {HEADER: _header_key(idempotency_key)}
+        if content is not None:
+            headers["Content-Type"] = "application/json"
+        verb = method.upper()
+        try:
+            with self._timer("send_once"):  # one label: paths carry ids
+                response = await self.http.request(
+                    verb,
+                    path,
+                    content=content,
+                    headers=headers,
+                    timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
+                )
+        except httpx.TransportError as error:  # refused, reset, timed out
+            raise CoreUnavailable(
+                f"{verb} {path}: the core did not answer ({type(error).__name__}: {error})"
+            ) from error
+        status = response.status_code
+        if status == 204:
+            return None
+        if 200 <= status < 300:
+            return response.json() if response.content else None
+        title, detail = _problem(response)
+        if status >= 500 or status in _NOT_FINAL or _in_progress(response):
+            summary = f"{status} {title}: {detail}" if detail else f"{status} {title}"
+            raise CoreUnavailable(f"{verb} {path}: {summary}", _retry_after(response))
+        raise Refused(status, title, detail)
 
     async def get_json(self, path: str) -> Any:
         response = await self._send(None, path, {}, None, {})
@@ -210,6 +275,11 @@ class CoreClient:
         raise CoreUnavailable(f"{op.verb} {op.path}: unexpected {status} {detail}")
 
 
+def _encode(value: Any) -> bytes:
+    """Compact JSON, the same bytes for the same value (the core's key check compares them)."""
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
 def _digest_key(seed: str) -> str:
     return "sha256-" + hashlib.sha256(seed.encode()).hexdigest()
 
@@ -218,6 +288,32 @@ def _in_progress(response: httpx.Response) -> bool:
     """The core's 409 for a retry while the first request with the key still runs (as opposed
     to the contract's Conflict, which is an answer)."""
     return response.status_code == 409 and "retry-after" in response.headers
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "").strip()
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None  # an HTTP date: our core sends seconds; the caller's backoff decides
+
+
+def _problem(response: httpx.Response) -> tuple[str, str]:
+    """The problem document's title and detail (the reason phrase when there is none)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.reason_phrase, response.text[:300]
+    if not isinstance(body, dict):
+        return response.reason_phrase, ""
+    detail = str(body.get("detail") or "")
+    errors = body.get("errors")
+    if isinstance(errors, list):  # say which fields, so whoever reads the reason can act
+        fields = "; ".join(
+            f"{e.get('pointer', '?')}: {e.get('detail', '')}" for e in errors if isinstance(e, dict)
+        )
+        detail = f"{detail} ({fields})" if fields else detail
+    return str(body.get("title") or response.reason_phrase), detail
 
 
 def _detail(response: httpx.Response) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from portal.core.contract import HelpdeskCore
 from portal.core.remote.core import RemoteCore
 from portal.edge.db import EdgeDatabase
+from portal.edge.outbox.chat import ChatOutbox
 from portal.edge.outbox.domains import PendingReply, PendingTicket, outbox_core, pending_reference
 from portal.edge.outbox.outbox import Outbox, Queued
 from portal.edge.outbox.store import OutboxStore
@@ -21,10 +22,13 @@ from portal.settings import Settings
 class EdgeOutbox:
     """One app's outbox, its database and the core wrapped around it."""
 
-    def __init__(self, db: EdgeDatabase, outbox: Outbox, core: HelpdeskCore) -> None:
+    def __init__(
+        self, db: EdgeDatabase, outbox: Outbox, core: HelpdeskCore, chat: ChatOutbox
+    ) -> None:
         self.db = db
         self.outbox = outbox
         self.core = core
+        self.chat = chat  # visitors' messages; `chat.attach(messenger)` once there is one
 
     @classmethod
     async def start(cls, settings: Settings, remote: RemoteCore) -> EdgeOutbox:
@@ -37,7 +41,7 @@ class EdgeOutbox:
             retry_max_s=float(settings.outbox_retry_max_s),
             attempt_timeout_s=settings.core_timeout,
         )
-        return cls(db, outbox, outbox_core(remote, outbox))
+        return cls(db, outbox, outbox_core(remote, outbox), ChatOutbox(outbox, remote.client))
 
     async def probe(self) -> OutboxStats:
         """Depth and oldest age, for `/readyz` and `/metrics`."""
@@ -51,6 +55,7 @@ class EdgeOutbox:
 
 
 __all__ = [
+    "ChatOutbox",
     "EdgeOutbox",
     "Outbox",
     "PendingReply",

@@ -24,7 +24,7 @@ import logging
 import random
 import typing
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
@@ -33,7 +33,7 @@ from typing import Any
 from portal.core.api.wire import adapter
 from portal.core.contract import DOMAINS, Ticket
 from portal.core.remote.client import CoreClient
-from portal.edge.outbox.sender import Accepted, Refused, TryLater, send_once
+from portal.edge.outbox.sender import Accepted, Refused, TryLater, contract_error, send_once
 from portal.edge.outbox.store import SENT, NewRow, OutboxStore, Row, now
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,9 @@ class Outbox:
         self._wake = asyncio.Event()
         self._failed_at: float | None = None  # loop time of the last failed attempt
         self._listeners: list[Callable[[int], None]] = []
+        self._on_accepted: list[Callable[[Row, Any], Awaitable[None]]] = []
+        self._on_set_aside: list[Callable[[list[Row]], Awaitable[None]]] = []
+        self._first_tries: set[asyncio.Task[None]] = set()
         self._next_purge = now()
 
     # ------------------------------------------------------------------ callers' side
@@ -111,6 +114,15 @@ class Outbox:
         """Call `listener(tenant_id)` when a tenant's unsent rows change (cached pages that
         show pending items drop their copies)."""
         self._listeners.append(listener)
+
+    def on_accepted(self, listener: Callable[[Row, Any], Awaitable[None]]) -> None:
+        """Await `listener(row, value)` once the core accepted a row (the value decoded)."""
+        self._on_accepted.append(listener)
+
+    def on_set_aside(self, listener: Callable[[list[Row]], Awaitable[None]]) -> None:
+        """Await `listener(rows)` when the core refused a row for good (with the rows set aside
+        along with it)."""
+        self._on_set_aside.append(listener)
 
     def changed(self, tenant_id: int) -> None:
         """Tell the listeners a tenant's unsent rows changed (an admin retried one)."""
@@ -140,7 +152,7 @@ class Outbox:
         except Refused as refused:
             # The customer sees the core's answer now and may correct the input.
             await self.store.forget(row.id)
-            raise refused.as_contract_error() from None
+            raise contract_error(refused) from None
         except (TryLater, TimeoutError) as error:
             self._failed_at = asyncio.get_running_loop().time()
             reason = getattr(error, "reason", "") or "the core did not answer in time"
@@ -150,6 +162,24 @@ class Outbox:
             return Queued(row)
         await self._accepted(row, accepted)
         return accepted
+
+    async def enqueue(self, new: NewRow) -> Row:
+        """Store `new` and return once it is durable; it is sent right after (in the background,
+        when it heads its stream), never before the caller hears it is stored. For writes whose
+        promise is "kept", not "answered" (a visitor's chat message)."""
+        row, head = await self.store.add(
+            new, owner=self.owner, lease_s=self.attempt_timeout_s + LEASE_MARGIN_S
+        )
+        if head and not self._core_failing():
+            task = asyncio.create_task(self.deliver(row), name=f"outbox-{row.reference}")
+            self._first_tries.add(task)
+            task.add_done_callback(self._first_tries.discard)
+        else:
+            if head:
+                await self.store.later(row, "waiting: the core did not answer just now", 0)
+            self._wake.set()
+        self.changed(row.tenant_id)
+        return row
 
     def _core_failing(self) -> bool:
         failed = self._failed_at
@@ -180,6 +210,8 @@ class Outbox:
             await self.store.hurry()
             self._wake.set()
         self.changed(row.tenant_id)
+        for listener in self._on_accepted:
+            await _told(listener(row, value))
 
     async def deliver(self, row: Row) -> None:
         """One attempt at a leased row, and its outcome stored."""
@@ -193,18 +225,20 @@ class Outbox:
             await self.store.later(row, later.reason, delay)
             return
         except Refused as refused:
-            log.warning("outbox %s refused by the core: %s", row.reference, refused.reason)
-            await self.store.set_aside(row, refused.reason, with_dependents=row.kind == "ticket")
-            self.changed(row.tenant_id)
+            log.warning("outbox %s refused by the core: %s", row.reference, refused)
+            await self._set_aside(row, str(refused))
             return
         except Exception as error:  # a row that cannot even be built: set aside, never lost
             log.exception("outbox %s could not be sent", row.reference)
-            await self.store.set_aside(
-                row, f"{type(error).__name__}: {error}", with_dependents=row.kind == "ticket"
-            )
-            self.changed(row.tenant_id)
+            await self._set_aside(row, f"{type(error).__name__}: {error}")
             return
         await self._accepted(row, accepted)
+
+    async def _set_aside(self, row: Row, reason: str) -> None:
+        held = await self.store.set_aside(row, reason, with_dependents=row.kind == "ticket")
+        self.changed(row.tenant_id)
+        for listener in self._on_set_aside:
+            await _told(listener(held))
 
     def backoff(self, attempts: int) -> float:
         """Exponential, with jitter: a random wait between half and all of the doubled base."""
@@ -244,3 +278,11 @@ class Outbox:
         depth, oldest = await self.store.stats()
         age = (now() - oldest).total_seconds() if oldest else None
         return depth, age
+
+
+async def _told(listening: Awaitable[None]) -> None:
+    """A listener's failure is its own (logged): the row's outcome is stored already."""
+    try:
+        await listening
+    except Exception:
+        log.exception("an outbox listener failed")

@@ -380,9 +380,12 @@ class OutboxStore:
         kind: str,
         ticket_id: int | None = None,
         parent_id: int | None = None,
+        stream: str | None = None,
     ) -> list[Row]:
         """Rows of `kind` not accepted by the core yet (pending or set aside), oldest first."""
         where = (c.tenant_id == tenant_id) & (c.kind == kind) & c.state.in_((PENDING, SET_ASIDE))
+        if stream is not None:
+            where &= c.stream == stream
         if ticket_id is not None:
             where &= c.ticket_id == ticket_id
         if parent_id is not None:
