@@ -50,19 +50,11 @@ def _raise_open_files_limit() -> None:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    import uvicorn
-
     from portal.app import create_app
-    from portal.serving import server_config
+    from portal.serving import run_server
 
     _raise_open_files_limit()
-    config = server_config(
-        create_app(settings),
-        settings,
-        host=args.host or None,
-        port=int(args.port) if args.port else None,
-    )
-    uvicorn.Server(config).run()
+    run_server(create_app(settings), settings, host=args.host, port=args.port)
     return 0
 
 

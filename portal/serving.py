@@ -138,3 +138,12 @@ def server_config(
     }
     options.update(extra)
     return uvicorn.Config(app, **options)
+
+
+def run_server(
+    app: Any, settings: Settings, *, host: str | None = None, port: str | int | None = None
+) -> None:
+    """Serve `app` with our uvicorn configuration until stopped (`portal serve`, `portal core`)."""
+    uvicorn.Server(
+        server_config(app, settings, host=host or None, port=int(port) if port else None)
+    ).run()

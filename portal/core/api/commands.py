@@ -14,19 +14,11 @@ from portal.settings import Settings
 
 
 def cmd_core(settings: Settings, args: argparse.Namespace) -> int:
-    import uvicorn
-
     from portal.core.api.app import create_core_app
-    from portal.serving import server_config
+    from portal.serving import run_server
 
     settings.data_path.mkdir(parents=True, exist_ok=True)
-    config = server_config(
-        create_core_app(settings),
-        settings,
-        host=args.host or None,
-        port=int(args.port) if args.port else None,
-    )
-    uvicorn.Server(config).run()
+    run_server(create_core_app(settings), settings, host=args.host, port=args.port)
     return 0
 
 
