@@ -15,6 +15,7 @@ compares them through `cursor_number` to tell a gap from the next event.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NotRequired, TypedDict
 
@@ -103,3 +104,20 @@ def parse_envelope(value: Any) -> Envelope:
 def event_of(envelope: Envelope) -> Event:
     """The in-process event an envelope carries, as the apps consume core events."""
     return Event(envelope["type"], envelope["tenant_id"], dict(envelope["data"]))
+
+
+class CursorGone(Exception):
+    """The reader's cursor is older than what the core keeps (or was never handed out): the
+    feed answers 410, and the reader resyncs and continues from `resume_after`."""
+
+    def __init__(self, resume_after: int) -> None:
+        super().__init__(f"cursor gone; resume after {resume_after}")
+        self.resume_after = resume_after
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of the feed: events after a cursor, and the cursor to continue from."""
+
+    events: list[Envelope]
+    next: int

@@ -26,7 +26,6 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -36,7 +35,7 @@ from portal.core.contract import EVENTS_RESUMED, Event
 from portal.core.embedded import schema as t
 from portal.core.embedded.engine import CoreConnection, CoreEngine
 from portal.core.embedded.rows import aware, utcnow
-from portal.core.envelope import Envelope, envelope
+from portal.core.envelope import CursorGone, Page, envelope
 
 log = logging.getLogger(__name__)
 
@@ -48,22 +47,6 @@ RETRY_S = 1.0  # after a failed append
 _APPEND_LOCK = 0x636F7265_65767473  # "coreevts"
 
 _e = t.core_events.c
-
-
-class CursorGone(Exception):
-    """The reader's cursor is older than what the journal keeps (or was never handed out)."""
-
-    def __init__(self, resume_after: int) -> None:
-        super().__init__(f"cursor gone; resume after {resume_after}")
-        self.resume_after = resume_after
-
-
-@dataclass(frozen=True)
-class Page:
-    """Events after a cursor, and the cursor to continue from."""
-
-    events: list[Envelope]
-    next: int
 
 
 class Journal:

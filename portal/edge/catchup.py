@@ -17,12 +17,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from portal.core.envelope import Envelope, cursor_number, cursor_text, parse_envelope
+from portal.core.envelope import (
+    CursorGone,
+    Envelope,
+    Page,
+    cursor_number,
+    cursor_text,
+    parse_envelope,
+)
 from portal.edge.db import EdgeDatabase
 
 log = logging.getLogger(__name__)
@@ -33,20 +39,6 @@ TIMEOUT_S = 10.0
 
 class FeedError(Exception):
     """The feed could not be read (core down, refused key, an answer that is no feed page)."""
-
-
-class FeedGone(Exception):
-    """410: the cursor is older than what the core keeps; resync and continue from here."""
-
-    def __init__(self, resume_after: int) -> None:
-        super().__init__(f"feed cursor gone; resume after {resume_after}")
-        self.resume_after = resume_after
-
-
-@dataclass(frozen=True)
-class FeedPage:
-    events: list[Envelope]
-    next: int
 
 
 class FeedReader:
@@ -64,7 +56,7 @@ class FeedReader:
     async def close(self) -> None:
         await self._client.aclose()
 
-    async def page(self, after: int | None, limit: int = PAGE) -> FeedPage:
+    async def page(self, after: int | None, limit: int = PAGE) -> Page:
         """The events after cursor `after` (None: where the feed is now, with no events)."""
         params = {"limit": str(limit)} if after is not None else {"limit": "0"}
         if after is not None:
@@ -80,13 +72,13 @@ class FeedReader:
         if response.status_code == 410 and isinstance(body, dict):
             resume_after = _cursor(body.get("resume_after"))
             if resume_after is not None:
-                raise FeedGone(resume_after)
+                raise CursorGone(resume_after)
         if response.status_code != 200 or not isinstance(body, dict):
             detail = body.get("detail", "") if isinstance(body, dict) else ""
             raise FeedError(f"the core's events feed answered {response.status_code} {detail}")
         try:
             events = [parse_envelope(item) for item in body["events"]]
-            return FeedPage(events, cursor_number(str(body["next"])))
+            return Page(events, cursor_number(str(body["next"])))
         except (KeyError, TypeError, ValueError) as exc:
             raise FeedError(f"the core's events feed sent no feed page: {exc}") from exc
 
@@ -119,7 +111,7 @@ class CatchUp:
                     return handed
                 try:
                     page = await self.reader.page(after)
-                except FeedGone as gone:
+                except CursorGone as gone:
                     log.warning("events feed: cursor %s is gone; resyncing", after)
                     self.resumed()
                     await self.db.reset(gone.resume_after)

@@ -32,8 +32,8 @@ from portal.core.api.idempotency import HEADER, parse_key
 from portal.core.api.problems import ApiProblem, problem
 from portal.core.contract import Tenant
 from portal.core.embedded.core import EmbeddedCore
-from portal.core.envelope import cursor_number, cursor_text
-from portal.core.journal import CursorGone, Journal
+from portal.core.envelope import CursorGone, cursor_number, cursor_text
+from portal.core.journal import Journal
 from portal.core.webhooks.endpoints import BadEndpoint, Endpoints
 from portal.core.webhooks.sender import Backoff, WebhookSender
 from portal.settings import Settings
