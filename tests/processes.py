@@ -93,5 +93,13 @@ class PortalProcess:
             self.process.wait()
         self.process = None
 
+    def kill(self) -> None:
+        """Kill it as a crash would (SIGKILL: no shutdown at all)."""
+        if self.process is None:
+            return
+        self.process.kill()
+        self.process.wait()
+        self.process = None
+
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""

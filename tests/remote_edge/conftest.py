@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -70,11 +72,13 @@ class RemoteEdge:
         )
 
 
-async def _seed(database_url: str) -> Seeded:
+async def _seed(database_url: str, tenant_settings: dict[str, Any]) -> Seeded:
     core = EmbeddedCore(database_url)
     await core.start()
     try:
         tenant = await core.tenants.create_tenant("acme", "Acme")
+        if tenant_settings:
+            tenant = await core.tenants.update_tenant_settings(tenant.id, tenant_settings)
         agent = await core.tenants.create_agent(
             tenant.id, AGENT_EMAIL, "Ada Agent", hash_password("agent password 123"), "agent"
         )
@@ -92,9 +96,15 @@ async def _seed(database_url: str) -> Seeded:
         await core.close()
 
 
-@pytest.fixture(scope="module")
-def remote_edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RemoteEdge]:
-    root = tmp_path_factory.mktemp("remote-edge")
+@contextmanager
+def remote_edge_processes(
+    root: Path,
+    *,
+    tenant_settings: dict[str, Any] | None = None,
+    extra_edge_env: dict[str, str] | None = None,
+) -> Iterator[RemoteEdge]:
+    """The seeded core and its edge serving in `root`, until the block ends; `tenant_settings`
+    and `extra_edge_env` are what a module needs beyond the defaults."""
     core_data, edge_data = root / "core", root / "edge"
     core_data.mkdir()
     edge_data.mkdir()
@@ -106,7 +116,9 @@ def remote_edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RemoteEdge
         # A delivery that failed (the edge down) is tried again within a second or two.
         "PORTAL_WEBHOOK_RETRY_MAX_S": "2",
     }
-    seeded = asyncio.run(_seed(f"sqlite+aiosqlite:///{core_data / 'portal.db'}"))
+    seeded = asyncio.run(
+        _seed(f"sqlite+aiosqlite:///{core_data / 'portal.db'}", tenant_settings or {})
+    )
     key = portal_command("core-key", "--tenant", "acme", "--name", "edge", env=core_env).strip()
     edge_port = free_port()
     registered = portal_command(
@@ -141,6 +153,7 @@ def remote_edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RemoteEdge
         "PORTAL_CORE_URL": f"http://127.0.0.1:{core_port}",
         "PORTAL_CORE_KEY": key,
         "PORTAL_CORE_WEBHOOK_SECRET": webhook_secret,
+        **(extra_edge_env or {}),
     }
     edge = PortalProcess(("serve",), edge_port, edge_env, root / "edge.log", ready_path="/readyz")
     try:
@@ -151,3 +164,9 @@ def remote_edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RemoteEdge
         edge.stop()
         core.stop()
         mail.close()
+
+
+@pytest.fixture(scope="module")
+def remote_edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RemoteEdge]:
+    with remote_edge_processes(tmp_path_factory.mktemp("remote-edge")) as processes:
+        yield processes

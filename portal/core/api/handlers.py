@@ -170,7 +170,8 @@ async def idempotent(
         )
     try:
         try:
-            response = await run()
+            async with store.leased(tenant.id, key):
+                response = await run()
         except ApiProblem as refusal:
             response = refusal.response()
     except BaseException:

@@ -6,7 +6,10 @@ in, with no read-then-write window. When it is done its answer is stored, and a 
 answer replayed (same status, same body). A retry while it runs gets 409; the same key with a
 different request (method, path, query or body) gets 422. A record left "running" by a process
 that died is taken over once its lease (`LEASE`) has run out, so nothing waits forever; the
-contract's own idempotency keys then keep the retried write from being stored twice.
+contract's own idempotency keys then keep the retried write from being stored twice. The lease
+is short (a core killed mid-write holds up that write's retries, and every write queued behind
+it at an edge, for that long) and renewed while the write runs (`leased`), so a slow write is
+never taken over.
 
 Records are kept for at least `KEEP` and purged lazily (by the writes themselves) after
 `PURGE_AFTER`.
@@ -14,7 +17,10 @@ Records are kept for at least `KEEP` and purged lazily (by the writes themselves
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -31,8 +37,10 @@ MAX_KEY_LENGTH = 255
 KEEP = timedelta(hours=24)
 PURGE_AFTER = timedelta(hours=48)
 PURGE_EVERY = timedelta(minutes=10)
-# Longer than any write takes; a "running" record older than this was left by a crashed process.
-LEASE = timedelta(seconds=60)
+# A "running" record whose lease ran out was left by a process that died: the process running a
+# write renews its lease every RENEW_EVERY_S.
+LEASE = timedelta(seconds=5)
+RENEW_EVERY_S = 1.5
 
 
 @dataclass(frozen=True)
@@ -124,6 +132,26 @@ class IdempotencyStore:
         if taken.rowcount != 1:
             raise _in_progress()
         return None
+
+    @asynccontextmanager
+    async def leased(self, tenant_id: int, key: str) -> AsyncIterator[None]:
+        """Keep the running record's lease from running out while the block runs."""
+        renewing = asyncio.create_task(self._renew(tenant_id, key))
+        try:
+            yield
+        finally:
+            renewing.cancel()
+
+    async def _renew(self, tenant_id: int, key: str) -> None:
+        c = t.core_idempotency.c
+        while True:
+            await asyncio.sleep(RENEW_EVERY_S)
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    t.core_idempotency.update()
+                    .where((c.tenant_id == tenant_id) & (c.key == key) & (c.state == "running"))
+                    .values(expires_at=utcnow() + LEASE)
+                )
 
     async def finish(self, tenant_id: int, key: str, answer: StoredAnswer) -> None:
         c = t.core_idempotency.c
