@@ -13,7 +13,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from portal.core.contract import ReplyDraft, TicketDraft
+from portal.core.contract import ArticleDraft, ReplyDraft, TicketDraft
 from portal.edge.outbox import EdgeOutbox, PendingTicket
 from portal.edge.outbox.store import PENDING, SENT, SET_ASIDE, Row
 from portal.security import hash_password
@@ -100,7 +100,8 @@ async def test_writes_while_the_core_is_stopped_land_once_in_order(setup: Setup)
         page = await client.get(f"/portal/tickets/{existing.id}")
         assert "reply-pending" in page.text and "&lt;i&gt;soon&lt;/i&gt;" in page.text
         waiting = await _outbox(served).outbox.store.listing(tid, (PENDING,))
-        assert sorted(row.kind for row in waiting) == ["reply", "reply", "ticket", "visit"]
+        # (No "visit" row: this visit opened no suggestion, so there is no deflection to mark.)
+        assert sorted(row.kind for row in waiting) == ["reply", "reply", "ticket"]
 
         await setup.core.start()
         await until(lambda: _depth_is(served, 0), "the outbox to drain")
@@ -144,6 +145,33 @@ async def _depth_is(served: object, depth: int) -> bool:
 
 def _draft(subject: str, **kw: object) -> TicketDraft:
     return TicketDraft(subject, "Details.", "lee@example.com", "Lee", **kw)  # type: ignore[arg-type]
+
+
+async def test_a_suggestion_opened_and_the_ticket_after_it_reach_the_core_in_order(
+    setup: Setup,
+) -> None:
+    tid = setup.tenant.id
+    article = await setup.core.running.kb.save_article(
+        tid, ArticleDraft(language="en", slug="paper-jam", title="Paper jam", body_md="Open it.")
+    )
+    async with edge(setup) as served:
+        forms = served.service("core").forms
+        await setup.core.stop()
+        before = await _depth(served)
+        await forms.mark_visit_ticketed(tid, "visit-without-suggestions")
+        assert await _depth(served) == before  # nothing opened, nothing to mark
+        await forms.record_deflection(tid, "visit-with-one", article.id, "jam")
+        await forms.mark_visit_ticketed(tid, "visit-with-one")
+        assert await _depth(served) == before + 2
+        await setup.core.start()
+        await until(lambda: _depth_is(served, 0), "the visit's writes to go through")
+    [summary] = [
+        s
+        for s in await setup.core.running.forms.deflection_summary(tid)
+        if s.article_id == article.id
+    ]
+    # Opened once, and marked as followed by a ticket: the mark came after what it marks.
+    assert (summary.opened, summary.without_ticket) == (1, 0)
 
 
 async def test_an_edge_restart_drains_what_the_last_one_left(setup: Setup) -> None:

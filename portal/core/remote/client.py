@@ -35,6 +35,12 @@ _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _NOT_FINAL = frozenset({401, 408, 425, 429})
 
 
+# Connections to the core at once; requests beyond wait for one. Few: httpcore's pool does work
+# per request that grows with its connections and its queue (at 32, a third of the edge's CPU
+# on a write), and each connection carries hundreds of requests a second.
+MAX_CONNECTIONS = 8
+
+
 class CoreUnavailable(Exception):
     """The core did not answer (after retries), answered with a server error, or refused the
     key: nothing the caller's input could fix. `retry_after`: the core's own hint, in seconds."""
@@ -108,7 +114,11 @@ class CoreClient:
             base_url=self.url,
             headers={"Authorization": f"Bearer {key}", "User-Agent": "portal-edge"},
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            # Every connection kept: one closed after use is reopened at once under load, and
+            # the pool's work per request grows with the connections it holds.
+            limits=httpx.Limits(
+                max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
+            ),
             transport=transport,
         )
 

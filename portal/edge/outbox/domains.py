@@ -65,6 +65,10 @@ def pending_reference(item: object) -> str:
     return item.reference if isinstance(item, PendingTicket | PendingReply) else ""
 
 
+def _visit_stream(tenant_id: int, visit_key: str) -> str:
+    return f"visit:{tenant_id}:{visit_key}"[:80]
+
+
 def _solo_stream(kind: str) -> str:
     return f"{kind}:{uuid.uuid4().hex}"  # a write nothing else waits on, nor it on anything
 
@@ -368,25 +372,33 @@ class OutboxKnowledgeBase(_Passthrough):
 
 
 class OutboxForms(_Passthrough):
+    # A visit's suggestions opened and its ticket share a stream: the mark reaches the core
+    # after what it marks.
     async def record_deflection(
         self, tenant_id: int, visit_key: str, article_id: int, query: str
     ) -> None:
         args: dict[str, Any] = {"tenant_id": tenant_id, "visit_key": visit_key}
         args.update(article_id=article_id, query=query)
-        await self._solo("deflection", "record_deflection", tenant_id, args)
+        await self._visit("deflection", "record_deflection", tenant_id, visit_key, args)
 
     async def mark_visit_ticketed(self, tenant_id: int, visit_key: str) -> None:
+        # Most visits opened no suggestion, and then there is nothing to mark: every suggestion
+        # opened went through this edge's outbox (kept two days, far longer than a visit).
+        if not await self._outbox.store.has_stream(_visit_stream(tenant_id, visit_key)):
+            return
         args = {"tenant_id": tenant_id, "visit_key": visit_key}
-        await self._solo("visit", "mark_visit_ticketed", tenant_id, args)
+        await self._visit("visit", "mark_visit_ticketed", tenant_id, visit_key, args)
 
-    async def _solo(self, kind: str, method: str, tenant_id: int, args: dict[str, Any]) -> None:
+    async def _visit(
+        self, kind: str, method: str, tenant_id: int, visit_key: str, args: dict[str, Any]
+    ) -> None:
         await self._outbox.submit(
             NewRow(
                 tenant_id=tenant_id,
                 kind=kind,
                 domain="forms",
                 method=method,
-                stream=_solo_stream(kind),
+                stream=_visit_stream(tenant_id, visit_key),
                 args=encode_args("forms", method, args),
                 idempotency_key=uuid.uuid4().hex,
             )

@@ -18,15 +18,20 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
 
-from portal.core.embedded.engine import CoreEngine
+from portal.core.embedded.engine import CoreEngine, fetch
+from portal.core.remote.client import MAX_CONNECTIONS
 from portal.edge.db import outbox
 
 PENDING, SENT, SET_ASIDE, DISCARDED = "pending", "sent", "set_aside", "discarded"
-SENT_KEPT = timedelta(days=2)  # long enough for any reply still waiting on its ticket's id
+SENT_KEPT = timedelta(days=2)
+# Rows leased (and then sent side by side) at a time: the connections to the core, so that
+# sends do not queue in the HTTP client's pool (whose work per request grows with its queue).
+CLAIM_LIMIT = MAX_CONNECTIONS  # long enough for any reply still waiting on its ticket's id
 # Unambiguous to read out on the phone: no 0/O, 1/I/L.
 _ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 
@@ -115,6 +120,73 @@ class NewRow:
     email: str = ""
 
 
+_bind = sa.bindparam
+# The statements of every write and every send, built once (`fetch` runs them directly).
+_PENDING_IN_STREAM = sa.select(
+    sa.exists().where((c.stream == _bind("in_stream")) & (c.state == PENDING))
+)
+_INSERT = (
+    outbox.insert()
+    .values({col.name: _bind(col.name) for col in outbox.c if col.name != "id"})
+    .returning(*outbox.c)
+)
+_ANY_IN_STREAM = sa.select(
+    sa.exists().where(
+        (c.stream == _bind("any_stream"))
+        & ((c.state == PENDING) | (c.state == SENT) | (c.state == SET_ASIDE))
+    )
+)
+_FIND = (
+    sa.select(outbox)
+    .where(
+        (c.tenant_id == _bind("find_tenant"))
+        & (c.idempotency_key == _bind("find_key"))
+        & (c.method == _bind("find_method"))
+        & (c.state != DISCARDED)
+    )
+    .limit(1)
+)
+_GET = sa.select(outbox).where(c.id == _bind("get_id"))
+_SENT = (
+    outbox.update()
+    .where(c.id == _bind("sent_id"))
+    .values(
+        state=SENT,
+        done_at=_bind("sent_at"),
+        lease_owner=None,
+        lease_until=None,
+        result=_bind("sent_result"),
+        attempts=_bind("sent_attempts"),
+        reason="",
+        ticket_id=sa.func.coalesce(_bind("sent_ticket", type_=sa.Integer), c.ticket_id),
+    )
+    .returning(c.id)
+)
+
+
+@cache
+def _claims(limit: int) -> Any:
+    """Lease the due heads of streams (oldest pending row of each) in one statement; a row
+    another process leased meanwhile fails the outer conditions and is not returned."""
+    free = c.lease_until.is_(None) | (c.lease_until < _bind("claim_now"))
+    heads = (
+        sa.select(sa.func.min(c.id)).where(c.state == PENDING).group_by(c.stream).scalar_subquery()
+    )
+    due = (
+        sa.select(c.id)
+        .where(c.id.in_(heads) & (c.next_at <= _bind("claim_now")) & free)
+        .order_by(c.id)
+        .limit(limit)
+        .scalar_subquery()
+    )
+    return (
+        outbox.update()
+        .where(c.id.in_(due) & (c.state == PENDING) & free)
+        .values(lease_owner=_bind("claim_owner"), lease_until=_bind("claim_until"))
+        .returning(*outbox.c)
+    )
+
+
 class OutboxStore:
     """SQL over `edge_outbox`; every method is one short transaction."""
 
@@ -129,11 +201,7 @@ class OutboxStore:
         first attempt at once."""
         moment = now()
         async with self.engine.begin() as conn:
-            older = await conn.scalar(
-                sa.select(sa.func.count())
-                .select_from(outbox)
-                .where((c.stream == new.stream) & (c.state == PENDING))
-            )
+            [(older,)] = await fetch(conn, _PENDING_IN_STREAM, {"in_stream": new.stream})
             head = state == PENDING and not older
             values = {
                 "reference": new_reference(),
@@ -155,85 +223,53 @@ class OutboxStore:
                 "lease_until": moment + timedelta(seconds=lease_s) if head else None,
                 "created_at": moment,
                 "reason": reason,
+                "done_at": None,
+                "result": None,
             }
-            inserted = await conn.execute(outbox.insert().values(**values))
-            row_id = inserted.inserted_primary_key[0]  # type: ignore[index]
-            record = (await conn.execute(sa.select(outbox).where(c.id == row_id))).one()
+            [record] = await fetch(conn, _INSERT, values)
         return Row.of(record), head
+
+    async def has_stream(self, stream: str) -> bool:
+        """Whether anything of `stream` is stored (pending, sent or set aside)."""
+        async with self.engine.connect() as conn:
+            [(found,)] = await fetch(conn, _ANY_IN_STREAM, {"any_stream": stream})
+        return bool(found)
 
     async def find(self, tenant_id: int, method: str, idempotency_key: str) -> Row | None:
         """The row stored earlier for the same write (a resent form), unless discarded."""
+        params = {"find_tenant": tenant_id, "find_key": idempotency_key, "find_method": method}
         async with self.engine.connect() as conn:
-            record = (
-                await conn.execute(
-                    sa.select(outbox)
-                    .where(
-                        (c.tenant_id == tenant_id)
-                        & (c.idempotency_key == idempotency_key)
-                        & (c.method == method)
-                        & (c.state != DISCARDED)
-                    )
-                    .limit(1)
-                )
-            ).first()
-        return Row.of(record) if record else None
+            found = await fetch(conn, _FIND, params)
+        return Row.of(found[0]) if found else None
 
     async def get(self, row_id: int) -> Row | None:
         async with self.engine.connect() as conn:
-            record = (await conn.execute(sa.select(outbox).where(c.id == row_id))).first()
-        return Row.of(record) if record else None
+            found = await fetch(conn, _GET, {"get_id": row_id})
+        return Row.of(found[0]) if found else None
 
-    async def claim_due(self, owner: str, lease_s: float, limit: int = 100) -> list[Row]:
-        """Lease the due heads of streams (oldest pending row of each) to `owner`."""
+    async def claim_due(self, owner: str, lease_s: float, limit: int = CLAIM_LIMIT) -> list[Row]:
+        """Lease the due heads of streams (oldest pending row of each) to `owner`, oldest
+        first."""
         moment = now()
-        heads = (
-            sa.select(sa.func.min(c.id))
-            .where(c.state == PENDING)
-            .group_by(c.stream)
-            .scalar_subquery()
-        )
-        free = c.lease_until.is_(None) | (c.lease_until < moment)
-        async with self.engine.connect() as conn:
-            ids = (
-                (
-                    await conn.execute(
-                        sa.select(c.id)
-                        .where(c.id.in_(heads) & (c.next_at <= moment) & free)
-                        .order_by(c.id)
-                        .limit(limit)
-                    )
-                )
-                .scalars()
-                .all()
-            )
-        claimed: list[Row] = []
-        for row_id in ids:
-            async with self.engine.begin() as conn:
-                taken = await conn.execute(
-                    outbox.update()
-                    .where((c.id == row_id) & (c.state == PENDING) & free)
-                    .values(lease_owner=owner, lease_until=moment + timedelta(seconds=lease_s))
-                )
-                if taken.rowcount != 1:
-                    continue  # another process leased it first
-                record = (await conn.execute(sa.select(outbox).where(c.id == row_id))).one()
-            claimed.append(Row.of(record))
-        return claimed
+        params = {
+            "claim_now": moment,
+            "claim_owner": owner,
+            "claim_until": moment + timedelta(seconds=lease_s),
+        }
+        async with self.engine.begin() as conn:
+            claimed = await fetch(conn, _claims(limit), params)
+        return sorted((Row.of(record) for record in claimed), key=lambda row: row.id)
 
     async def sent(self, row: Row, result: Any, ticket_id: int | None) -> None:
-        values: dict[str, Any] = {
-            "state": SENT,
-            "done_at": now(),
-            "lease_owner": None,
-            "lease_until": None,
-            "result": json.dumps(result, separators=(",", ":")),
-            "attempts": row.attempts + 1,
-            "reason": "",
+        params = {
+            "sent_id": row.id,
+            "sent_at": now(),
+            "sent_result": json.dumps(result, separators=(",", ":")),
+            "sent_attempts": row.attempts + 1,
+            "sent_ticket": ticket_id,
         }
-        if ticket_id is not None:
-            values["ticket_id"] = ticket_id
         async with self.engine.begin() as conn:
-            await conn.execute(outbox.update().where(c.id == row.id).values(**values))
+            await fetch(conn, _SENT, params)
 
     async def later(self, row: Row, reason: str, delay_s: float) -> None:
         """Try `row` again in `delay_s`; its lease is given back."""
