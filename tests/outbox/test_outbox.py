@@ -174,6 +174,35 @@ async def test_a_suggestion_opened_and_the_ticket_after_it_reach_the_core_in_ord
     assert (summary.opened, summary.without_ticket) == (1, 0)
 
 
+async def test_a_reply_the_core_took_still_shows_while_the_core_is_away(setup: Setup) -> None:
+    tid = setup.tenant.id
+    core = setup.core.running
+    customer = await core.customers.ensure_customer(tid, "lee@example.com", "Lee")
+    ticket = await core.tickets.create_ticket(
+        tid, TicketDraft("Slow scanner", "It is slow.", "lee@example.com", "Lee"), uuid.uuid4().hex
+    )
+    cookie = await customer_cookie(core, SECRET, customer)
+    async with edge(setup) as served, served.client(host=HOST) as client:
+        client.headers["cookie"] = cookie
+        page = await client.get(f"/portal/tickets/{ticket.id}")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert csrf is not None
+        replied = await client.post(
+            f"/portal/tickets/{ticket.id}/replies",
+            data={"body": "Still slow today.", "idempotency_key": "s" * 20, "csrf_token": csrf[1]},
+        )
+        assert replied.status_code == 303, replied.text
+        assert await _depth(served) == 0  # the core took it at once
+        await setup.core.stop()
+        try:
+            again = await client.get(f"/portal/tickets/{ticket.id}")
+        finally:
+            await setup.core.start()
+    # The page comes from the last answer kept for the outage, with the confirmed reply in it.
+    assert again.status_code == 200
+    assert "Still slow today." in again.text and "reply-pending" not in again.text
+
+
 async def test_an_edge_restart_drains_what_the_last_one_left(setup: Setup) -> None:
     tid = setup.tenant.id
     async with edge(setup) as served:

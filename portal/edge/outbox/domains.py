@@ -141,6 +141,19 @@ class _LastAnswers:
             self._kept.popitem(last=False)
         return answer
 
+    async def replied(self, row: Row, value: Any) -> None:
+        """A reply the core took joins its ticket's kept reply lists: a page read while the
+        core is away must not lose what the customer saw confirmed."""
+        if row.kind != "reply" or not isinstance(value, Reply):
+            return
+        for internal in (False, True):
+            key = ("replies", row.tenant_id, value.ticket_id, internal)
+            kept = self._kept.get(key)
+            if kept is None or (value.internal and not internal):
+                continue
+            if all(reply.id != value.id for reply in kept):
+                self._kept[key] = [*kept, value]
+
 
 class OutboxTickets(_Passthrough):
     def __init__(
@@ -408,6 +421,7 @@ class OutboxForms(_Passthrough):
 def outbox_core(remote: RemoteCore, outbox: Outbox) -> HelpdeskCore:
     """The remote core (started: its capabilities known) with its writes through `outbox`."""
     last = _LastAnswers()
+    outbox.on_accepted(last.replied)
     customers = cast(CustomersDomain, LastAnswerCustomers(remote.customers, outbox, last))
     return HelpdeskCore(
         tenants=remote.tenants,
