@@ -14,6 +14,10 @@ them when an event says they changed:
 A write through this edge drops its domain's reads of the tenant at once, so whoever made a
 change reads it back; other edges hear of it by the event. Writes are never cached, nor any read
 not listed in `CACHED`.
+
+An answer past its `ttl` is still given while the core does not answer (stale if error): during
+an outage the help center, the forms and the portal keep their tenant, pages and forms, and the
+outbox takes the writes. What an event dropped is not kept for that.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 from portal.core.api.operations import OPERATIONS
 from portal.core.bus import EventBus
 from portal.core.contract import EVENTS_RESUMED, Event, NotFound
+from portal.core.remote.client import CoreUnavailable
 
 TTL_S = 30.0
 SIZE = 10_000
@@ -107,6 +112,10 @@ class ReadCache:
             value: Any = await fetch()
         except NotFound as missing:
             value = missing
+        except CoreUnavailable:
+            if found is not None:  # past its time, but better than no page at all
+                return _answer(found[2])
+            raise
         if generation == self._generation:
             self._entries[key] = (time.monotonic() + self.ttl, args.get("tenant_id"), value)
             self._entries.move_to_end(key)
