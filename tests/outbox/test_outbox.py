@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -38,14 +39,18 @@ async def _depth(served: object) -> int:
     return (await _outbox(served).outbox.stats())[0]
 
 
+async def _customer_with_a_ticket(setup: Setup, name: str, subject: str) -> tuple[Any, Any, str]:
+    """A customer of the core with a ticket there, and their signed-in cookie for the edge."""
+    core, email = setup.core.running, f"{name}@example.com"
+    customer = await core.customers.ensure_customer(setup.tenant.id, email, name.title())
+    draft = TicketDraft(subject, "It is broken.", email, name.title())
+    ticket = await core.tickets.create_ticket(setup.tenant.id, draft, uuid.uuid4().hex)
+    return customer, ticket, await customer_cookie(core, SECRET, customer)
+
+
 async def test_writes_while_the_core_is_stopped_land_once_in_order(setup: Setup) -> None:
     tid = setup.tenant.id
-    core = setup.core.running
-    customer = await core.customers.ensure_customer(tid, "kim@example.com", "Kim")
-    existing = await core.tickets.create_ticket(
-        tid, TicketDraft("Old printer", "It jams.", "kim@example.com", "Kim"), uuid.uuid4().hex
-    )
-    cookie = await customer_cookie(core, SECRET, customer)
+    customer, existing, cookie = await _customer_with_a_ticket(setup, "kim", "Old printer")
     async with edge(setup) as served, served.client(host=HOST) as client:
         client.headers["cookie"] = cookie
         # While the core answers, the customer's pages are read once (kept for an outage).
@@ -112,7 +117,7 @@ async def test_writes_while_the_core_is_stopped_land_once_in_order(setup: Setup)
         bodies = [r.body for r in await core.tickets.list_replies(tid, created[0].id)]
         assert bodies == ["Charged twice.", "More"]
         old = [r.body for r in await core.tickets.list_replies(tid, existing.id)]
-        assert old == ["It jams.", "Any news? <i>soon</i>"]
+        assert old == ["It is broken.", "Any news? <i>soon</i>"]
 
         listing = await client.get("/portal/tickets")
         assert reference not in listing.text and "Sending" not in listing.text
@@ -175,13 +180,7 @@ async def test_a_suggestion_opened_and_the_ticket_after_it_reach_the_core_in_ord
 
 
 async def test_a_reply_the_core_took_still_shows_while_the_core_is_away(setup: Setup) -> None:
-    tid = setup.tenant.id
-    core = setup.core.running
-    customer = await core.customers.ensure_customer(tid, "lee@example.com", "Lee")
-    ticket = await core.tickets.create_ticket(
-        tid, TicketDraft("Slow scanner", "It is slow.", "lee@example.com", "Lee"), uuid.uuid4().hex
-    )
-    cookie = await customer_cookie(core, SECRET, customer)
+    _, ticket, cookie = await _customer_with_a_ticket(setup, "lee", "Slow scanner")
     async with edge(setup) as served, served.client(host=HOST) as client:
         client.headers["cookie"] = cookie
         page = await client.get(f"/portal/tickets/{ticket.id}")
