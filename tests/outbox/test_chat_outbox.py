@@ -72,6 +72,9 @@ async def test_messages_while_the_core_is_stopped_are_acked_then_land_once_in_or
     await other_tab.expect("caught_up", conversation_id=conversation_id)
 
     await setup.core.stop()
+    # A page the visitor opens meanwhile (a new socket) still finds the conversation.
+    new_page, _ = await chat.visitor(token, conversation_id=conversation_id)
+    await new_page.expect("caught_up", conversation_id=conversation_id)
     sent = [(client_id(), f"Queued {n}") for n in range(3)]
     for cid, body in sent:
         await ws.send("message", conversation_id=conversation_id, client_id=cid, body=body)

@@ -23,6 +23,9 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from portal.core.contract import (
+    ChatDomain,
+    ChatMessage,
+    Conversation,
     Customer,
     CustomersDomain,
     Feedback,
@@ -366,6 +369,39 @@ class LastAnswerCustomers(_Passthrough):
         return customer
 
 
+class LastAnswerChat(_Passthrough):
+    """The chat domain, the reads of a visitor's socket kept for outages: a page the visitor
+    opens (a new socket) while the core is away still finds their conversations, and what they
+    send goes through the outbox."""
+
+    def __init__(self, inner: ChatDomain, outbox: Outbox, last: _LastAnswers) -> None:
+        super().__init__(inner, outbox)
+        self._last = last
+
+    async def get_conversation(self, tenant_id: int, conversation_id: int) -> Conversation:
+        found: Conversation = await self._last.read(
+            ("conversation", tenant_id, conversation_id),
+            lambda: self._inner.get_conversation(tenant_id, conversation_id),
+        )
+        return found
+
+    async def list_conversations(self, tenant_id: int, **options: Any) -> list[Conversation]:
+        found: list[Conversation] = await self._last.read(
+            ("conversations", tenant_id, *sorted(options.items())),
+            lambda: self._inner.list_conversations(tenant_id, **options),
+        )
+        return found
+
+    async def chat_messages(
+        self, tenant_id: int, conversation_id: int, **options: Any
+    ) -> list[ChatMessage]:
+        found: list[ChatMessage] = await self._last.read(
+            ("messages", tenant_id, conversation_id, *sorted(options.items())),
+            lambda: self._inner.chat_messages(tenant_id, conversation_id, **options),
+        )
+        return found
+
+
 class OutboxKnowledgeBase(_Passthrough):
     async def record_feedback(
         self, tenant_id: int, feedback: Feedback, idempotency_key: str
@@ -429,7 +465,7 @@ def outbox_core(remote: RemoteCore, outbox: Outbox) -> HelpdeskCore:
         customers=customers,
         tickets=cast(TicketsDomain, OutboxTickets(remote.tickets, outbox, customers, last)),
         forms=cast(FormsDomain, OutboxForms(remote.forms, outbox)),
-        chat=remote.chat,
+        chat=cast(ChatDomain, LastAnswerChat(remote.chat, outbox, last)),
         capabilities=remote.capabilities,
         backends=remote.backends,
     )
