@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from portal.admin.auth import admin_page, require_agent
-from portal.edge.outbox.store import PENDING, SET_ASIDE, Row, now
+from portal.edge.outbox.rows import PENDING, SET_ASIDE, Row, now
 from portal.i18n import gettext
 from portal.request_helpers import form_text, redirect_to, tenant_of
 from portal.services import services

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from portal.core.embedded import schema
 from portal.edge.outbox import EdgeOutbox
-from portal.edge.outbox.store import PENDING, SET_ASIDE, now
+from portal.edge.outbox.rows import PENDING, SET_ASIDE, now
 from portal.security import hash_password
 from tests.conftest import TEST_HASH_COST, Server, staff_cookie
 from tests.messenger.conftest import Chat, Ws, client_id

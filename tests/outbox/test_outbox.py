@@ -16,7 +16,7 @@ import pytest_asyncio
 
 from portal.core.contract import ArticleDraft, ReplyDraft, TicketDraft
 from portal.edge.outbox import EdgeOutbox, PendingTicket
-from portal.edge.outbox.store import PENDING, SENT, SET_ASIDE, Row
+from portal.edge.outbox.rows import PENDING, SENT, SET_ASIDE, Row
 from portal.security import hash_password
 from tests.conftest import TEST_HASH_COST, customer_cookie, staff_cookie
 from tests.outbox.conftest import HOST, SECRET, Setup, core_setup, edge, until

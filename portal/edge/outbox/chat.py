@@ -20,7 +20,7 @@ from typing import Any
 from portal.core.contract import ChatMessage, Conversation, MessageDraft
 from portal.core.remote.client import CoreClient
 from portal.edge.outbox.outbox import Outbox, decode_args, decode_result, encode_args
-from portal.edge.outbox.store import SENT, NewRow, Row
+from portal.edge.outbox.rows import SENT, NewRow, Row
 from portal.hub import Frame
 from portal.messenger.sending import NOT_SENT, SendingMessage
 from portal.messenger.service import Messenger, conversation_channel

@@ -8,25 +8,21 @@ anyway (a rating as given, None). Reads pass through, and the customer's ticket 
 ticket's replies get the items still in the outbox merged in, marked as sending.
 Everything else is the remote core's domain object itself (`__getattr__`).
 
-While the core does not answer, a customer's reads (`get_customer`, `get_ticket`, `list_tickets`,
-`list_replies`, `get_rating`) give the last answer this process had for the same question, so
-a signed-in customer can still open a ticket and reply (the reply goes to the outbox) during an
-outage instead of getting an error page.
+While the core does not answer, a customer's ticket reads (`get_ticket`, `list_tickets`,
+`list_replies`, `get_rating`) give the last answer this process had for the same question
+(`last_answers.py`, which also keeps the customer and a visitor's chat reads), so a signed-in
+customer can still open a ticket and reply (the reply goes to the outbox) during an outage
+instead of getting an error page.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
 from portal.core.contract import (
     ChatDomain,
-    ChatMessage,
-    Conversation,
-    Customer,
     CustomersDomain,
     Feedback,
     FormsDomain,
@@ -43,8 +39,14 @@ from portal.core.contract import (
 )
 from portal.core.remote.client import CoreUnavailable
 from portal.core.remote.core import RemoteCore
+from portal.edge.outbox.last_answers import (
+    LastAnswerChat,
+    LastAnswerCustomers,
+    LastAnswers,
+    Passthrough,
+)
 from portal.edge.outbox.outbox import Outbox, Queued, decode_args, encode_args
-from portal.edge.outbox.store import PENDING, SENT, NewRow, Row, now
+from portal.edge.outbox.rows import PENDING, SENT, NewRow, Row, now
 
 
 @dataclass(frozen=True)
@@ -76,13 +78,10 @@ def _solo_stream(kind: str) -> str:
     return f"{kind}:{uuid.uuid4().hex}"  # a write nothing else waits on, nor it on anything
 
 
-class _Passthrough:
+class _Passthrough(Passthrough):
     def __init__(self, inner: Any, outbox: Outbox) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._outbox = outbox
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
 
 def _pending_ticket(row: Row) -> PendingTicket:
@@ -123,44 +122,9 @@ def _pending_reply(row: Row, ticket_id: int) -> PendingReply:
     )
 
 
-class _LastAnswers:
-    """The last answer to each read, given back while the core does not answer."""
-
-    MAX = 10_000
-
-    def __init__(self) -> None:
-        self._kept: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
-
-    async def read(self, key: tuple[Any, ...], call: Callable[[], Awaitable[Any]]) -> Any:
-        try:
-            answer = await call()
-        except CoreUnavailable:
-            if key in self._kept:
-                return self._kept[key]
-            raise
-        self._kept[key] = answer
-        self._kept.move_to_end(key)
-        if len(self._kept) > self.MAX:
-            self._kept.popitem(last=False)
-        return answer
-
-    async def replied(self, row: Row, value: Any) -> None:
-        """A reply the core took joins its ticket's kept reply lists: a page read while the
-        core is away must not lose what the customer saw confirmed."""
-        if row.kind != "reply" or not isinstance(value, Reply):
-            return
-        for internal in (False, True):
-            key = ("replies", row.tenant_id, value.ticket_id, internal)
-            kept = self._kept.get(key)
-            if kept is None or (value.internal and not internal):
-                continue
-            if all(reply.id != value.id for reply in kept):
-                self._kept[key] = [*kept, value]
-
-
 class OutboxTickets(_Passthrough):
     def __init__(
-        self, inner: TicketsDomain, outbox: Outbox, customers: CustomersDomain, last: _LastAnswers
+        self, inner: TicketsDomain, outbox: Outbox, customers: CustomersDomain, last: LastAnswers
     ) -> None:
         super().__init__(inner, outbox)
         self._customers = customers
@@ -353,55 +317,6 @@ class OutboxTickets(_Passthrough):
         return replies
 
 
-class LastAnswerCustomers(_Passthrough):
-    """The customers domain, its `get_customer` kept for outages (a signed-in customer's
-    pages load the customer on each request)."""
-
-    def __init__(self, inner: CustomersDomain, outbox: Outbox, last: _LastAnswers) -> None:
-        super().__init__(inner, outbox)
-        self._last = last
-
-    async def get_customer(self, tenant_id: int, customer_id: int) -> Customer:
-        customer: Customer = await self._last.read(
-            ("customer", tenant_id, customer_id),
-            lambda: self._inner.get_customer(tenant_id, customer_id),
-        )
-        return customer
-
-
-class LastAnswerChat(_Passthrough):
-    """The chat domain, the reads of a visitor's socket kept for outages: a page the visitor
-    opens (a new socket) while the core is away still finds their conversations, and what they
-    send goes through the outbox."""
-
-    def __init__(self, inner: ChatDomain, outbox: Outbox, last: _LastAnswers) -> None:
-        super().__init__(inner, outbox)
-        self._last = last
-
-    async def get_conversation(self, tenant_id: int, conversation_id: int) -> Conversation:
-        found: Conversation = await self._last.read(
-            ("conversation", tenant_id, conversation_id),
-            lambda: self._inner.get_conversation(tenant_id, conversation_id),
-        )
-        return found
-
-    async def list_conversations(self, tenant_id: int, **options: Any) -> list[Conversation]:
-        found: list[Conversation] = await self._last.read(
-            ("conversations", tenant_id, *sorted(options.items())),
-            lambda: self._inner.list_conversations(tenant_id, **options),
-        )
-        return found
-
-    async def chat_messages(
-        self, tenant_id: int, conversation_id: int, **options: Any
-    ) -> list[ChatMessage]:
-        found: list[ChatMessage] = await self._last.read(
-            ("messages", tenant_id, conversation_id, *sorted(options.items())),
-            lambda: self._inner.chat_messages(tenant_id, conversation_id, **options),
-        )
-        return found
-
-
 class OutboxKnowledgeBase(_Passthrough):
     async def record_feedback(
         self, tenant_id: int, feedback: Feedback, idempotency_key: str
@@ -456,16 +371,16 @@ class OutboxForms(_Passthrough):
 
 def outbox_core(remote: RemoteCore, outbox: Outbox) -> HelpdeskCore:
     """The remote core (started: its capabilities known) with its writes through `outbox`."""
-    last = _LastAnswers()
+    last = LastAnswers()
     outbox.on_accepted(last.replied)
-    customers = cast(CustomersDomain, LastAnswerCustomers(remote.customers, outbox, last))
+    customers = cast(CustomersDomain, LastAnswerCustomers(remote.customers, last))
     return HelpdeskCore(
         tenants=remote.tenants,
         kb=cast(KnowledgeBaseDomain, OutboxKnowledgeBase(remote.kb, outbox)),
         customers=customers,
         tickets=cast(TicketsDomain, OutboxTickets(remote.tickets, outbox, customers, last)),
         forms=cast(FormsDomain, OutboxForms(remote.forms, outbox)),
-        chat=cast(ChatDomain, LastAnswerChat(remote.chat, outbox, last)),
+        chat=cast(ChatDomain, LastAnswerChat(remote.chat, last)),
         capabilities=remote.capabilities,
         backends=remote.backends,
     )

@@ -33,8 +33,9 @@ from typing import Any
 from portal.core.api.wire import adapter
 from portal.core.contract import DOMAINS, Ticket
 from portal.core.remote.client import CoreClient
+from portal.edge.outbox.rows import SENT, NewRow, Row, now
 from portal.edge.outbox.sender import Accepted, Refused, TryLater, contract_error, send_once
-from portal.edge.outbox.store import SENT, NewRow, OutboxStore, Row, now
+from portal.edge.outbox.store import OutboxStore
 
 log = logging.getLogger(__name__)
 

@@ -16,108 +16,33 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
 
 from portal.core.embedded.engine import CoreEngine, fetch
+from portal.core.embedded.rows import aware
 from portal.core.remote.client import MAX_CONNECTIONS
 from portal.edge.db import outbox
+from portal.edge.outbox.rows import (
+    DISCARDED,
+    PENDING,
+    SENT,
+    SET_ASIDE,
+    NewRow,
+    Row,
+    new_reference,
+    now,
+)
 
-PENDING, SENT, SET_ASIDE, DISCARDED = "pending", "sent", "set_aside", "discarded"
-SENT_KEPT = timedelta(days=2)
+SENT_KEPT = timedelta(days=2)  # long enough for any reply still waiting on its ticket's id
 # Rows leased (and then sent side by side) at a time: the connections to the core, so that
 # sends do not queue in the HTTP client's pool (whose work per request grows with its queue).
-CLAIM_LIMIT = MAX_CONNECTIONS  # long enough for any reply still waiting on its ticket's id
-# Unambiguous to read out on the phone: no 0/O, 1/I/L.
-_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+CLAIM_LIMIT = MAX_CONNECTIONS
 
 c = outbox.c
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-def aware(moment: datetime | None) -> datetime | None:
-    """SQLite gives naive datetimes back; every one stored here is UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
-
-
-def new_reference() -> str:
-    """A local reference the customer can quote: `R-` and eight characters."""
-    return "R-" + "".join(secrets.choice(_ALPHABET) for _ in range(8))
-
-
-@dataclass(frozen=True)
-class Row:
-    id: int
-    reference: str
-    tenant_id: int
-    kind: str
-    domain: str
-    method: str
-    stream: str
-    parent_id: int | None
-    ticket_id: int | None
-    customer_id: int | None
-    email: str
-    args: dict[str, Any]
-    idempotency_key: str
-    state: str
-    attempts: int
-    next_at: datetime
-    created_at: datetime
-    lease_owner: str | None
-    result: Any
-    reason: str
-
-    @classmethod
-    def of(cls, record: Any) -> Row:
-        return cls(
-            id=record.id,
-            reference=record.reference,
-            tenant_id=record.tenant_id,
-            kind=record.kind,
-            domain=record.domain,
-            method=record.method,
-            stream=record.stream,
-            parent_id=record.parent_id,
-            ticket_id=record.ticket_id,
-            customer_id=record.customer_id,
-            email=record.email,
-            args=json.loads(record.args),
-            idempotency_key=record.idempotency_key,
-            state=record.state,
-            attempts=record.attempts,
-            next_at=aware(record.next_at) or now(),
-            created_at=aware(record.created_at) or now(),
-            lease_owner=record.lease_owner,
-            result=json.loads(record.result) if record.result else None,
-            reason=record.reason,
-        )
-
-
-@dataclass(frozen=True)
-class NewRow:
-    """A write to store: what `OutboxStore.add` needs."""
-
-    tenant_id: int
-    kind: str
-    domain: str
-    method: str
-    stream: str
-    args: dict[str, Any]  # as JSON values
-    idempotency_key: str
-    parent_id: int | None = None
-    ticket_id: int | None = None
-    customer_id: int | None = None
-    email: str = ""
 
 
 _bind = sa.bindparam
@@ -455,18 +380,18 @@ class OutboxStore:
     async def stats(self) -> tuple[int, datetime | None]:
         """(rows not yet sent, when the oldest of them was stored)."""
         async with self.engine.connect() as conn:
-            record = (
+            record: Any = (
                 await conn.execute(
                     sa.select(sa.func.count(), sa.func.min(c.created_at)).where(c.state == PENDING)
                 )
             ).one()
-        return int(record[0]), aware(record[1])  # type: ignore[misc]
+        count, oldest = record
+        return int(count), aware(oldest) if oldest is not None else None
 
     async def next_due(self) -> datetime | None:
         async with self.engine.connect() as conn:
-            return aware(
-                await conn.scalar(sa.select(sa.func.min(c.next_at)).where(c.state == PENDING))
-            )
+            due = await conn.scalar(sa.select(sa.func.min(c.next_at)).where(c.state == PENDING))
+        return aware(due) if due is not None else None
 
     async def purge(self) -> None:
         """Forget sent and discarded rows after SENT_KEPT."""
