@@ -20,7 +20,6 @@ from typing import Any
 from portal.core.bus import EventBus
 from portal.core.contract import EVENTS_RESUMED, Event, HelpdeskCore
 from portal.hub import RESUMED, Hub
-from portal.hub.memory import MemoryHub
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +41,7 @@ class EventFeed:
 
     async def run(self) -> None:
         """Relay this process's events out and the others' in, until cancelled."""
-        if isinstance(self.hub, MemoryHub):  # one process: nobody else to tell or to hear
+        if not self.hub.spans_processes:  # one process: nobody else to tell or to hear
             async for event in self.core.events():
                 self._bus.publish(event)
             return

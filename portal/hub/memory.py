@@ -12,6 +12,8 @@ from portal.hub.subscriptions import Frame, LocalHub
 class MemoryHub(LocalHub):
     """The hub of a single process: publish delivers to local subscriptions directly."""
 
+    spans_processes = False
+
     def __init__(self, queue_size: int = QUEUE_SIZE) -> None:
         super().__init__(queue_size)
         self._presence: dict[int, dict[int, tuple[str, float]]] = {}

@@ -16,6 +16,9 @@ PRESENCE_STATUSES = ("online", "away")
 class Hub(Protocol):
     """What the messenger and the event relay need from a hub; one per process."""
 
+    # Whether other processes hear this one's publishes (Redis) or none do (memory).
+    spans_processes: bool
+
     async def start(self) -> None: ...
     async def close(self) -> None: ...
     async def publish(self, channel: str, message: dict[str, Any]) -> None:

@@ -47,6 +47,8 @@ class RedisHub(LocalHub):
     with backoff, forever, resubscribes, then sends hub.resumed to every subscription.
     """
 
+    spans_processes = True
+
     def __init__(
         self,
         redis_url: str,
