@@ -9,6 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.processes import free_port
+
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
@@ -16,18 +18,12 @@ def redis_server_available() -> bool:
     return Path(REDIS_SERVER).is_file()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class RedisServer:
     """redis-server without persistence, on 127.0.0.1 and a port of its own."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.port = _free_port()
+        self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     @property

@@ -1,7 +1,6 @@
 """A built wheel serves pages without the source tree: templates and static files ship inside."""
 
 import os
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -11,15 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import free_port
+
 ROOT = Path(__file__).parent.parent
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -74,7 +69,7 @@ def test_installed_wheel_serves_the_demo(tmp_path):
     env = {
         **os.environ,
         "PORTAL_DATA_DIR": str(tmp_path / "data"),
-        "PORTAL_PORT": str(_free_port()),
+        "PORTAL_PORT": str(free_port()),
     }
     env.pop("PYTHONPATH", None)
     where = subprocess.run(

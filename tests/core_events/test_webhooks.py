@@ -17,7 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from standardwebhooks import Webhook
 
 from portal.core.webhooks.endpoints import new_secret
-from tests.core_events.conftest import CoreSide, Edge, edge_settings, free_port, until
+from tests.core_events.conftest import CoreSide, Edge, edge_settings, until
+from tests.processes import free_port
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

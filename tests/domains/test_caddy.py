@@ -20,6 +20,7 @@ import pytest
 from portal.settings import Settings
 from tests.conftest import BASE_DOMAIN, service_missing, sqlite_database
 from tests.domains.conftest import TENANT_HOST
+from tests.processes import free_port
 
 EXAMPLE = Path(__file__).parents[2] / "embed-examples" / "Caddyfile"
 
@@ -32,12 +33,6 @@ def database_url(tmp_path) -> str:
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     return replace(settings, public_scheme="https")  # as behind Caddy in production
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def edited(example: str, upstream: str, http_port: int, https_port: int) -> str:

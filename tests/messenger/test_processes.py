@@ -21,15 +21,10 @@ from portal.core.embedded.core import EmbeddedCore
 from portal.security import hash_password
 from tests.conftest import BASE_DOMAIN, TEST_HASH_COST, Server, postgres_database, service_missing
 from tests.messenger.conftest import AGENT_EMAIL, AGENT_PASSWORD, Chat, client_id
+from tests.processes import free_port
 from tests.redis_server import RedisServer, redis_server_available
 
 SECRET = "test-secret-key-that-is-long-enough-0123456789"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager
@@ -38,7 +33,7 @@ def serve(*folders: Path, database_url: str, redis_url: str) -> Iterator[list[st
     started = []
     try:
         for data in folders:
-            port = _free_port()
+            port = free_port()
             env = {
                 **os.environ,
                 "PORTAL_DATA_DIR": str(data),

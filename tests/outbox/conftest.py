@@ -4,7 +4,6 @@ and started again) and edge apps on RemoteCore pointed at it, sharing one edge d
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from portal.serving import server_config
 from portal.settings import Settings
 from tests import polling
 from tests.conftest import BASE_DOMAIN, Server, serve_app, sqlite_database
+from tests.processes import free_port
 
 SECRET = "test-secret-key-that-is-long-enough-0123456789"
 HOST = f"acme.{BASE_DOMAIN}"
@@ -31,20 +31,13 @@ async def until(check: Callable[[], Any], what: str, timeout: float = DEADLINE_S
     return await polling.until(check, what, timeout)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @dataclass
 class CoreServer:
     """`portal core`'s app under uvicorn on `port`; `stop()` and `start()` again at will."""
 
     database_url: str
     settings: Settings
-    port: int = field(default_factory=_free_port)
+    port: int = field(default_factory=free_port)
     core: EmbeddedCore | None = None
     _server: uvicorn.Server | None = None
     _task: asyncio.Task[None] | None = None

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from portal.core.contract import Tenant
 from portal.core.embedded.core import EmbeddedCore
 from portal.security import hash_password
 from tests.conftest import BASE_DOMAIN, Inbox, smtp_server
+from tests.processes import free_port
 
 SECRET = "security-tests-secret-key-0123456789-abcdefghij"
 ADMIN_PASSWORD = "correct horse battery staple"
@@ -38,12 +38,6 @@ def fresh_ip() -> str:
     """A client address no other test used, so per-address limits start from zero."""
     n = next(_addresses)
     return f"198.18.{n // 250}.{n % 250 + 1}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def rss_bytes(pid: int) -> int:
