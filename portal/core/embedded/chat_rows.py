@@ -176,6 +176,14 @@ def after_messages_statement(count: int) -> sa.Update:
 _NO_MARKER = {name: None for name in _MARKER_TYPES} | {"reopen": False}
 
 
+def batch_statements(dialect: str) -> list[Any]:
+    """The statements a batch of messages runs, one of each size: worth compiling at start."""
+    sizes = [1 << n for n in range(ROWS.bit_length())]
+    return [insert_messages_statement(dialect, n) for n in sizes] + [
+        after_messages_statement(n) for n in sizes
+    ]
+
+
 def _read_up_to(column: sa.Column[int]) -> sa.Update:
     """Move one reader's marker forward to `message_id`: never back, never past the newest
     message. One statement, whose RETURNING row is the conversation after it."""

@@ -13,8 +13,9 @@ import sqlalchemy as sa
 from portal.core.bus import EventBus
 from portal.core.contract import Capabilities, Event, HelpdeskCore
 from portal.core.embedded.chat import EmbeddedChat
+from portal.core.embedded.chat_rows import batch_statements
 from portal.core.embedded.customers import EmbeddedCustomers
-from portal.core.embedded.engine import make_engine
+from portal.core.embedded.engine import InlineEngine, make_engine
 from portal.core.embedded.forms import EmbeddedForms
 from portal.core.embedded.kb import EmbeddedKnowledgeBase
 from portal.core.embedded.migrate import upgrade
@@ -56,6 +57,8 @@ class EmbeddedCore(HelpdeskCore):
     async def start(self) -> None:
         if self._migrate:
             await upgrade(self.engine)
+        if isinstance(self.engine, InlineEngine):
+            self.engine.prepare(batch_statements("sqlite"))
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -41,7 +41,7 @@ import logging
 import sqlite3
 import time
 from collections import namedtuple
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any, NamedTuple, TypeVar
 
@@ -71,8 +71,14 @@ class _Plan(NamedTuple):
     compiled: Compiled
     names: tuple[str, ...]  # the bound parameters, in the order of the SQL's placeholders
     into: tuple[Callable[[Any], Any] | None, ...]  # each parameter's conversion, if any
+    # Each parameter's value when not given: the statement's own (a literal compared with),
+    # or _GIVEN where the caller must give one (SQLAlchemy's own check then says so).
+    fixed: tuple[Any, ...]
     out: tuple[tuple[int, Callable[[Any], Any]], ...]  # (column, conversion) where there is one
     row: Any  # a named tuple of the columns: rows read by name, as SQLAlchemy's are
+
+
+_GIVEN = object()  # a parameter with no value of its own: the caller gives it
 
 
 def _plan(statement: Any, dialect: Any) -> _Plan:
@@ -85,6 +91,10 @@ def _plan(statement: Any, dialect: Any) -> _Plan:
         name: bind.type.dialect_impl(dialect).bind_processor(dialect)
         for bind, name in compiled.bind_names.items()
     }
+    own = {
+        name: _GIVEN if bind.required or bind.callable is not None else bind.value
+        for bind, name in compiled.bind_names.items()
+    }
     columns = (
         statement.selected_columns if hasattr(statement, "selected_columns") else ()
     ) or getattr(statement, "exported_columns", ())
@@ -95,9 +105,19 @@ def _plan(statement: Any, dialect: Any) -> _Plan:
         compiled,
         names,
         tuple(by_name.get(name) for name in names),
+        tuple(own.get(name, _GIVEN) for name in names),
         tuple((i, convert) for i, convert in enumerate(out) if convert is not None),
         namedtuple("Row", [column.key for column in columns], rename=True),
     )
+
+
+def _values(plan: _Plan, parameters: dict[str, Any]) -> list[Any]:
+    """The statement's values as SQLAlchemy builds them (it raises for a missing one)."""
+    given: Any = plan.compiled.construct_params(parameters)
+    return [
+        given[name] if into is None else into(given[name])
+        for name, into in zip(plan.names, plan.into, strict=True)
+    ]
 
 
 class InlineConnection:
@@ -118,11 +138,13 @@ class InlineConnection:
             if len(self._plans) >= MAX_PLANS:
                 self._plans.clear()  # statements built per call would grow it without bound
             plan = self._plans[id(statement)] = _plan(statement, conn.dialect)
-        given: Any = plan.compiled.construct_params(parameters)
-        values = [
-            given[name] if into is None else into(given[name])
-            for name, into in zip(plan.names, plan.into, strict=True)
-        ]
+        values = []
+        for name, into, own in zip(plan.names, plan.into, plan.fixed, strict=True):
+            value = parameters.get(name, own)
+            if value is _GIVEN:  # missing, or computed per call: SQLAlchemy's own way
+                values = _values(plan, parameters)
+                break
+            values.append(value if into is None else into(value))
         dbapi = conn.connection.dbapi_connection
         assert dbapi is not None
         try:
@@ -200,6 +222,13 @@ class InlineEngine:
             self._writes = 0
             self._checkpoint = asyncio.get_running_loop().run_in_executor(None, self._checkpointed)
             self._checkpoint.add_done_callback(self._checkpoint_done)
+
+    def prepare(self, statements: Iterable[Any]) -> None:
+        """Compile statements for `fetch` now rather than at their first use: the largest take
+        milliseconds, which the first chat message of a busy moment would otherwise wait for."""
+        for statement in statements:
+            if id(statement) not in self._plans:
+                self._plans[id(statement)] = _plan(statement, self.dialect)
 
     def _checkpointed(self) -> None:
         """In a worker thread: copy what the log holds into the database, blocking no one."""
