@@ -2,21 +2,24 @@
 
 import contextlib
 import sqlite3
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from portal.core.contract import TicketDraft
 from portal.core.embedded import engine as engine_module
 from portal.core.embedded.core import EmbeddedCore
-from portal.core.embedded.engine import PostgresEngine
+from portal.core.embedded.engine import PostgresEngine, fetch
 from tests.conftest import postgres_database
 
 TABLE = sa.table("tenants", sa.column("name"))
+SQLITE = sqlite_dialect.dialect()
 
 
 async def test_blocks_reuse_one_writer_and_one_reader(tmp_path: Path):
@@ -114,6 +117,75 @@ async def test_statements_run_by_sqlite3_store_and_read_what_sqlalchemy_would(tm
         sa.event.listen(engine, "before_cursor_execute", listening)
         assert await core.tickets.get_ticket(tenant.id, by_sqlite3.id) == by_sqlite3
         sa.event.remove(engine, "before_cursor_execute", listening)
+    finally:
+        await core.close()
+
+
+async def test_sqlite3_writes_datetimes_as_sqlalchemy_does_and_missing_values_are_refused(
+    tmp_path: Path,
+):
+    """`fetch` makes SQLite's DateTime text itself (faster); it must be SQLAlchemy's text for
+    every kind of value, and a parameter nobody gave is still SQLAlchemy's error."""
+    core = EmbeddedCore(f"sqlite+aiosqlite:///{tmp_path}/core.db")
+    await core.start()
+    stamps = sa.table("stamps", sa.column("id", sa.Integer), sa.column("at", sa.DateTime()))
+    write = stamps.insert().values(at=sa.bindparam("at_value", type_=sa.DateTime()))
+    read = sa.select(stamps.c.at).where(stamps.c.id == sa.bindparam("wanted"))
+    moments = [
+        datetime(2026, 11, 30, 16, 5, 7, 123456),
+        datetime(2026, 11, 30, 16, 5, 7),  # (no microseconds: isoformat alone would drop them)
+        datetime(2026, 11, 30, 16, 5, 7, 1, tzinfo=UTC),
+        datetime(2026, 11, 30, 18, 5, 7, 1, tzinfo=timezone(timedelta(hours=2))),
+        datetime(999, 1, 2, 3, 4, 5, 6),
+    ]
+    try:
+        async with core.engine.begin() as conn:
+            await conn.execute(sa.text("CREATE TABLE stamps (id INTEGER PRIMARY KEY, at TEXT)"))
+        for n, moment in enumerate(moments, 1):
+            async with core.engine.begin() as conn:
+                await fetch(conn, write, {"at_value": moment})
+            expected = sa.DateTime().dialect_impl(SQLITE).bind_processor(SQLITE)(moment)
+            async with core.engine.connect() as conn:
+                text = await conn.execute(sa.text(f"SELECT at FROM stamps WHERE id = {n}"))
+                assert text.scalar() == expected
+                [(read_back,)] = await fetch(conn, read, {"wanted": n})
+                assert read_back == moment.replace(tzinfo=None)
+        with pytest.raises(sa.exc.InvalidRequestError, match="at_value"):
+            async with core.engine.begin() as conn:
+                await fetch(conn, write, {})
+    finally:
+        await core.close()
+
+
+async def test_a_write_block_commits_all_its_statements_or_none(tmp_path: Path):
+    """A block of `fetch` statements ends `sqlite3`'s transaction itself; one that ran a
+    statement through SQLAlchemy too ends SQLAlchemy's. Either way: all of it, or none."""
+    core = EmbeddedCore(f"sqlite+aiosqlite:///{tmp_path}/core.db")
+    await core.start()
+    notes = sa.table("notes", sa.column("name", sa.String))
+    add = notes.insert().values(name=sa.bindparam("new_name"))
+    names = sa.select(notes.c.name).order_by(notes.c.name)
+    try:
+        async with core.engine.begin() as conn:
+            await conn.execute(sa.text("CREATE TABLE notes (name TEXT NOT NULL)"))
+        for through_sqlalchemy in (False, True):
+            with pytest.raises(RuntimeError):
+                async with core.engine.begin() as conn:
+                    await fetch(conn, add, {"new_name": "half"})
+                    if through_sqlalchemy:
+                        await conn.execute(notes.insert().values(name="halfway"))
+                    raise RuntimeError("the block failed")
+            async with core.engine.connect() as conn:
+                assert (await conn.execute(names)).scalars().all() == []
+            async with core.engine.begin() as conn:
+                await fetch(conn, add, {"new_name": "one"})
+                if through_sqlalchemy:
+                    await conn.execute(notes.insert().values(name="two"))
+            async with core.engine.connect() as conn:
+                stored = (await conn.execute(names)).scalars().all()
+            assert stored == (["one", "two"] if through_sqlalchemy else ["one"])
+            async with core.engine.begin() as conn:
+                await conn.execute(notes.delete())
     finally:
         await core.close()
 

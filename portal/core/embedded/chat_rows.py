@@ -95,6 +95,19 @@ def _rows(types: dict[str, Any], count: int) -> sa.Subquery:
     return (sa.union_all(*rows) if count > 1 else rows[0]).subquery("v")
 
 
+@cache
+def _names(names: tuple[str, ...], n: int) -> tuple[str, ...]:
+    return tuple(f"{name}_{n}" for name in names)
+
+
+def _numbered(rows: list[dict[str, Any]], padding: dict[str, Any], size: int) -> dict[str, Any]:
+    """`rows`, padded to `size` with `padding`, as the parameters (`NAME_N`) of `_rows`."""
+    params: dict[str, Any] = {}
+    for n, row in enumerate(rows + [padding] * (size - len(rows))):
+        params.update(zip(_names(tuple(row), n), row.values(), strict=True))
+    return params
+
+
 def _size(count: int) -> int:
     """The statement size `count` rows use: a power of two, so that a few statements, each
     compiled once, serve every batch; the rows left over match nothing."""
@@ -259,6 +272,7 @@ async def insert_messages(conn: CoreConnection, posts: list[ChatPost]) -> list[S
     if dialect != "sqlite":
         cv_ids = sorted({post.conversation_id for post in posts})
         await conn.execute(LOCK_CONVERSATIONS, {"cv_ids": cv_ids})
+    now = utcnow()  # (the batch's messages are stored in one moment; their ids keep the order)
     values: list[dict[str, Any]] = [
         dict(
             conversation_id=post.conversation_id,
@@ -268,7 +282,7 @@ async def insert_messages(conn: CoreConnection, posts: list[ChatPost]) -> list[S
             body=post.draft.body,
             internal=post.draft.internal,
             client_id=post.draft.client_id,
-            created_at=utcnow(),
+            created_at=now,
         )
         for post in posts
     ]
@@ -281,10 +295,7 @@ async def insert_messages(conn: CoreConnection, posts: list[ChatPost]) -> list[S
             )
         ]
         size = _size(len(chunk))
-        chunk += [_NO_MESSAGE] * (size - len(chunk))
-        params = {
-            f"{name}_{n}": value for n, row in enumerate(chunk) for name, value in row.items()
-        }
+        params = _numbered(chunk, _NO_MESSAGE, size)
         for row in await fetch(conn, insert_messages_statement(dialect, size), params):
             ids[(row.conversation_id, row.client_id)] = row.id
     stored: list[Stored] = []
@@ -329,10 +340,7 @@ async def move_markers(conn: CoreConnection, messages: list[ChatMessage]) -> dic
     for start in range(0, len(ids), ROWS):
         chunk = [markers[cid] | {"cv_id": cid} for cid in ids[start : start + ROWS]]
         size = _size(len(chunk))
-        chunk += [_NO_MARKER] * (size - len(chunk))
-        params = {
-            f"{name}_{n}": value for n, row in enumerate(chunk) for name, value in row.items()
-        }
+        params = _numbered(chunk, _NO_MARKER, size)
         for row in await fetch(conn, after_messages_statement(size), params):
             rows[row.id] = row
     return rows

@@ -37,12 +37,15 @@ they see every statement. On PostgreSQL `fetch` is `execute(...).all()`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import operator
 import sqlite3
 import time
 from collections import namedtuple
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
 import sqlalchemy as sa
@@ -71,14 +74,41 @@ class _Plan(NamedTuple):
     compiled: Compiled
     names: tuple[str, ...]  # the bound parameters, in the order of the SQL's placeholders
     into: tuple[Callable[[Any], Any] | None, ...]  # each parameter's conversion, if any
-    # Each parameter's value when not given: the statement's own (a literal compared with),
-    # or _GIVEN where the caller must give one (SQLAlchemy's own check then says so).
-    fixed: tuple[Any, ...]
+    # Picking the values in one call: the statement's own values (a literal it compares with)
+    # under the caller's, then `pick`; the conversions where there are any.
+    own: dict[str, Any]
+    pick: Callable[[dict[str, Any]], tuple[Any, ...]]
+    converts: tuple[tuple[int, Callable[[Any], Any]], ...]
     out: tuple[tuple[int, Callable[[Any], Any]], ...]  # (column, conversion) where there is one
     row: Any  # a named tuple of the columns: rows read by name, as SQLAlchemy's are
 
 
-_GIVEN = object()  # a parameter with no value of its own: the caller gives it
+def _picker(names: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    if len(names) == 1:  # (itemgetter of one name gives the value, not a tuple)
+        (name,) = names
+        return lambda given: (given[name],)
+    return operator.itemgetter(*names) if names else lambda given: ()
+
+
+_PROBE = datetime(2001, 2, 3, 4, 5, 6, 7)
+
+
+def _bind_processor(type_: Any, dialect: Any) -> Callable[[Any], Any] | None:
+    """The dialect's conversion of a value into the database; SQLite's DateTime text made by
+    `isoformat` (SQLAlchemy formats it from a dict of fields, ten times slower), where the two
+    make the same text."""
+    process = type_.dialect_impl(dialect).bind_processor(dialect)
+    if process is None or dialect.name != "sqlite" or not isinstance(type_, sa.DateTime):
+        return process
+    if process(_PROBE) != _datetime_text(_PROBE, process):
+        return process  # a storage format of its own
+    return functools.partial(_datetime_text, slow=process)
+
+
+def _datetime_text(value: Any, slow: Callable[[Any], Any]) -> Any:
+    if type(value) is datetime:  # (SQLAlchemy's text has no zone: the fields as they are)
+        return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    return slow(value)
 
 
 def _plan(statement: Any, dialect: Any) -> _Plan:
@@ -88,12 +118,15 @@ def _plan(statement: Any, dialect: Any) -> _Plan:
     names = tuple(compiled.positiontup or ())
     # (The dialect's own form of each type: SQLite's DateTime writes and reads its own text.)
     by_name = {
-        name: bind.type.dialect_impl(dialect).bind_processor(dialect)
-        for bind, name in compiled.bind_names.items()
+        name: _bind_processor(bind.type, dialect) for bind, name in compiled.bind_names.items()
     }
+    into = tuple(by_name.get(name) for name in names)
+    # Parameters the caller must give, or computed per call, have no value here: without
+    # one, `_values` lets SQLAlchemy build them (or say which is missing).
     own = {
-        name: _GIVEN if bind.required or bind.callable is not None else bind.value
+        name: bind.value
         for bind, name in compiled.bind_names.items()
+        if not bind.required and bind.callable is None
     }
     columns = (
         statement.selected_columns if hasattr(statement, "selected_columns") else ()
@@ -104,8 +137,10 @@ def _plan(statement: Any, dialect: Any) -> _Plan:
         compiled.string,
         compiled,
         names,
-        tuple(by_name.get(name) for name in names),
-        tuple(own.get(name, _GIVEN) for name in names),
+        into,
+        own,
+        _picker(names),
+        tuple((i, convert) for i, convert in enumerate(into) if convert is not None),
         tuple((i, convert) for i, convert in enumerate(out) if convert is not None),
         namedtuple("Row", [column.key for column in columns], rename=True),
     )
@@ -138,13 +173,13 @@ class InlineConnection:
             if len(self._plans) >= MAX_PLANS:
                 self._plans.clear()  # statements built per call would grow it without bound
             plan = self._plans[id(statement)] = _plan(statement, conn.dialect)
-        values = []
-        for name, into, own in zip(plan.names, plan.into, plan.fixed, strict=True):
-            value = parameters.get(name, own)
-            if value is _GIVEN:  # missing, or computed per call: SQLAlchemy's own way
-                values = _values(plan, parameters)
-                break
-            values.append(value if into is None else into(value))
+        try:
+            values = list(plan.pick(plan.own | parameters if plan.own else parameters))
+        except KeyError:  # missing, or computed per call: SQLAlchemy's own way
+            values = _values(plan, parameters)
+        else:
+            for i, convert in plan.converts:
+                values[i] = convert(values[i])
         dbapi = conn.connection.dbapi_connection
         assert dbapi is not None
         try:
@@ -153,6 +188,8 @@ class InlineConnection:
             raise sa.exc.DBAPIError.instance(
                 plan.sql, values, exc, sqlite3.Error, dialect=conn.dialect
             ) from exc
+        if not plan.out:
+            return [plan.row._make(row) for row in found]
         converted = []
         for row in found:
             values = list(row)
@@ -175,6 +212,22 @@ class InlineConnection:
 
     async def rollback(self) -> None:
         self.sync_connection.rollback()
+
+
+def _end(writer: Connection, *, commit: bool) -> None:
+    """End a write block's transaction. A block of `fetch` statements only has `sqlite3`'s own,
+    which is ended directly: SQLAlchemy's transaction around it cost as much CPU as a chat
+    batch's Python. A block that ran a statement through SQLAlchemy ends SQLAlchemy's."""
+    dbapi: Any = writer.connection.dbapi_connection
+    managed = writer.in_transaction()
+    if not commit:
+        writer.rollback() if managed else dbapi.rollback()
+        return
+    try:
+        writer.commit() if managed else dbapi.commit()
+    except BaseException:
+        writer.rollback() if writer.in_transaction() else dbapi.rollback()
+        raise
 
 
 class InlineEngine:
@@ -215,8 +268,12 @@ class InlineEngine:
         """A transaction on the writer: committed at the end of the block, rolled back on error."""
         async with self._write_lock:
             writer = self._writer = self._open(self._writer)
-            with writer.begin():
+            try:
                 yield InlineConnection(writer, self._plans)
+            except BaseException:
+                _end(writer, commit=False)
+                raise
+            _end(writer, commit=True)
         self._writes += 1
         if self._writes >= CHECKPOINT_EVERY and self._checkpoint is None:
             self._writes = 0
