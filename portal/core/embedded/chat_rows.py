@@ -35,7 +35,7 @@ from portal.core.contract import (
 from portal.core.contract.chat import ChatPost
 from portal.core.embedded import schema as t
 from portal.core.embedded.engine import CoreConnection, fetch, first_row
-from portal.core.embedded.rows import aware, from_row, insert_attachments, utcnow
+from portal.core.embedded.rows import aware, from_row, insert_attachments, made, utcnow
 
 PREVIEW_LENGTH = 120
 
@@ -318,7 +318,7 @@ async def insert_messages(conn: CoreConnection, posts: list[ChatPost]) -> list[S
             (message,) = await read_messages(conn, MESSAGE_BY_CLIENT, by_client)
             stored.append((message, None))
         else:
-            stored.append((ChatMessage(id=message_id, **row), None))
+            stored.append((made(ChatMessage, {"id": message_id, "attachments": (), **row}), None))
     return stored
 
 

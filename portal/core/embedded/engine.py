@@ -107,7 +107,7 @@ def _bind_processor(type_: Any, dialect: Any) -> Callable[[Any], Any] | None:
 
 def _datetime_text(value: Any, slow: Callable[[Any], Any]) -> Any:
     if type(value) is datetime:  # (SQLAlchemy's text has no zone: the fields as they are)
-        return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+        return value.isoformat(" ", "microseconds")[:26]
     return slow(value)
 
 
