@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import html
 import json
 import multiprocessing as mp
@@ -57,6 +58,7 @@ import random
 import re
 import resource
 import secrets
+import statistics
 import sys
 import tempfile
 import time
@@ -67,7 +69,7 @@ from pathlib import Path
 from typing import Any
 
 from _floor import BARE_ROUTES, floor_server
-from _load import SERVER_CPU, cpu_seconds, loop_stall, pin_to_load_core, show
+from _load import SERVER_CPU, cpu_seconds, loop_stall, pin_to_load_core, show, thread_cpu_seconds
 from _server import database, free_port, lag_file, served
 
 from portal.core.embedded.core import EmbeddedCore  # noqa: E402
@@ -259,8 +261,8 @@ async def visitor_client(
     chats: list[tuple[str, int]],
     procs: int,
 ) -> None:
-    """Open a socket per (visitor, conversation) of `chats`; on ("send", start, rate, seconds)
-    send this process's share of the messages."""
+    """Open a socket per (visitor, conversation) of `chats`; on each ("send", round, start,
+    rate, seconds) send this process's share of that round's messages and report them."""
     signer = Signer(secret)
     sockets: list[tuple[Any, int]] = []
     acks = 0
@@ -297,35 +299,41 @@ async def visitor_client(
     random.Random(index).shuffle(sockets)
     readers = [asyncio.create_task(read(ws)) for ws, _ in sockets]
     pipe.send(("started",))
-    _, begin, rate, seconds = await _command(pipe)
-    total = int(rate * seconds)
-    sent: list[tuple[int, str]] = []
-    first = last = 0.0
-    for n in range(index, total, procs):  # this process's turns of the aggregate schedule
-        delay = begin + n / rate - clock()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        ws, cid = sockets[(n // procs) % len(sockets)]
-        tag = f"{index}:{n}"
-        now = sent_at[f"b{n}"] = clock()
-        await ws.send(
-            json.dumps(
-                {
-                    "type": "message",
-                    "conversation_id": cid,
-                    "client_id": f"b{n}",
-                    "body": f"bench {now:.6f} {tag}",
-                }
+    acked = 0  # acknowledgements counted for earlier rounds
+    while (command := await _command(pipe)) != "close":
+        _, number, begin, rate, seconds = command
+        total = int(rate * seconds)
+        sent: list[tuple[int, str]] = []
+        first = last = 0.0
+        ack_ms.clear()
+        # This process's turns of the aggregate schedule; numbered on from the earlier rounds,
+        # so the cycle over the conversations goes on and every client id and tag is new.
+        for n in range(index, total, procs):
+            delay = begin + n / rate - clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            number_n = number * total + n
+            ws, cid = sockets[(number_n // procs) % len(sockets)]
+            tag = f"{index}:{number_n}"
+            now = sent_at[f"b{number_n}"] = clock()
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "message",
+                        "conversation_id": cid,
+                        "client_id": f"b{number_n}",
+                        "body": f"bench {now:.6f} {tag}",
+                    }
+                )
             )
-        )
-        first = first or now
-        last = now
-        sent.append((cid, tag))
-    deadline = clock() + DRAIN_S
-    while acks < len(sent) and clock() < deadline:
-        await asyncio.sleep(0.05)
-    pipe.send(("sent", sent, first, last, acks, last_ack, dict(errors), ack_ms))
-    await _command(pipe)
+            first = first or now
+            last = now
+            sent.append((cid, tag))
+        deadline = clock() + DRAIN_S
+        while acks - acked < len(sent) and clock() < deadline:
+            await asyncio.sleep(0.05)
+        round_acks, acked = acks - acked, acks
+        pipe.send(("sent", sent, first, last, round_acks, last_ack, dict(errors), list(ack_ms)))
     for task in readers:
         task.cancel()
     for ws, _ in sockets:
@@ -546,19 +554,58 @@ class ChatLoad:
     seconds: float
 
 
-def latency(data: Path, url: str, load: ChatLoad, floor: bool) -> list[tuple[str, float, str]]:
-    """Run the chat load against ours (`floor` False) or the floor; its figures, unprefixed."""
-    port = free_port()
-    log = data / ("floor-latency.log" if floor else "server-latency.log")
-    env = {"PORTAL_SECRET_KEY": load.secret, "PORTAL_WS_MAX_PER_IP": "50000"}
-    watch_ids = [] if floor else [cid for _, cid in load.chats[: load.watch]]
-    clients = Clients(log)
-    try:
-        agent = clients.spawn(agent_client, port, floor)
-        pipes = [
-            clients.spawn(
+@dataclass
+class Round:
+    """One round of load on one server: what it spent, and what the visitors reported."""
+
+    spent: float  # the server's CPU seconds
+    wall: float  # seconds from the first send to the last acknowledgement
+    replies: list[Any]  # each visitor process's ("sent", ...) report
+
+    @property
+    def sent(self) -> int:
+        return sum(len(reply[1]) for reply in self.replies)
+
+    @property
+    def cpu_per_message_ms(self) -> float:
+        return 1000 * self.spent / max(self.sent, 1)
+
+
+class ChatRun:
+    """Ours or the floor, served, with every visitor's and the agent's socket open (and, ours,
+    the agent watching): ready for rounds of load, then for its figures (`results`)."""
+
+    def __init__(self, data: Path, url: str, load: ChatLoad, floor: bool) -> None:
+        self.data, self.url, self.load, self.floor = data, url, load, floor
+        self.what = "floor" if floor else "ours"
+        self.port = free_port()
+        self.log = data / ("floor-latency.log" if floor else "server-latency.log")
+        self.clients = Clients(self.log)
+        self.rounds: list[Round] = []
+        self.watched_ids: list[int] = []
+        self.started = 0.0
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> ChatRun:
+        self._stack.callback(self.clients.close)
+        try:
+            self._open()
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stack.close()
+
+    def _open(self) -> None:
+        load, what = self.load, self.what
+        watch_ids = [] if self.floor else [cid for _, cid in load.chats[: load.watch]]
+        self.agent = self.clients.spawn(agent_client, self.port, self.floor)
+        self.pipes = [
+            self.clients.spawn(
                 visitor_client,
-                port,
+                self.port,
                 load.secret,
                 load.tenant_id,
                 i,
@@ -567,94 +614,108 @@ def latency(data: Path, url: str, load: ChatLoad, floor: bool) -> list[tuple[str
             )
             for i in range(load.procs)
         ]
-        server_cm = (
-            floor_server(BARE_ROUTES, port, cpu=SERVER_CPU)
-            if floor
-            else served(data, port, log=log, cpu=SERVER_CPU, database_url=url, **env)
+        env = {"PORTAL_SECRET_KEY": load.secret, "PORTAL_WS_MAX_PER_IP": "50000"}
+        self.server = self._stack.enter_context(
+            floor_server(BARE_ROUTES, self.port, cpu=SERVER_CPU)
+            if self.floor
+            else served(
+                self.data, self.port, log=self.log, cpu=SERVER_CPU, database_url=self.url, **env
+            )
         )
-        with server_cm as server:
-            clients.server = server
-            what = "floor" if floor else "ours"
-            agent.send(("start", watch_ids))
-            clients.recv(agent)
-            note(f"latency ({what}): agent online; visitors opening sockets")
-            for pipe in pipes:
-                pipe.send("start")
-            for pipe in pipes:
-                clients.recv(pipe)
-            note(f"latency ({what}): sockets open; agent watching {len(watch_ids)}")
-            deadline = time.monotonic() + len(watch_ids) / WATCH_RATE + 60
-            while True:  # until the agent has every watched conversation caught up
-                agent.send("status")
-                _, watched_ids, _, agent_errors = clients.recv(agent)
-                if len(watched_ids) >= len(watch_ids) or time.monotonic() > deadline:
-                    break
-                time.sleep(0.5)
-            note(f"latency ({what}): {len(watched_ids)} watched, errors {agent_errors}; sending")
-            cpu = cpu_seconds(server.pid)
-            started = time.time()
-            begin = clock() + 0.5
-            for pipe in pipes:
-                pipe.send(("send", begin, load.rate, load.seconds))
-            sent_replies = [clients.recv(pipe, load.seconds + DRAIN_S + 60) for pipe in pipes]
-            spent = cpu_seconds(server.pid) - cpu
-            busy = spent / (clock() - begin)
-            note(f"latency ({what}): sent and acknowledged; waiting for the agent")
-            sent = [item for reply in sent_replies for item in reply[1]]
-            watched_set = set(watched_ids) if not floor else {cid for _, cid in load.chats}
-            expected = sum(cid in watched_set for cid, _ in sent)
-            deadline = time.monotonic() + DRAIN_S
-            count, progress = -1, time.monotonic()
-            while time.monotonic() < deadline:  # until every message came, or none for 5 s
-                agent.send("status")
-                received = clients.recv(agent)[2]
-                if received >= expected or time.monotonic() - progress > 5:
-                    break
-                if received > count:
-                    count, progress = received, time.monotonic()
-                time.sleep(0.2)
-            agent.send("stop")
-            _, _, message_latency, inbox_latency, agent_errors = clients.recv(agent)
-            # The floor has no loop watch; ours reports from the first send to the last frame.
-            stall = None if floor else loop_stall(lag_file(data), started, time.time())
-            clients.close()
-    finally:
-        clients.close()
-    to_watched = [tag for cid, tag in sent if cid in watched_set]
-    delivered = [message_latency[tag] * 1000 for tag in to_watched if tag in message_latency]
-    inbox = [inbox_latency[tag] * 1000 for _, tag in sent if tag in inbox_latency]
-    first = min(r[2] for r in sent_replies)
-    last = max(r[3] for r in sent_replies)
-    acks = sum(r[4] for r in sent_replies)
-    last_ack = max(r[5] for r in sent_replies)
-    errors: Counter[str] = Counter(agent_errors)
-    for reply in sent_replies:
-        errors.update(reply[6])
-    ack_ms = [ms for reply in sent_replies for ms in reply[7]]
-    print(
-        f"# {what}: {len(watched_set)} of {len(load.chats)} conversations watched, {acks} of "
-        f"{len(sent)} messages acknowledged, {len(inbox)} inbox frames, errors: {dict(errors)}",
-        file=sys.stderr,
-    )
-    rows = [
-        ("message_latency_p50_ms", percentile(delivered, 50), "ms"),
-        ("message_latency_p99_ms", percentile(delivered, 99), "ms"),
-        ("messages_delivered", len(delivered), f"of {len(to_watched)}"),
-        ("ack_latency_p50_ms", percentile(ack_ms, 50), "ms"),
-        ("ack_latency_p99_ms", percentile(ack_ms, 99), "ms"),
-    ]
-    if not floor:  # the floor's agent gets messages, no inbox
-        rows += [
-            ("inbox_latency_p50_ms", percentile(inbox, 50), "ms"),
-            ("inbox_latency_p99_ms", percentile(inbox, 99), "ms"),
+        self.clients.server = self.server
+        self.agent.send(("start", watch_ids))
+        self.clients.recv(self.agent)
+        note(f"latency ({what}): agent online; visitors opening sockets")
+        for pipe in self.pipes:
+            pipe.send("start")
+        for pipe in self.pipes:
+            self.clients.recv(pipe)
+        note(f"latency ({what}): sockets open; agent watching {len(watch_ids)}")
+        deadline = time.monotonic() + len(watch_ids) / WATCH_RATE + 60
+        while True:  # until the agent has every watched conversation caught up
+            self.agent.send("status")
+            _, self.watched_ids, _, agent_errors = self.clients.recv(self.agent)
+            if len(self.watched_ids) >= len(watch_ids) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        note(f"latency ({what}): {len(self.watched_ids)} watched, errors {agent_errors}")
+
+    def round(self, seconds: float) -> Round:
+        """Send `rate` messages a second for `seconds`; wait for their acknowledgements."""
+        self.started = self.started or time.time()
+        cpu = thread_cpu_seconds(self.server.pid)
+        begin = clock() + 0.5
+        for pipe in self.pipes:
+            pipe.send(("send", len(self.rounds), begin, self.load.rate, seconds))
+        replies = [self.clients.recv(pipe, seconds + DRAIN_S + 60) for pipe in self.pipes]
+        spent = thread_cpu_seconds(self.server.pid) - cpu
+        made = Round(spent, clock() - begin, replies)
+        self.rounds.append(made)
+        note(f"latency ({self.what}): round {len(self.rounds)}, {made.sent} sent and acknowledged")
+        return made
+
+    def results(self) -> list[tuple[str, float, str]]:
+        """Wait for the agent's frames; every round's figures together, unprefixed."""
+        sent_replies = [reply for made in self.rounds for reply in made.replies]
+        sent = [item for reply in sent_replies for item in reply[1]]
+        watched_set = (
+            set(self.watched_ids) if not self.floor else {cid for _, cid in self.load.chats}
+        )
+        expected = sum(cid in watched_set for cid, _ in sent)
+        deadline = time.monotonic() + DRAIN_S
+        count, progress = -1, time.monotonic()
+        while time.monotonic() < deadline:  # until every message came, or none for 5 s
+            self.agent.send("status")
+            received = self.clients.recv(self.agent)[2]
+            if received >= expected or time.monotonic() - progress > 5:
+                break
+            if received > count:
+                count, progress = received, time.monotonic()
+            time.sleep(0.2)
+        self.agent.send("stop")
+        _, _, message_latency, inbox_latency, agent_errors = self.clients.recv(self.agent)
+        # The floor has no loop watch; ours reports from the first send to the last frame.
+        stall = None if self.floor else loop_stall(lag_file(self.data), self.started, time.time())
+        to_watched = [tag for cid, tag in sent if cid in watched_set]
+        delivered = [message_latency[tag] * 1000 for tag in to_watched if tag in message_latency]
+        inbox = [inbox_latency[tag] * 1000 for _, tag in sent if tag in inbox_latency]
+        acks = sum(r[4] for r in sent_replies)
+        errors: Counter[str] = Counter(agent_errors)
+        for reply in self.rounds[-1].replies:  # (each process's errors, counted over the rounds)
+            errors.update(reply[6])
+        ack_ms = [ms for reply in sent_replies for ms in reply[7]]
+        sending = sum(
+            max(r[3] for r in m.replies) - min(r[2] for r in m.replies) for m in self.rounds
+        )
+        storing = sum(
+            max(r[5] for r in m.replies) - min(r[2] for r in m.replies) for m in self.rounds
+        )
+        spent = sum(made.spent for made in self.rounds)
+        print(
+            f"# {self.what}: {len(watched_set)} of {len(self.load.chats)} conversations watched, "
+            f"{acks} of {len(sent)} messages acknowledged, {len(inbox)} inbox frames, "
+            f"errors: {dict(errors)}",
+            file=sys.stderr,
+        )
+        rows = [
+            ("message_latency_p50_ms", percentile(delivered, 50), "ms"),
+            ("message_latency_p99_ms", percentile(delivered, 99), "ms"),
+            ("messages_delivered", len(delivered), f"of {len(to_watched)}"),
+            ("ack_latency_p50_ms", percentile(ack_ms, 50), "ms"),
+            ("ack_latency_p99_ms", percentile(ack_ms, 99), "ms"),
         ]
-    return rows + [
-        ("achieved_send_rate", len(sent) / max(last - first, 1e-9), "msg/s"),
-        ("stored_rate", acks / max(last_ack - first, 1e-9), "msg/s"),
-        ("server_cpu_busy", busy * 100, "%"),
-        ("server_cpu_per_message_ms", 1000 * spent / max(len(sent), 1), "ms/msg"),
-        *([("chat_loop_stall_ms", stall, "ms")] if stall is not None else []),
-    ]
+        if not self.floor:  # the floor's agent gets messages, no inbox
+            rows += [
+                ("inbox_latency_p50_ms", percentile(inbox, 50), "ms"),
+                ("inbox_latency_p99_ms", percentile(inbox, 99), "ms"),
+            ]
+        return rows + [
+            ("achieved_send_rate", len(sent) / max(sending, 1e-9), "msg/s"),
+            ("stored_rate", acks / max(storing, 1e-9), "msg/s"),
+            ("server_cpu_busy", 100 * spent / sum(made.wall for made in self.rounds), "%"),
+            ("server_cpu_per_message_ms", 1000 * spent / max(len(sent), 1), "ms/msg"),
+            *([("chat_loop_stall_ms", stall, "ms")] if stall is not None else []),
+        ]
 
 
 def main() -> None:
@@ -665,7 +726,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, help="idle sockets to open")
     parser.add_argument("--clients", type=int, default=4, help="client processes")
     parser.add_argument("--rate", type=float, default=500, help="messages/s, all visitors")
-    parser.add_argument("--seconds", type=float, help="how long the visitors send")
+    parser.add_argument("--seconds", type=float, help="how long the visitors send, each round")
+    parser.add_argument("--rounds", type=int, help="rounds of load on each server, in turns")
     parser.add_argument("--sockets", type=int, help="visitor sockets (and chats) sending")
     parser.add_argument("--only", choices=["idle", "latency"], help="run one of the two parts")
     parser.add_argument("--data", help="keep the database and server logs in this new folder")
@@ -695,15 +757,35 @@ def main() -> None:
                 watch=50 if args.quick else 1_000,
                 procs=2,
                 rate=args.rate,
-                seconds=args.seconds or (3 if args.quick else 10),
+                seconds=args.seconds or (1.5 if args.quick else 2),
             )
-            ours = latency(data, url, load, floor=False)
-            show(ours)
-            floor = latency(data, url, load, floor=True)
-            show([(f"floor_{name}", value, unit) for name, value, unit in floor])
-            cpu = {name: value for name, value, _ in ours}["server_cpu_per_message_ms"]
-            floor_cpu = {name: value for name, value, _ in floor}["server_cpu_per_message_ms"]
-            show([("cpu_per_message_vs_floor", cpu / max(floor_cpu, 1e-9), "ratio")])
+            rounds = args.rounds or (4 if args.quick else 6)
+            with (
+                ChatRun(data, url, load, floor=False) as ours,
+                ChatRun(data, url, load, floor=True) as floor,
+            ):
+                # Rounds taken in turns, so that both meet the same moments of a shared
+                # machine; the ratio is the median of the rounds' own.
+                ratios = []
+                for _ in range(rounds):
+                    mine, bare = ours.round(load.seconds), floor.round(load.seconds)
+                    ratios.append(mine.cpu_per_message_ms / max(bare.cpu_per_message_ms, 1e-9))
+                ours_rows, floor_rows = ours.results(), floor.results()
+            show(ours_rows)
+            show([(f"floor_{name}", value, unit) for name, value, unit in floor_rows])
+            print(
+                "# cpu per message, ours / floor, by round: "
+                + ", ".join(
+                    f"{a.cpu_per_message_ms:.3f} / {b.cpu_per_message_ms:.3f} ms"
+                    for a, b in zip(ours.rounds, floor.rounds, strict=True)
+                ),
+                file=sys.stderr,
+            )
+            print(
+                f"# cpu per message vs floor, by round: {[round(r, 2) for r in ratios]}",
+                file=sys.stderr,
+            )
+            show([("cpu_per_message_vs_floor", statistics.median(ratios), "ratio")])
 
 
 if __name__ == "__main__":
