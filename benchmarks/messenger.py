@@ -402,8 +402,8 @@ async def agent_session(pipe: Connection, ws: Any, watch_ids: list[int]) -> None
             if kind == "message":
                 bench(frame["message"]["body"], now, message_latency)
             elif kind == "inbox":
-                conversation = frame["conversation"]
-                bench(conversation["last_message_preview"], now, inbox_latency)
+                for conversation in frame["conversations"]:
+                    bench(conversation["last_message_preview"], now, inbox_latency)
             elif kind == "caught_up":
                 caught_up.add(frame["conversation_id"])
                 catch_ups += 1

@@ -110,8 +110,9 @@ class AgentSocket(ChatSocket):
         await self.set_presence(self.status)
         await super().resumed()
         conversations = await self.core.chat.list_conversations(self.tenant.id, limit=200)
-        for conversation in conversations:
-            await self.send({"type": "inbox", "conversation": conversation_json(conversation)})
+        await self.send(
+            {"type": "inbox", "conversations": [conversation_json(c) for c in conversations]}
+        )
 
     async def handle_role(self, kind: str, frame: dict[str, Any]) -> None:
         if kind == "unwatch":

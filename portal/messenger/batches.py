@@ -28,7 +28,8 @@ GATHER_S = 0.012
 BATCH = 16  # messages in one step of the loop (stored and fanned out in a few milliseconds)
 
 Posted = tuple[ChatMessage, Conversation]
-FanOut = Callable[[int, ChatMessage, Conversation], Awaitable[None]]
+# Fans a batch's stored messages out, in the order stored: (tenant id, message, conversation).
+FanOut = Callable[[list[tuple[int, ChatMessage, Conversation]]], Awaitable[None]]
 
 
 class PostFailed(Exception):
@@ -37,7 +38,7 @@ class PostFailed(Exception):
 
 
 class MessageBatches:
-    """Stores the messages of a moment together, then fans each out by `fan_out`."""
+    """Stores the messages of a moment together, then fans them out by `fan_out`."""
 
     def __init__(self, core: HelpdeskCore, fan_out: FanOut, gather_s: float = GATHER_S) -> None:
         self.core = core
@@ -104,11 +105,10 @@ class MessageBatches:
             stored.append((post.tenant_id, outcome))
         # In the order stored (a socket drops a message older than one it has sent).
         stored.sort(key=lambda item: item[1][0].id)
-        for tenant_id, (message, conversation) in stored:
-            try:
-                await self.fan_out(tenant_id, message, conversation)
-            except Exception:  # the hub drops nothing it can encode; a bug, then
-                log.exception("fanning out a chat message failed")
+        try:
+            await self.fan_out([(tenant_id, *posted) for tenant_id, posted in stored])
+        except Exception:  # the hub drops nothing it can encode; a bug, then
+            log.exception("fanning out %d chat messages failed", len(stored))
 
 
 def _end(gathering: asyncio.Future[None]) -> None:

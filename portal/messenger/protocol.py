@@ -61,7 +61,8 @@ Server -> client
   availability   {conversation_id, state: "online" | "offline" | "no_answer", reason, ticket?}
                                              nobody there: the visitor is asked for an email
   conversations  {conversations}
-  inbox          {conversation}              agents: a conversation appeared or changed
+  inbox          {conversations}             agents: conversations that appeared or changed
+                                             (a moment's messages: one frame)
   presence       {agents: {id: status}}      agents: who is online (the changes of a few ms
                                              in one frame)
   transcript_sent {conversation_id}

@@ -51,6 +51,9 @@ def agent_owner(agent_id: int) -> str:
     return f"a:{agent_id}"
 
 
+Announced = tuple[int, ChatMessage, Conversation]  # a stored message: (tenant id, it, after it)
+
+
 def conversation_channel(tenant_id: int, conversation_id: int) -> str:
     return f"conv:{tenant_id}:{conversation_id}"
 
@@ -187,7 +190,7 @@ class Messenger:
         self._presence: dict[int, tuple[float, dict[int, str]]] = {}
         self.reads = ReadReceipts(core, hub, conversation_channel)
         self.presence_changes = PresenceAnnouncements(hub, presence_channel)
-        self.messages = MessageBatches(core, self.announce_message)
+        self.messages = MessageBatches(core, self.announce_messages)
         # In front of a remote core: visitors' messages kept on the edge until the core has
         # them (`sending.py`); None on the embedded core, whose path stays as it is.
         self.queued: QueuedMessages | None = None
@@ -218,7 +221,7 @@ class Messenger:
         channel = conversation_channel(conversation.tenant_id, conversation.id)
         await self.hub.publish(channel, {"type": "conversation", "conversation": data})
         await self.hub.publish(
-            inbox_channel(conversation.tenant_id), {"type": "inbox", "conversation": data}
+            inbox_channel(conversation.tenant_id), {"type": "inbox", "conversations": [data]}
         )
 
     def chat_settings(self, tenant: Tenant) -> ChatSettings:
@@ -235,13 +238,24 @@ class Messenger:
     async def announce_message(
         self, tenant_id: int, message: ChatMessage, conversation: Conversation
     ) -> None:
-        """Fan a stored message out: its conversation's sockets, and the agents' inboxes."""
-        await self.publish_message(tenant_id, message)
-        inbox = inbox_channel(tenant_id)
-        if not message.internal and self.hub.heard(inbox):
-            # Agents' inboxes show the latest message; the conversation's own sockets have it.
-            frame = Frame.of({"type": "inbox", "conversation": conversation_json(conversation)})
-            await self.hub.publish(inbox, frame)
+        """Fan one stored message out (`announce_messages`)."""
+        await self.announce_messages([(tenant_id, message, conversation)])
+
+    async def announce_messages(self, stored: list[Announced]) -> None:
+        """Fan stored messages out, in the order given: each to its conversation's sockets;
+        then to each tenant's agents one `inbox` frame with every conversation the messages
+        changed, as it is after them. The inbox is a list an agent glances at: a busy moment's
+        messages make one frame (and one redraw) for each agent rather than one each."""
+        changed: dict[int, dict[int, Conversation]] = {}
+        for tenant_id, message, conversation in stored:
+            await self.publish_message(tenant_id, message)
+            if not message.internal:  # (a note changes nothing an inbox shows)
+                changed.setdefault(tenant_id, {})[conversation.id] = conversation
+        for tenant_id, conversations in changed.items():
+            inbox = inbox_channel(tenant_id)
+            if self.hub.heard(inbox):
+                data = [conversation_json(c) for c in conversations.values()]
+                await self.hub.publish(inbox, Frame.of({"type": "inbox", "conversations": data}))
 
     async def start(
         self,

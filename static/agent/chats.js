@@ -618,7 +618,7 @@
     },
 
     inbox: function (frame) {
-      upsert(frame.conversation);
+      (frame.conversations || []).forEach(upsert);
       renderList();
     },
 

@@ -31,12 +31,13 @@ async def test_the_messages_of_a_moment_are_one_transaction_and_fan_out_in_order
     hub = MemoryHub()
     fanned: list[tuple[int, int]] = []
 
-    async def fan_out(tenant_id: int, message: ChatMessage, conversation: Conversation) -> None:
-        fanned.append((message.conversation_id, message.id))
-        await hub.publish(
-            conversation_channel(tenant_id, message.conversation_id),
-            {"type": "message", "id": message.id},
-        )
+    async def fan_out(stored: list[tuple[int, ChatMessage, Conversation]]) -> None:
+        for tenant_id, message, _conversation in stored:
+            fanned.append((message.conversation_id, message.id))
+            await hub.publish(
+                conversation_channel(tenant_id, message.conversation_id),
+                {"type": "message", "id": message.id},
+            )
 
     batches = MessageBatches(core, fan_out)
     first = conversations[0]

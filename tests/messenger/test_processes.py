@@ -112,7 +112,7 @@ async def test_visitor_and_agent_on_different_processes_talk_normally(cluster: C
 
     # The agent's presence (set on B) reached A: the visitor is not told nobody is there.
     inbox = await agent.expect("inbox")
-    assert inbox["conversation"]["id"] == conversation_id
+    assert [c["id"] for c in inbox["conversations"]] == [conversation_id]
     await agent.send("watch", conversation_id=conversation_id, last_id=0)
     assert (await agent.expect("message"))["message"]["body"] == "Hello from process A"
 

@@ -38,8 +38,8 @@ async def test_visitor_and_agent_talk_and_the_agent_name_reaches_the_visitor(cha
     conversation_id = await chat.start(visitor, "Question about invoices", name="Pat")
 
     inbox = await agent.expect("inbox")
-    assert inbox["conversation"]["id"] == conversation_id
-    assert inbox["conversation"]["status"] == "waiting"
+    (listed,) = inbox["conversations"]
+    assert listed["id"] == conversation_id and listed["status"] == "waiting"
     await agent.send("watch", conversation_id=conversation_id, last_id=0)
     seen = await agent.expect("message")
     assert seen["message"]["author_name"] == "Pat"
@@ -302,3 +302,25 @@ async def test_a_message_to_a_conversation_listed_at_hello_reads_nothing_first(c
         await visitor.send("message", conversation_id=conversation_id, client_id="m", body="Hi")
         await visitor.expect("ack", client_id="m")
     assert seen.statements == ["INSERT chat_messages", "UPDATE conversations"]
+
+
+async def test_a_moments_messages_reach_each_agent_as_one_inbox_frame(chat: Chat):
+    """The inbox is a list: a batch's messages to three conversations are one frame to each
+    agent, carrying each conversation as it is after them."""
+    agent, _ = await chat.agent()
+    visitors = [(await chat.visitor())[0] for _ in range(3)]
+    ids = [await chat.start(visitor, f"Question {n}") for n, visitor in enumerate(visitors)]
+    # Long enough that the three messages below surely meet in one batch.
+    chat.server.service("messenger").messages.gather_s = 1.0
+    for n, (visitor, conversation_id) in enumerate(zip(visitors, ids, strict=True)):
+        await visitor.send(
+            "message", conversation_id=conversation_id, client_id=f"f{n}", body=f"Follow-up {n}"
+        )
+    for n, visitor in enumerate(visitors):
+        await visitor.expect("ack", client_id=f"f{n}")
+    while True:
+        inbox = await agent.expect("inbox")
+        previews = {c["id"]: c["last_message_preview"] for c in inbox["conversations"]}
+        if any(preview.startswith("Follow-up") for preview in previews.values()):
+            break
+    assert previews == {cid: f"Follow-up {n}" for n, cid in enumerate(ids)}
