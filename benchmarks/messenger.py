@@ -16,32 +16,36 @@ sent a `ping` frame. Prints
 Latency (the server's default compression setting): 1,000 conversations (500 with --quick) are
 made through the core beforehand, one per visitor; each visitor opens a socket (`hello`,
 `ready`). One agent socket, signed in through /admin/login, `watch`es them, paced under the 10
-frames/s a socket may send (so with --quick it watches only the first 50); then the visitors
-send messages at an aggregate 500/s for 10 s (3 s with --quick), each body carrying its send time.
-Prints
+frames/s a socket may send (so with --quick it watches only the first 50). The floor
+(`_floor.BARE_ROUTES`: a bare Starlette websocket relay on the same uvicorn settings that stores
+each message with one SQLite INSERT (committed), acks it and relays it to the agent socket, every
+conversation; no watching, no inbox) is served beside ours with sockets of its own. Then the
+visitors send at an aggregate 500/s, each body carrying its send time, in rounds of 2 s (1.5 s
+with --quick), 6 rounds (4) on each server, ours and the floor in turns: on a shared machine
+both meet the same moments. Prints, over every round of ours, then `floor_`-prefixed the same
   message_latency_p50_ms / _p99_ms  visitor `send` -> the agent's `message` frame
   messages_delivered                `message` frames the agent got (waiting up to 30 s after
                                     the last send), of those sent to conversations it watched
   ack_latency_p50_ms / _p99_ms      visitor `send` -> its `ack` (the message is stored)
   inbox_latency_p50_ms / _p99_ms    visitor `send` -> the first `inbox` frame showing it
                                     (every conversation: what the console's list sees)
-  achieved_send_rate                messages sent / the time from the first to the last
-  stored_rate                       `ack`s / the time from the first send to the last `ack`:
-                                    what the server keeps up with when it is offered more
+  achieved_send_rate                messages sent / the time spent sending
+  stored_rate                       `ack`s / the time from each round's first send to its last
+                                    `ack`: what the server keeps up with when offered more
   server_cpu_busy                   the server's CPU time / wall time while sending
-  server_cpu_per_message_ms         the server's CPU time / messages sent
+  server_cpu_per_message_ms         the server's CPU time / messages sent (all its threads,
+                                    to the nanosecond: /proc/PID/task/*/schedstat)
   chat_loop_stall_ms                the event loop's longest stall from the first send to the
                                     agent's last frame (`portal.loopwatch`; ours only)
-The same load then goes to the floor (`_floor.BARE_ROUTES`): a bare Starlette websocket relay
-on the same uvicorn settings that stores each message with one SQLite INSERT (committed), acks
-it and relays it to the agent socket (every conversation; no watching, no inbox). Its figures
-are printed with a `floor_` prefix, and
-  cpu_per_message_vs_floor          ours / floor, server CPU time per message
-The server (ours, the floor) runs on one core and every client process on the other.
+and
+  cpu_per_message_vs_floor          ours / floor, server CPU time per message: the median of
+                                    the rounds' ratios (each round's are on stderr)
+The servers run on one core and every client process on the other.
 Times are CLOCK_MONOTONIC read in the sending and the receiving process: on Linux it is one
 clock for the whole machine (unlike wall time it never steps), and the agent runs in a process
 of its own so that its reading is not delayed behind the visitors' frames.
-Run: .venv/bin/python benchmarks/messenger.py [--quick] [--postgres]   (-v: progress on stderr)
+Run: .venv/bin/python benchmarks/messenger.py [--quick] [--postgres] [--rounds N] [--seconds S]
+     (-v: progress on stderr)
   --postgres  our core on a new PostgreSQL database (PORTAL_BENCH_PG_DSN, default the local
               server as `postgres`); the floor is unchanged. PostgreSQL's own CPU is not counted.
 """
