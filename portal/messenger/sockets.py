@@ -170,9 +170,12 @@ class ChatSocket:
     async def follow(self, conversation_id: int, last_id: int) -> None:
         """Subscribe to a conversation, then send everything after `last_id`, once, in order."""
         assert self.sub is not None
-        await self.sub.add(conversation_channel(self.tenant.id, conversation_id))
+        # The lock is taken before subscribing: a message the hub brings meanwhile waits for
+        # the catch-up, which skips it if sent. (Taken after, the pump could send a message
+        # first and the catch-up, starting again from `last_id`, send it twice.)
         async with self.lock:
             self.sent[conversation_id] = last_id  # the client says what it has; trust that
+            await self.sub.add(conversation_channel(self.tenant.id, conversation_id))
             await self.catch_up(conversation_id)
 
     async def catch_up(self, conversation_id: int) -> None:
