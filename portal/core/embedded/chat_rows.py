@@ -100,18 +100,12 @@ def _names(names: tuple[str, ...], n: int) -> tuple[str, ...]:
     return tuple(f"{name}_{n}" for name in names)
 
 
-def _numbered(rows: list[dict[str, Any]], padding: dict[str, Any], size: int) -> dict[str, Any]:
-    """`rows`, padded to `size` with `padding`, as the parameters (`NAME_N`) of `_rows`."""
+def _numbered(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """`rows` as the parameters (`NAME_N`) of `_rows`."""
     params: dict[str, Any] = {}
-    for n, row in enumerate(rows + [padding] * (size - len(rows))):
+    for n, row in enumerate(rows):
         params.update(zip(_names(tuple(row), n), row.values(), strict=True))
     return params
-
-
-def _size(count: int) -> int:
-    """The statement size `count` rows use: a power of two, so that a few statements, each
-    compiled once, serve every batch; the rows left over match nothing."""
-    return 1 << (count - 1).bit_length()
 
 
 _NEW_TYPES = {"n": sa.Integer(), "cv_tenant": sa.Integer()} | {
@@ -145,7 +139,6 @@ def insert_messages_statement(dialect: str, count: int) -> Any:
     )
 
 
-_NO_MESSAGE = {name: None for name in _NEW_TYPES} | {"internal": False}
 # PostgreSQL: the batch's conversations locked in id order, so that two processes' batches never
 # wait for each other in a circle.
 LOCK_CONVERSATIONS = (
@@ -186,12 +179,9 @@ def after_messages_statement(count: int) -> sa.Update:
     )
 
 
-_NO_MARKER = {name: None for name in _MARKER_TYPES} | {"reopen": False}
-
-
 def batch_statements(dialect: str) -> list[Any]:
     """The statements a batch of messages runs, one of each size: worth compiling at start."""
-    sizes = [1 << n for n in range(ROWS.bit_length())]
+    sizes = range(1, ROWS + 1)
     return [insert_messages_statement(dialect, n) for n in sizes] + [
         after_messages_statement(n) for n in sizes
     ]
@@ -294,9 +284,8 @@ async def insert_messages(conn: CoreConnection, posts: list[ChatPost]) -> list[S
                 zip(values[start : start + ROWS], posts[start : start + ROWS], strict=True)
             )
         ]
-        size = _size(len(chunk))
-        params = _numbered(chunk, _NO_MESSAGE, size)
-        for row in await fetch(conn, insert_messages_statement(dialect, size), params):
+        statement = insert_messages_statement(dialect, len(chunk))
+        for row in await fetch(conn, statement, _numbered(chunk)):
             ids[(row.conversation_id, row.client_id)] = row.id
     stored: list[Stored] = []
     for post, row in zip(posts, values, strict=True):
@@ -339,8 +328,6 @@ async def move_markers(conn: CoreConnection, messages: list[ChatMessage]) -> dic
     ids = list(markers)
     for start in range(0, len(ids), ROWS):
         chunk = [markers[cid] | {"cv_id": cid} for cid in ids[start : start + ROWS]]
-        size = _size(len(chunk))
-        params = _numbered(chunk, _NO_MARKER, size)
-        for row in await fetch(conn, after_messages_statement(size), params):
+        for row in await fetch(conn, after_messages_statement(len(chunk)), _numbered(chunk)):
             rows[row.id] = row
     return rows

@@ -155,6 +155,10 @@ def _values(plan: _Plan, parameters: dict[str, Any]) -> list[Any]:
     ]
 
 
+# The plans of every inline engine of this process, by the id of the statement they run.
+_PLANS: dict[int, _Plan] = {}
+
+
 class InlineConnection:
     """A sync SQLAlchemy connection behind the awaitable methods the core calls."""
 
@@ -243,7 +247,9 @@ class InlineEngine:
         self._write_lock = asyncio.Lock()
         self._writer: Connection | None = None
         self._reader: Connection | None = None
-        self._plans: dict[int, _Plan] = {}
+        # (Kept by the process, not the engine: every engine here compiles for the same
+        # dialect, and an engine started anew, as in each test, needs no compiling again.)
+        self._plans = _PLANS
         self._writes = 0
         self._checkpoint: asyncio.Future[None] | None = None
 
