@@ -39,18 +39,23 @@ class Hub(Protocol):
     async def presence(self, tenant_id: int) -> dict[int, str]: ...
 
 
+# Made once: `json.dumps` with options builds an encoder on every call (every chat frame).
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_COMPACT_ASCII = json.JSONEncoder(separators=(",", ":"))
+
+
 def encode(message: dict[str, Any]) -> str:
     """A message as the hub carries it and sockets send it: compact JSON, UTF-8 as is.
 
     Text that cannot be UTF-8 (a lone surrogate from a client's `\\ud800`) is escaped instead,
     so that neither Redis nor a websocket refuses it later.
     """
-    text = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+    text = _COMPACT.encode(message)
     if not text.isascii():
         try:
             text.encode()
         except UnicodeEncodeError:
-            text = json.dumps(message, separators=(",", ":"))
+            text = _COMPACT_ASCII.encode(message)
     return text
 
 

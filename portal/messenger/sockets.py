@@ -140,8 +140,10 @@ class ChatSocket:
         if self.ws.application_state == WebSocketState.CONNECTED:
             # A hub frame comes encoded: one encoding for every socket it goes to.
             text = frame.text if isinstance(frame, Frame) else encode(frame)
-            with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+            try:
                 await self.ws.send_text(text)
+            except (WebSocketDisconnect, RuntimeError, OSError):
+                pass  # the socket closed meanwhile: its handler ends it
 
     async def pump(self, sub: Subscription) -> None:
         """Forward hub messages; after a hub outage, catch up every conversation from the core."""
