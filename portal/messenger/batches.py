@@ -77,7 +77,8 @@ class MessageBatches:
             while self._pending:
                 batch, self._pending = self._pending[:BATCH], self._pending[BATCH:]
                 await self._write(batch)
-                await asyncio.sleep(0)  # between batches, let the sockets have their turns
+                if self._pending:  # between batches, let the sockets have their turns
+                    await asyncio.sleep(0)
         finally:  # cancelled (the app stopping): nobody waits for an answer forever
             timer.cancel()
             for _, done in batch + self._pending:
