@@ -28,8 +28,8 @@ GATHER_S = 0.012
 BATCH = 16  # messages in one step of the loop (stored and fanned out in a few milliseconds)
 
 Posted = tuple[ChatMessage, Conversation]
-# Fans a batch's stored messages out, in the order stored: (tenant id, message, conversation).
-FanOut = Callable[[list[tuple[int, ChatMessage, Conversation]]], Awaitable[None]]
+Announced = tuple[int, ChatMessage, Conversation]  # a stored message: (tenant id, it, after it)
+FanOut = Callable[[list[Announced]], Awaitable[None]]  # a batch's messages, in the order stored
 
 
 class PostFailed(Exception):

@@ -25,7 +25,7 @@ from portal.core.contract import (
 )
 from portal.hub import Frame, Hub
 from portal.mail import Mailer
-from portal.messenger.batches import MessageBatches
+from portal.messenger.batches import Announced, MessageBatches
 from portal.messenger.hours import ChatSettings, ChatSettingsCache
 from portal.messenger.presence import PresenceAnnouncements
 from portal.messenger.reads import ReadReceipts
@@ -49,9 +49,6 @@ def visitor_owner(visitor_id: str) -> str:
 
 def agent_owner(agent_id: int) -> str:
     return f"a:{agent_id}"
-
-
-Announced = tuple[int, ChatMessage, Conversation]  # a stored message: (tenant id, it, after it)
 
 
 def conversation_channel(tenant_id: int, conversation_id: int) -> str:

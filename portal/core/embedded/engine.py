@@ -73,12 +73,11 @@ class _Plan(NamedTuple):
     sql: str
     compiled: Compiled
     names: tuple[str, ...]  # the bound parameters, in the order of the SQL's placeholders
-    into: tuple[Callable[[Any], Any] | None, ...]  # each parameter's conversion, if any
     # Picking the values in one call: the statement's own values (a literal it compares with)
-    # under the caller's, then `pick`; the conversions where there are any.
+    # under the caller's, then `pick`; then each (position, conversion) where there is one.
     own: dict[str, Any]
     pick: Callable[[dict[str, Any]], tuple[Any, ...]]
-    converts: tuple[tuple[int, Callable[[Any], Any]], ...]
+    into: tuple[tuple[int, Callable[[Any], Any]], ...]
     out: tuple[tuple[int, Callable[[Any], Any]], ...]  # (column, conversion) where there is one
     row: Any  # a named tuple of the columns: rows read by name, as SQLAlchemy's are
 
@@ -137,7 +136,6 @@ def _plan(statement: Any, dialect: Any) -> _Plan:
         compiled.string,
         compiled,
         names,
-        into,
         own,
         _picker(names),
         tuple((i, convert) for i, convert in enumerate(into) if convert is not None),
@@ -147,24 +145,35 @@ def _plan(statement: Any, dialect: Any) -> _Plan:
 
 
 def _values(plan: _Plan, parameters: dict[str, Any]) -> list[Any]:
-    """The statement's values as SQLAlchemy builds them (it raises for a missing one)."""
-    given: Any = plan.compiled.construct_params(parameters)
-    return [
-        given[name] if into is None else into(given[name])
-        for name, into in zip(plan.names, plan.into, strict=True)
-    ]
+    """The statement's values, unconverted: picked, or (one missing, or computed per call) as
+    SQLAlchemy builds them, which raises for a missing one."""
+    try:
+        return list(plan.pick(plan.own | parameters if plan.own else parameters))
+    except KeyError:
+        given: Any = plan.compiled.construct_params(parameters)
+        return [given[name] for name in plan.names]
 
 
-# The plans of every inline engine of this process, by the id of the statement they run.
+# The plans of every inline engine of this process, by the id of the statement they run: every
+# engine here compiles for the same dialect, and one started anew (as in each test) needs no
+# compiling again.
 _PLANS: dict[int, _Plan] = {}
+
+
+def _plan_for(statement: Any, dialect: Any) -> _Plan:
+    plan = _PLANS.get(id(statement))
+    if plan is None:
+        if len(_PLANS) >= MAX_PLANS:
+            _PLANS.clear()  # statements built per call would grow it without bound
+        plan = _PLANS[id(statement)] = _plan(statement, dialect)
+    return plan
 
 
 class InlineConnection:
     """A sync SQLAlchemy connection behind the awaitable methods the core calls."""
 
-    def __init__(self, sync_connection: Connection, plans: dict[int, _Plan]) -> None:
+    def __init__(self, sync_connection: Connection) -> None:
         self.sync_connection = sync_connection
-        self._plans = plans
 
     def rows(self, statement: Any, parameters: dict[str, Any]) -> list[Any]:
         """The rows of a statement built once, run by `sqlite3` (see the module docstring)."""
@@ -172,18 +181,10 @@ class InlineConnection:
         dispatch = conn.dispatch
         if dispatch.before_cursor_execute or dispatch.after_cursor_execute:
             return _all(conn.execute(statement, parameters))
-        plan = self._plans.get(id(statement))
-        if plan is None:
-            if len(self._plans) >= MAX_PLANS:
-                self._plans.clear()  # statements built per call would grow it without bound
-            plan = self._plans[id(statement)] = _plan(statement, conn.dialect)
-        try:
-            values = list(plan.pick(plan.own | parameters if plan.own else parameters))
-        except KeyError:  # missing, or computed per call: SQLAlchemy's own way
-            values = _values(plan, parameters)
-        else:
-            for i, convert in plan.converts:
-                values[i] = convert(values[i])
+        plan = _plan_for(statement, conn.dialect)
+        values = _values(plan, parameters)
+        for i, convert in plan.into:
+            values[i] = convert(values[i])
         dbapi = conn.connection.dbapi_connection
         assert dbapi is not None
         try:
@@ -247,9 +248,6 @@ class InlineEngine:
         self._write_lock = asyncio.Lock()
         self._writer: Connection | None = None
         self._reader: Connection | None = None
-        # (Kept by the process, not the engine: every engine here compiles for the same
-        # dialect, and an engine started anew, as in each test, needs no compiling again.)
-        self._plans = _PLANS
         self._writes = 0
         self._checkpoint: asyncio.Future[None] | None = None
 
@@ -264,7 +262,7 @@ class InlineEngine:
         """A block of reads on the reader."""
         reader = self._reader = self._open(self._reader)
         try:
-            yield InlineConnection(reader, self._plans)
+            yield InlineConnection(reader)
         finally:
             if reader.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
                 reader.rollback()  # a write in a read block is undone, as on a pool's return
@@ -275,7 +273,7 @@ class InlineEngine:
         async with self._write_lock:
             writer = self._writer = self._open(self._writer)
             try:
-                yield InlineConnection(writer, self._plans)
+                yield InlineConnection(writer)
             except BaseException:
                 _end(writer, commit=False)
                 raise
@@ -290,8 +288,7 @@ class InlineEngine:
         """Compile statements for `fetch` now rather than at their first use: the largest take
         milliseconds, which the first chat message of a busy moment would otherwise wait for."""
         for statement in statements:
-            if id(statement) not in self._plans:
-                self._plans[id(statement)] = _plan(statement, self.dialect)
+            _plan_for(statement, self.dialect)
 
     def _checkpointed(self) -> None:
         """In a worker thread: copy what the log holds into the database, blocking no one."""
