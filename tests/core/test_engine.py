@@ -89,6 +89,21 @@ async def test_the_log_is_checkpointed_off_the_loop_every_so_many_writes(
         await core.close()
 
 
+async def test_statement_journals_and_sorts_stay_in_memory(tmp_path: Path):
+    """A chat batch's UPDATE of many conversations keeps more pages in its statement journal
+    than SQLite holds in memory by default; with a temp file it would create, write and delete
+    that file on the event loop. Both connections keep temporary storage in memory."""
+    core = EmbeddedCore(f"sqlite+aiosqlite:///{tmp_path}/core.db")
+    await core.start()
+    try:
+        async with core.engine.begin() as writer:
+            assert (await writer.execute(sa.text("PRAGMA temp_store"))).scalar() == 2  # MEMORY
+        async with core.engine.connect() as reader:
+            assert (await reader.execute(sa.text("PRAGMA temp_store"))).scalar() == 2
+    finally:
+        await core.close()
+
+
 async def test_statements_run_by_sqlite3_store_and_read_what_sqlalchemy_would(tmp_path: Path):
     """`fetch` hands the hottest statements to `sqlite3` unless something listens to the engine's
     statements; the rows either way are the same, and so is what they read."""
