@@ -3,7 +3,10 @@
 `floor_server(routes_source, port)` runs, in a subprocess, a Starlette app whose routes are
 defined by `routes_source` (Python that binds `routes`), configured by `portal.serving` exactly as
 `portal serve` is, with the same `_server.SERVER_SETTINGS`, so ours/floor ratios compare the app's
-work and nothing else.
+work and nothing else. It carries the same instrument as ours, too: the loop watch
+(`portal.loopwatch`, which `_server.served` turns on for ours) reports its stalls to `lag`. The
+watch's 200 wake-ups a second cost about 1% of a core on an idle server, a few percent of the
+CPU per chat message at 500/s: on one side only, they would count as the app's work.
 
 `BARE_ROUTES` is the floor of the page, JSON, form and chat benchmarks: the least an app must do
 to give a comparable answer, and nothing of ours.
@@ -33,13 +36,26 @@ from _load import on_core
 from _server import SERVER_SETTINGS, child_env, python_command
 
 RUNNER = """
+import asyncio
+import contextlib
+import os
 import sys
+from pathlib import Path
 import uvicorn
 from starlette.applications import Starlette
+from portal.loopwatch import watch_loop
 from portal.serving import server_config
 from portal.settings import Settings
 {routes_source}
-config = server_config(Starlette(routes=routes), Settings.from_env(), port=int(sys.argv[1]))
+
+@contextlib.asynccontextmanager
+async def lifespan(app):
+    watch = asyncio.create_task(watch_loop(Path(os.environ["PORTAL_LOOP_LAG_FILE"])))
+    yield
+    watch.cancel()
+
+app = Starlette(routes=routes, lifespan=lifespan)
+config = server_config(app, Settings.from_env(), port=int(sys.argv[1]))
 uvicorn.Server(config).run()
 """
 
@@ -198,11 +214,12 @@ routes = [
 
 @contextlib.contextmanager
 def floor_server(
-    routes_source: str, port: int, *, cpu: int | None = None
+    routes_source: str, port: int, *, cpu: int | None = None, lag: Path | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
     """The floor app on 127.0.0.1:`port` until the block ends; with `cpu`, on that core only.
 
-    The routes may keep files in the folder named by FLOOR_DATA, removed afterwards.
+    The routes may keep files in the folder named by FLOOR_DATA, removed afterwards. The loop
+    watch writes to `lag` (by default a file in that folder).
     """
     with tempfile.TemporaryDirectory(prefix="floor-") as data:
         pin = on_core(cpu) if cpu is not None else []
@@ -214,7 +231,11 @@ def floor_server(
                     *python_command("-c", RUNNER.format(routes_source=routes_source), str(port)),
                 ],
                 cwd=data,
-                env=child_env(FLOOR_DATA=data, **SERVER_SETTINGS),
+                env=child_env(
+                    FLOOR_DATA=data,
+                    PORTAL_LOOP_LAG_FILE=str(lag or Path(data) / "loop-lag.txt"),
+                    **SERVER_SETTINGS,
+                ),
                 stdout=output,
                 stderr=subprocess.STDOUT,
             )

@@ -36,7 +36,9 @@ both meet the same moments. Prints, over every round of ours, then `floor_`-pref
   server_cpu_per_message_ms         the server's CPU time / messages sent (all its threads,
                                     to the nanosecond: /proc/PID/task/*/schedstat)
   chat_loop_stall_ms                the event loop's longest stall from the first send to the
-                                    agent's last frame (`portal.loopwatch`; ours only)
+                                    agent's last frame (`portal.loopwatch`; the floor runs the
+                                    same watch, so both pay for its wake-ups, and its stall
+                                    is the machine's own)
 and
   cpu_per_message_vs_floor          ours / floor, server CPU time per message: the median of
                                     the rounds' ratios (each round's are on stderr)
@@ -584,6 +586,7 @@ class ChatRun:
         self.what = "floor" if floor else "ours"
         self.port = free_port()
         self.log = data / ("floor-latency.log" if floor else "server-latency.log")
+        self.lag = data / "floor-loop-lag.txt" if floor else lag_file(data)
         self.clients = Clients(self.log)
         self.rounds: list[Round] = []
         self.watched_ids: list[int] = []
@@ -620,7 +623,7 @@ class ChatRun:
         ]
         env = {"PORTAL_SECRET_KEY": load.secret, "PORTAL_WS_MAX_PER_IP": "50000"}
         self.server = self._stack.enter_context(
-            floor_server(BARE_ROUTES, self.port, cpu=SERVER_CPU)
+            floor_server(BARE_ROUTES, self.port, cpu=SERVER_CPU, lag=self.lag)
             if self.floor
             else served(
                 self.data, self.port, log=self.log, cpu=SERVER_CPU, database_url=self.url, **env
@@ -678,8 +681,8 @@ class ChatRun:
             time.sleep(0.2)
         self.agent.send("stop")
         _, _, message_latency, inbox_latency, agent_errors = self.clients.recv(self.agent)
-        # The floor has no loop watch; ours reports from the first send to the last frame.
-        stall = None if self.floor else loop_stall(lag_file(self.data), self.started, time.time())
+        # From the first send to the last frame (the floor's watch: the machine's own stalls).
+        stall = loop_stall(self.lag, self.started, time.time())
         to_watched = [tag for cid, tag in sent if cid in watched_set]
         delivered = [message_latency[tag] * 1000 for tag in to_watched if tag in message_latency]
         inbox = [inbox_latency[tag] * 1000 for _, tag in sent if tag in inbox_latency]
@@ -718,7 +721,7 @@ class ChatRun:
             ("stored_rate", acks / max(storing, 1e-9), "msg/s"),
             ("server_cpu_busy", 100 * spent / sum(made.wall for made in self.rounds), "%"),
             ("server_cpu_per_message_ms", 1000 * spent / max(len(sent), 1), "ms/msg"),
-            *([("chat_loop_stall_ms", stall, "ms")] if stall is not None else []),
+            ("chat_loop_stall_ms", stall, "ms"),
         ]
 
 
