@@ -38,19 +38,21 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 import operator
 import sqlite3
 import time
 from collections import namedtuple
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Compiled, Connection, CursorResult, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql.compiler import SQLCompiler
 
 R = TypeVar("R")
 log = logging.getLogger(__name__)
@@ -169,6 +171,69 @@ def _plan_for(statement: Any, dialect: Any) -> _Plan:
     return plan
 
 
+_NOTHING = object()
+
+
+class _Layout(NamedTuple):
+    """Where numbered rows go among a statement's values: after `head` (its own values, ready
+    for `sqlite3`), one row after another, then `tail`; each row's conversions by position in
+    the row, the same for every row."""
+
+    head: list[Any]
+    tail: list[Any]
+    convert: tuple[tuple[int, Callable[[Any], Any]], ...]
+
+
+_LAYOUTS: dict[tuple[int, tuple[str, ...], int], _Layout | None] = {}
+
+
+def numbered(names: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
+    """Numbered rows as parameters by name: `NAME_N` is row N's value of NAME."""
+    return {
+        f"{name}_{n}": value
+        for n, row in enumerate(rows)
+        for name, value in zip(names, row, strict=True)
+    }
+
+
+def _layout(plan: _Plan, names: tuple[str, ...], count: int) -> _Layout | None:
+    """How `count` rows of `names` go among the statement's values, or None when they are not
+    one row after another between values of its own (then they are given by name)."""
+    key = (id(plan.statement), names, count)
+    if key not in _LAYOUTS:
+        if len(_LAYOUTS) >= MAX_PLANS:
+            _LAYOUTS.clear()
+        _LAYOUTS[key] = _find_layout(plan, names, count)
+    return _LAYOUTS[key]
+
+
+def _find_layout(plan: _Plan, names: tuple[str, ...], count: int) -> _Layout | None:
+    rows = tuple(f"{name}_{n}" for n in range(count) for name in names)
+    starts = [i for i in range(len(plan.names) - len(rows) + 1) if plan.names[i] == rows[0]]
+    start = next((i for i in starts if plan.names[i : i + len(rows)] == rows), None)
+    if start is None:
+        return None
+    end = start + len(rows)
+    if not all(name in plan.own for name in plan.names[:start] + plan.names[end:]):
+        return None
+    compiled = cast(SQLCompiler, plan.compiled)
+    binds = {name: bind for bind, name in compiled.bind_names.items()}
+    for name in names:  # every row's value of a name is of one type, so converted alike
+        if len({repr(binds[f"{name}_{n}"].type) for n in range(count)}) != 1:
+            return None
+    convert = dict(plan.into)
+
+    def own(i: int) -> Any:  # the statement's own value at `i`, as `sqlite3` takes it
+        value = plan.own[plan.names[i]]
+        return convert[i](value) if i in convert else value
+
+    return _Layout(
+        [own(i) for i in range(start)],
+        [own(i) for i in range(end, len(plan.names))],
+        tuple((j, convert[start + j]) for j in range(len(names)) if start + j in convert),
+    )
+
+
 class InlineConnection:
     """A sync SQLAlchemy connection behind the awaitable methods the core calls."""
 
@@ -185,6 +250,39 @@ class InlineConnection:
         values = _values(plan, parameters)
         for i, convert in plan.into:
             values[i] = convert(values[i])
+        return self._run(plan, values)
+
+    def numbered_rows(
+        self, statement: Any, names: tuple[str, ...], rows: Sequence[Sequence[Any]]
+    ) -> list[Any]:
+        """The rows of a statement built once whose parameters are `NAME_N`, row N's value of
+        NAME: each row's values given in `names` order, put in place as they are (no dict of
+        every row's names to build and pick from: most of a chat batch's Python)."""
+        conn = self.sync_connection
+        dispatch = conn.dispatch
+        if dispatch.before_cursor_execute or dispatch.after_cursor_execute:
+            return self.rows(statement, numbered(names, rows))
+        plan = _plan_for(statement, conn.dialect)
+        layout = _layout(plan, names, len(rows))
+        if layout is None:  # not laid out row after row: by name, then
+            return self.rows(statement, numbered(names, rows))
+        values = [*layout.head, *itertools.chain.from_iterable(rows), *layout.tail]
+        if len(values) != len(plan.names):
+            raise ValueError(f"each row must have a value for each of {names}")
+        width, first = len(names), len(layout.head)
+        for j, convert in layout.convert:
+            # Rows share many values (a batch's moment, True and False): each converted once.
+            last_in: Any = _NOTHING
+            last_out: Any = None
+            for i in range(first + j, first + width * len(rows), width):
+                value = values[i]
+                if value is not last_in:
+                    last_in, last_out = value, convert(value)
+                values[i] = last_out
+        return self._run(plan, values)
+
+    def _run(self, plan: _Plan, values: list[Any]) -> list[Any]:
+        conn = self.sync_connection
         dbapi = conn.connection.dbapi_connection
         assert dbapi is not None
         try:
@@ -249,7 +347,9 @@ class InlineEngine:
         self._writer: Connection | None = None
         self._reader: Connection | None = None
         self._writes = 0
-        self._checkpoint: asyncio.Future[None] | None = None
+        self._checkpoint: asyncio.Future[tuple[int, int, int]] | None = None
+        # The last checkpoint's (busy, frames in the log, frames copied into the database).
+        self.last_checkpoint: tuple[int, int, int] | None = None
 
     def _open(self, conn: Connection | None) -> Connection:
         """`conn` if usable, else a new connection (after an error invalidated the last one)."""
@@ -290,19 +390,25 @@ class InlineEngine:
         for statement in statements:
             _plan_for(statement, self.dialect)
 
-    def _checkpointed(self) -> None:
-        """In a worker thread: copy what the log holds into the database, blocking no one."""
+    def _checkpointed(self) -> tuple[int, int, int]:
+        """In a worker thread: copy what the log holds into the database, blocking no one;
+        SQLite's answer: (busy, frames in the log, frames copied)."""
         conn = sqlite3.connect(self.url.database or "", timeout=BUSY_TIMEOUT_S)
         try:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            return busy, frames, copied
         finally:
             conn.close()
 
-    def _checkpoint_done(self, future: asyncio.Future[None]) -> None:
+    def _checkpoint_done(self, future: asyncio.Future[tuple[int, int, int]]) -> None:
         self._checkpoint = None
-        if not future.cancelled() and future.exception() is not None:
+        if future.cancelled():
+            return
+        if future.exception() is not None:
             # The log only grows until the next attempt: worth a line, not a failed request.
             log.warning("checkpoint of %s failed: %r", self.url.database, future.exception())
+            return
+        self.last_checkpoint = future.result()
 
     async def checkpoint_finished(self) -> None:
         """Return once the checkpoint under way, if any, has ended."""
@@ -379,6 +485,16 @@ async def fetch(conn: CoreConnection, statement: Any, parameters: dict[str, Any]
     if isinstance(conn, InlineConnection):
         return conn.rows(statement, parameters)
     return _all(await conn.execute(statement, parameters))
+
+
+async def fetch_numbered(
+    conn: CoreConnection, statement: Any, names: tuple[str, ...], rows: Sequence[Sequence[Any]]
+) -> list[Any]:
+    """`fetch` for a statement whose parameters are numbered rows (`NAME_N`: row N's NAME),
+    each row given as its values in `names` order."""
+    if isinstance(conn, InlineConnection):
+        return conn.numbered_rows(statement, names, rows)
+    return _all(await conn.execute(statement, numbered(names, rows)))
 
 
 @asynccontextmanager
