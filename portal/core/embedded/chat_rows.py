@@ -19,6 +19,7 @@ statements through SQLAlchemy.
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -34,7 +35,7 @@ from portal.core.contract import (
 )
 from portal.core.contract.chat import ChatPost
 from portal.core.embedded import schema as t
-from portal.core.embedded.engine import CoreConnection, fetch, first_row
+from portal.core.embedded.engine import CoreConnection, fetch_numbered, first_row
 from portal.core.embedded.rows import aware, from_row, insert_attachments, made, utcnow
 
 PREVIEW_LENGTH = 120
@@ -95,22 +96,10 @@ def _rows(types: dict[str, Any], count: int) -> sa.Subquery:
     return (sa.union_all(*rows) if count > 1 else rows[0]).subquery("v")
 
 
-@cache
-def _names(names: tuple[str, ...], n: int) -> tuple[str, ...]:
-    return tuple(f"{name}_{n}" for name in names)
-
-
-def _numbered(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """`rows` as the parameters (`NAME_N`) of `_rows`."""
-    params: dict[str, Any] = {}
-    for n, row in enumerate(rows):
-        params.update(zip(_names(tuple(row), n), row.values(), strict=True))
-    return params
-
-
 _NEW_TYPES = {"n": sa.Integer(), "cv_tenant": sa.Integer()} | {
     name: t.chat_messages.c[name].type for name in _MESSAGE_VALUES
 }
+_NEW = tuple(_NEW_TYPES)  # a new message's values, in this order (`fetch_numbered`)
 _M = t.chat_messages.c
 
 
@@ -158,6 +147,7 @@ _MARKER_TYPES: dict[str, Any] = {
     "now": t.conversations.c.updated_at.type,
     "reopen": sa.Boolean(),
 }
+_MARKERS = tuple(_MARKER_TYPES)
 
 
 @cache
@@ -263,34 +253,34 @@ async def insert_messages(conn: CoreConnection, posts: list[ChatPost]) -> list[S
         cv_ids = sorted({post.conversation_id for post in posts})
         await conn.execute(LOCK_CONVERSATIONS, {"cv_ids": cv_ids})
     now = utcnow()  # (the batch's messages are stored in one moment; their ids keep the order)
-    values: list[dict[str, Any]] = [
-        dict(
-            conversation_id=post.conversation_id,
-            author_type=post.draft.author_type,
-            author_id=post.draft.author_id,
-            author_name=post.draft.author_name[:200],
-            body=post.draft.body,
-            internal=post.draft.internal,
-            client_id=post.draft.client_id,
-            created_at=now,
+    # Each message's values in `_NEW` order; `n` (any increasing number) keeps the ids in order.
+    values = [
+        (
+            n,
+            post.tenant_id,
+            post.conversation_id,
+            post.draft.author_type,
+            post.draft.author_id,
+            post.draft.author_name[:200],
+            post.draft.body,
+            post.draft.internal,
+            post.draft.client_id,
+            now,
         )
-        for post in posts
+        for n, post in enumerate(posts)
     ]
     ids: dict[tuple[int, str], int] = {}
     for start in range(0, len(posts), ROWS):
-        chunk = [
-            row | {"n": n, "cv_tenant": post.tenant_id}
-            for n, (row, post) in enumerate(
-                zip(values[start : start + ROWS], posts[start : start + ROWS], strict=True)
-            )
-        ]
+        chunk = values[start : start + ROWS]
         statement = insert_messages_statement(dialect, len(chunk))
-        for row in await fetch(conn, statement, _numbered(chunk)):
+        for row in await fetch_numbered(conn, statement, _NEW, chunk):
             ids[(row.conversation_id, row.client_id)] = row.id
     stored: list[Stored] = []
-    for post, row in zip(posts, values, strict=True):
-        key = (post.conversation_id, post.draft.client_id)
-        by_client = {"cv_id": post.conversation_id, "by_client": post.draft.client_id}
+    for post, (_, _, cv_id, kind, author_id, name, body, internal, client_id, _) in zip(
+        posts, values, strict=True
+    ):
+        key = (cv_id, client_id)
+        by_client = {"cv_id": cv_id, "by_client": client_id}
         message_id = ids.pop(key, None)  # (the first post with this id: the one stored)
         if message_id is None:  # a resend (or no such conversation): what was stored, as it is
             mine = {"cv_id": post.conversation_id, "cv_tenant": post.tenant_id}
@@ -307,27 +297,41 @@ async def insert_messages(conn: CoreConnection, posts: list[ChatPost]) -> list[S
             (message,) = await read_messages(conn, MESSAGE_BY_CLIENT, by_client)
             stored.append((message, None))
         else:
-            stored.append((made(ChatMessage, {"id": message_id, "attachments": (), **row}), None))
+            fields = {
+                "id": message_id,
+                "conversation_id": cv_id,
+                "author_type": kind,
+                "body": body,
+                "client_id": client_id,
+                "created_at": now,
+                "author_name": name,
+                "author_id": author_id,
+                "internal": internal,
+                "attachments": (),
+            }
+            stored.append((made(ChatMessage, fields), None))
     return stored
 
 
 async def move_markers(conn: CoreConnection, messages: list[ChatMessage]) -> dict[int, Any]:
     """Move the markers of the conversations of newly stored messages (in the order stored);
     conversation id -> its row after them, with `assignee_name`."""
-    markers: dict[int, dict[str, Any]] = {}
+    # Per conversation, in `_MARKERS` order: (its id, its last public message's id and preview,
+    # the time of its last message, whether a visitor wrote).
+    markers: dict[int, tuple[int, int | None, str | None, datetime, bool]] = {}
     for message in messages:
-        marker = markers.setdefault(
-            message.conversation_id, {"message_id": None, "preview": None, "reopen": False}
-        )
-        marker["now"] = message.created_at
+        cid = message.conversation_id
+        _, last_id, preview, _, reopen = markers.get(cid) or (cid, None, None, None, False)
         if not message.internal:
-            marker["message_id"] = message.id
-            marker["preview"] = _preview(message.body, message.attachments)
-            marker["reopen"] = marker["reopen"] or message.author_type == "visitor"
+            last_id = message.id
+            preview = _preview(message.body, message.attachments)
+            reopen = reopen or message.author_type == "visitor"
+        markers[cid] = (cid, last_id, preview, message.created_at, reopen)
     rows: dict[int, Any] = {}
-    ids = list(markers)
-    for start in range(0, len(ids), ROWS):
-        chunk = [markers[cid] | {"cv_id": cid} for cid in ids[start : start + ROWS]]
-        for row in await fetch(conn, after_messages_statement(len(chunk)), _numbered(chunk)):
+    moves = list(markers.values())
+    for start in range(0, len(moves), ROWS):
+        chunk = moves[start : start + ROWS]
+        statement = after_messages_statement(len(chunk))
+        for row in await fetch_numbered(conn, statement, _MARKERS, chunk):
             rows[row.id] = row
     return rows
