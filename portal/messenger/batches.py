@@ -47,15 +47,18 @@ class MessageBatches:
         self._pending: list[tuple[ChatPost, asyncio.Future[Posted]]] = []
         self._writer: asyncio.Task[None] | None = None
         self._gathering: asyncio.Future[None] | None = None  # done: store the batch now
+        self._loop: asyncio.AbstractEventLoop | None = None  # the one the app serves on
 
     async def post(self, tenant_id: int, conversation_id: int, draft: MessageDraft) -> Posted:
         """Store a message with the others of the moment and fan it out; the message as stored
         (a resend: the one stored first) and its conversation after it. Raises what refused
         it (NotFound, Conflict), or PostFailed."""
-        done: asyncio.Future[Posted] = asyncio.get_running_loop().create_future()
+        if self._loop is None:  # (asking for it per message cost a getpid() system call each)
+            self._loop = asyncio.get_running_loop()
+        done: asyncio.Future[Posted] = self._loop.create_future()
         self._pending.append((ChatPost(tenant_id, conversation_id, draft), done))
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_soon(), name="chat-messages")
+            self._writer = self._loop.create_task(self._write_soon(), name="chat-messages")
         elif len(self._pending) >= BATCH and self._gathering is not None:
             _end(self._gathering)  # a whole batch is here: waiting longer saves nothing
         return await done
@@ -69,7 +72,7 @@ class MessageBatches:
 
     async def _write_soon(self) -> None:
         batch: list[tuple[ChatPost, asyncio.Future[Posted]]] = []
-        loop = asyncio.get_running_loop()
+        loop = self._loop or asyncio.get_running_loop()
         gathering = self._gathering = loop.create_future()
         timer = loop.call_later(self.gather_s, _end, gathering)
         try:
