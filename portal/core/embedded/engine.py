@@ -31,7 +31,9 @@ SQLAlchemy's per-execution work (about 25 µs a statement, twice what SQLite its
 values are converted by the statement's own types in both directions, and driver errors become
 SQLAlchemy's (`IntegrityError`, ...), so callers cannot tell. While anything listens to the
 engine's statement events (tests counting statements), `fetch` takes SQLAlchemy's path, so that
-they see every statement. On PostgreSQL `fetch` is `execute(...).all()`.
+they see every statement. On PostgreSQL `fetch` is `execute(...).all()`. `fetch_numbered` is
+`fetch` for statements of numbered rows (a chat batch's): on SQLite the rows' values go into
+place as they are, with no dict of every row's names built and picked from.
 """
 
 from __future__ import annotations
