@@ -284,6 +284,12 @@ def figures(name: str, ours: Run, floor: Run, tag: str = "") -> list[tuple[str, 
             if ours.loop_stall_ms is not None
             else []
         ),
+        # The floor runs the same watch: its stall is the machine's own during the run.
+        *(
+            [(f"{name}_floor_loop_stall_ms{tag}", floor.loop_stall_ms, "ms")]
+            if floor.loop_stall_ms is not None
+            else []
+        ),
     ]
 
 

@@ -19,7 +19,8 @@ steady state, with pages and answers kept. Each path runs 10 s after a 2 s warm-
 --quick, with no warm-up but the first views); ours and its floor run one after the other, so
 that both see the same machine. NAME_busy well under 100 % means the server waited (for the
 database, or for a core other programs on the machine were using): NAME_cpu_vs_floor is then the
-steadier of the two ratios.
+steadier of the two ratios. NAME_loop_stall_ms is the event loop's longest stall during the
+load, NAME_floor_loop_stall_ms the floor's (the same watch: the machine's own stalls).
 Run: .venv/bin/python benchmarks/kb_search.py [--quick] [--postgres]
   --postgres  our core on a new PostgreSQL database (PORTAL_BENCH_PG_DSN, default the local
               server as `postgres`); the floor is unchanged. PostgreSQL's own CPU is not counted
@@ -158,9 +159,10 @@ def floor_paths(kind: str, size: int, paths: list[str]) -> list[str]:
 
 
 async def measure(
-    data: Path, url: str, count: int, timing: Timing, tag: str, floor: tuple[int, int]
+    data: Path, url: str, count: int, timing: Timing, tag: str, floor: tuple[int, int, Path]
 ) -> None:
-    """Seed `count` articles, build the index, then load ours and the floor (port, pid)."""
+    """Seed `count` articles, build the index, then load ours and the floor (port, pid, and
+    where it reports its loop's stalls)."""
     rng = random.Random(count)
     core = EmbeddedCore(url)
     await core.start()
@@ -194,7 +196,7 @@ async def measure(
         ),
     ]
     port = free_port()
-    floor_port, floor_pid = floor
+    floor_port, floor_pid, floor_lag = floor
     with served(data, port, cpu=SERVER_CPU, database_url=url) as server:
         for name, kind, load_paths in loads:
             # Every distinct path once first, one at a time: the load then measures the steady
@@ -206,7 +208,13 @@ async def measure(
             show([(f"{name}_first_view_ms_{tag}", first_view, "ms")])
             ours, theirs = side_by_side(
                 partial(wrk, port, server.pid, paths=load_paths, lag_file=lag_file(data)),
-                partial(wrk, floor_port, floor_pid, paths=floor_paths(kind, size, load_paths)),
+                partial(
+                    wrk,
+                    floor_port,
+                    floor_pid,
+                    paths=floor_paths(kind, size, load_paths),
+                    lag_file=floor_lag,
+                ),
                 timing,
             )
             show([(f"{name}_bytes_{tag}", size, "bytes")])
@@ -226,13 +234,17 @@ def main() -> None:
     # first views.
     timing = Timing(warm=0, run=2) if args.quick else Timing(warm=2, run=10)
     floor_port = free_port()
-    with floor_server(BARE_ROUTES, floor_port, cpu=SERVER_CPU) as floor:
+    with (
+        tempfile.TemporaryDirectory() as floor_dir,
+        floor_server(BARE_ROUTES, floor_port, cpu=SERVER_CPU, lag=Path(floor_dir) / "lag") as floor,
+    ):
+        floor_of = (floor_port, floor.pid, Path(floor_dir) / "lag")
         for count, tag in sizes:
             with (
                 tempfile.TemporaryDirectory() as tmp,
                 database(Path(tmp), args.postgres) as url,
             ):
-                asyncio.run(measure(Path(tmp), url, count, timing, tag, (floor_port, floor.pid)))
+                asyncio.run(measure(Path(tmp), url, count, timing, tag, floor_of))
 
 
 if __name__ == "__main__":
