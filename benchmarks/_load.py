@@ -206,17 +206,17 @@ def wrk(
 
 
 def loop_stall(lag_file: Path | None, started: float, ended: float) -> float | None:
-    """The longest stall the server reported for the seconds of a run (the watch writes each
+    """The longest stall the server reported that ended during a run (the watch writes each
     second's figure a moment after it ends, so wait for that line)."""
     if lag_file is None:
         return None
     deadline = time.time() + 3
     while time.time() < deadline:
-        lines = lag_file.read_text().split() if lag_file.exists() else []
-        if lines and float(lines[-2]) >= ended:
+        lines = lag_file.read_text().splitlines() if lag_file.exists() else []
+        if lines and float(lines[-1].split()[0]) >= ended:
             break
         time.sleep(0.1)
-    return longest_stall_ms(lag_file, started, ended + 1)
+    return longest_stall_ms(lag_file, started, ended)
 
 
 @dataclass(frozen=True)
