@@ -141,6 +141,11 @@ class _Responder:
         return data + self.compressor.flush(zlib.Z_SYNC_FLUSH if more else zlib.Z_FINISH)
 
 
+# The headers of an answer sent gzipped as kept (`GzippedPage`), added to its raw headers as
+# they are: setting them one by one through `Response.headers` rebuilt the list each time.
+GZIPPED_HEADERS = ((b"content-encoding", b"gzip"), (b"vary", b"Accept-Encoding"))
+
+
 def accepts_gzip(scope: Scope) -> bool:
     """Whether the client takes gzip, decided as `GZipMiddleware` decides it."""
     for key, value in scope["headers"]:

@@ -21,7 +21,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from portal.compression import accepts_gzip
+from portal.compression import GZIPPED_HEADERS, accepts_gzip
 from portal.core.contract import Tenant
 from portal.csrf import SAFE_METHODS, form_csrf_ok
 from portal.embedding import embedded, secure_headers
@@ -57,7 +57,6 @@ def page(
 # Where a kept page has the session's CSRF token: one page answers many requests, and a session
 # renews its token now and then.
 _CSRF_SLOT = f"csrf-token-{secrets.token_hex(16)}"
-_GZIPPED = ((b"content-encoding", b"gzip"), (b"vary", b"Accept-Encoding"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +99,7 @@ def kept_page(request: Request, kept: KeptPage) -> Response:
     rendered = kept.rendered
     if rendered.gzipped is not None and accepts_gzip(request.scope):
         response = HTMLResponse(rendered.gzipped.body(token.encode()))
-        response.raw_headers += _GZIPPED
+        response.raw_headers += GZIPPED_HEADERS
     else:
         response = HTMLResponse(rendered.body(token))
     response.raw_headers += kept.headers

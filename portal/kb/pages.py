@@ -15,7 +15,7 @@ from starlette.responses import RedirectResponse, Response
 
 from portal.app_switches import app_on
 from portal.capabilities import has
-from portal.compression import accepts_gzip
+from portal.compression import GZIPPED_HEADERS, accepts_gzip
 from portal.core.contract import Article, Category, NotFound
 from portal.i18n import LANGUAGES, normalize_language, page_language, use_language
 from portal.kb.index import SearchHit
@@ -126,8 +126,7 @@ def kept_response(
     if page.gzipped is not None and accepts_gzip(request.scope):
         body = page.gzipped.body(value.encode())
         response = Response(body, media_type=media_type, headers=headers)
-        response.headers["content-encoding"] = "gzip"
-        response.headers["vary"] = "Accept-Encoding"
+        response.raw_headers += GZIPPED_HEADERS
         return response
     return Response(page.body(value), media_type=media_type, headers=headers)
 
