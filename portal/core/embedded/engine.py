@@ -26,214 +26,43 @@ checkpoint in a worker thread on a connection of its own: it blocks neither read
 writer, and `sqlite3` lets go of the GIL while SQLite works.
 
 The hottest statements (a ticket's writes, a page's session and list reads) go through `fetch`:
-on SQLite, SQLAlchemy compiles such a statement once and `sqlite3` runs it directly, which spares
-SQLAlchemy's per-execution work (about 25 µs a statement, twice what SQLite itself takes). The
-values are converted by the statement's own types in both directions, and driver errors become
-SQLAlchemy's (`IntegrityError`, ...), so callers cannot tell. While anything listens to the
-engine's statement events (tests counting statements), `fetch` takes SQLAlchemy's path, so that
-they see every statement. On PostgreSQL `fetch` is `execute(...).all()`. `fetch_numbered` is
-`fetch` for statements of numbered rows (a chat batch's): on SQLite the rows' values go into
-place as they are, with no dict of every row's names built and picked from.
+on SQLite, SQLAlchemy compiles such a statement once (`sqlite_plans`) and `sqlite3` runs it
+directly, which spares SQLAlchemy's per-execution work (about 25 µs a statement, twice what
+SQLite itself takes). The values are converted by the statement's own types in both directions,
+and driver errors become SQLAlchemy's (`IntegrityError`, ...), so callers cannot tell. While
+anything listens to the engine's statement events (tests counting statements), `fetch` takes
+SQLAlchemy's path, so that they see every statement. On PostgreSQL `fetch` is
+`execute(...).all()`. `fetch_numbered` is `fetch` for statements of numbered rows (a chat
+batch's): on SQLite the rows' values go into place as they are, with no dict of every row's
+names built and picked from.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import itertools
 import logging
-import operator
 import sqlite3
 import time
-from collections import namedtuple
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
-from typing import Any, NamedTuple, TypeVar, cast
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Compiled, Connection, CursorResult, Engine
+from sqlalchemy.engine import Connection, CursorResult, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.sql.compiler import SQLCompiler
+
+from portal.core.embedded import sqlite_plans as plans
 
 R = TypeVar("R")
 log = logging.getLogger(__name__)
 
 # How long a writer waits for another process's SQLite write lock before giving up.
 BUSY_TIMEOUT_S = 5
-# Statements `fetch` keeps compiled for `sqlite3`; they are built once, so a few dozen.
-MAX_PLANS = 512
 # Write blocks between two checkpoints of the write-ahead log; at ~10 pages a ticket, about the
 # 1,000 pages at which SQLite itself would checkpoint.
 CHECKPOINT_EVERY = 100
 # A pooled PostgreSQL connection idle this long is pinged before it is used again.
 IDLE_PING_S = 10.0
-
-
-class _Plan(NamedTuple):
-    """A statement compiled for `sqlite3`: its SQL, and how values go in and come out."""
-
-    statement: Any  # kept, so that the id it is found by is never another statement's
-    sql: str
-    compiled: Compiled
-    names: tuple[str, ...]  # the bound parameters, in the order of the SQL's placeholders
-    # Picking the values in one call: the statement's own values (a literal it compares with)
-    # under the caller's, then `pick`; then each (position, conversion) where there is one.
-    own: dict[str, Any]
-    pick: Callable[[dict[str, Any]], tuple[Any, ...]]
-    into: tuple[tuple[int, Callable[[Any], Any]], ...]
-    out: tuple[tuple[int, Callable[[Any], Any]], ...]  # (column, conversion) where there is one
-    row: Any  # a named tuple of the columns: rows read by name, as SQLAlchemy's are
-
-
-def _picker(names: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
-    if len(names) == 1:  # (itemgetter of one name gives the value, not a tuple)
-        (name,) = names
-        return lambda given: (given[name],)
-    return operator.itemgetter(*names) if names else lambda given: ()
-
-
-_PROBE = datetime(2001, 2, 3, 4, 5, 6, 7)
-
-
-def _bind_processor(type_: Any, dialect: Any) -> Callable[[Any], Any] | None:
-    """The dialect's conversion of a value into the database; SQLite's DateTime text made by
-    `isoformat` (SQLAlchemy formats it from a dict of fields, ten times slower), where the two
-    make the same text."""
-    process = type_.dialect_impl(dialect).bind_processor(dialect)
-    if process is None or dialect.name != "sqlite" or not isinstance(type_, sa.DateTime):
-        return process
-    if process(_PROBE) != _datetime_text(_PROBE, process):
-        return process  # a storage format of its own
-    return functools.partial(_datetime_text, slow=process)
-
-
-def _datetime_text(value: Any, slow: Callable[[Any], Any]) -> Any:
-    if type(value) is datetime:  # (SQLAlchemy's text has no zone: the fields as they are)
-        return value.isoformat(" ", "microseconds")[:26]
-    return slow(value)
-
-
-def _plan(statement: Any, dialect: Any) -> _Plan:
-    compiled = statement.compile(dialect=dialect)
-    if compiled.post_compile_params or compiled.literal_execute_params:
-        raise ValueError("`fetch` takes statements without expanding (IN) parameters")
-    names = tuple(compiled.positiontup or ())
-    # (The dialect's own form of each type: SQLite's DateTime writes and reads its own text.)
-    by_name = {
-        name: _bind_processor(bind.type, dialect) for bind, name in compiled.bind_names.items()
-    }
-    into = tuple(by_name.get(name) for name in names)
-    # Parameters the caller must give, or computed per call, have no value here: without
-    # one, `_values` lets SQLAlchemy build them (or say which is missing).
-    own = {
-        name: bind.value
-        for bind, name in compiled.bind_names.items()
-        if not bind.required and bind.callable is None
-    }
-    columns = (
-        statement.selected_columns if hasattr(statement, "selected_columns") else ()
-    ) or getattr(statement, "exported_columns", ())
-    out = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns]
-    return _Plan(
-        statement,
-        compiled.string,
-        compiled,
-        names,
-        own,
-        _picker(names),
-        tuple((i, convert) for i, convert in enumerate(into) if convert is not None),
-        tuple((i, convert) for i, convert in enumerate(out) if convert is not None),
-        namedtuple("Row", [column.key for column in columns], rename=True),
-    )
-
-
-def _values(plan: _Plan, parameters: dict[str, Any]) -> list[Any]:
-    """The statement's values, unconverted: picked, or (one missing, or computed per call) as
-    SQLAlchemy builds them, which raises for a missing one."""
-    try:
-        return list(plan.pick(plan.own | parameters if plan.own else parameters))
-    except KeyError:
-        given: Any = plan.compiled.construct_params(parameters)
-        return [given[name] for name in plan.names]
-
-
-# The plans of every inline engine of this process, by the id of the statement they run: every
-# engine here compiles for the same dialect, and one started anew (as in each test) needs no
-# compiling again.
-_PLANS: dict[int, _Plan] = {}
-
-
-def _plan_for(statement: Any, dialect: Any) -> _Plan:
-    plan = _PLANS.get(id(statement))
-    if plan is None:
-        if len(_PLANS) >= MAX_PLANS:
-            _PLANS.clear()  # statements built per call would grow it without bound
-        plan = _PLANS[id(statement)] = _plan(statement, dialect)
-    return plan
-
-
-_NOTHING = object()
-
-
-class _Layout(NamedTuple):
-    """Where numbered rows go among a statement's values: after `head` (its own values, ready
-    for `sqlite3`), one row after another, then `tail`; each row's conversions by position in
-    the row, the same for every row."""
-
-    head: list[Any]
-    tail: list[Any]
-    convert: tuple[tuple[int, Callable[[Any], Any]], ...]
-
-
-_LAYOUTS: dict[tuple[int, tuple[str, ...], int], _Layout | None] = {}
-
-
-def numbered(names: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
-    """Numbered rows as parameters by name: `NAME_N` is row N's value of NAME."""
-    return {
-        f"{name}_{n}": value
-        for n, row in enumerate(rows)
-        for name, value in zip(names, row, strict=True)
-    }
-
-
-def _layout(plan: _Plan, names: tuple[str, ...], count: int) -> _Layout | None:
-    """How `count` rows of `names` go among the statement's values, or None when they are not
-    one row after another between values of its own (then they are given by name)."""
-    key = (id(plan.statement), names, count)
-    if key not in _LAYOUTS:
-        if len(_LAYOUTS) >= MAX_PLANS:
-            _LAYOUTS.clear()
-        _LAYOUTS[key] = _find_layout(plan, names, count)
-    return _LAYOUTS[key]
-
-
-def _find_layout(plan: _Plan, names: tuple[str, ...], count: int) -> _Layout | None:
-    rows = tuple(f"{name}_{n}" for n in range(count) for name in names)
-    starts = [i for i in range(len(plan.names) - len(rows) + 1) if plan.names[i] == rows[0]]
-    start = next((i for i in starts if plan.names[i : i + len(rows)] == rows), None)
-    if start is None:
-        return None
-    end = start + len(rows)
-    if not all(name in plan.own for name in plan.names[:start] + plan.names[end:]):
-        return None
-    compiled = cast(SQLCompiler, plan.compiled)
-    binds = {name: bind for bind, name in compiled.bind_names.items()}
-    for name in names:  # every row's value of a name is of one type, so converted alike
-        if len({repr(binds[f"{name}_{n}"].type) for n in range(count)}) != 1:
-            return None
-    convert = dict(plan.into)
-
-    def own(i: int) -> Any:  # the statement's own value at `i`, as `sqlite3` takes it
-        value = plan.own[plan.names[i]]
-        return convert[i](value) if i in convert else value
-
-    return _Layout(
-        [own(i) for i in range(start)],
-        [own(i) for i in range(end, len(plan.names))],
-        tuple((j, convert[start + j]) for j in range(len(names)) if start + j in convert),
-    )
 
 
 class InlineConnection:
@@ -248,11 +77,8 @@ class InlineConnection:
         dispatch = conn.dispatch
         if dispatch.before_cursor_execute or dispatch.after_cursor_execute:
             return _all(conn.execute(statement, parameters))
-        plan = _plan_for(statement, conn.dialect)
-        values = _values(plan, parameters)
-        for i, convert in plan.into:
-            values[i] = convert(values[i])
-        return self._run(plan, values)
+        plan = plans.plan_for(statement, conn.dialect)
+        return self._run(plan, plans.values(plan, parameters))
 
     def numbered_rows(
         self, statement: Any, names: tuple[str, ...], rows: Sequence[Sequence[Any]]
@@ -262,28 +88,15 @@ class InlineConnection:
         every row's names to build and pick from: most of a chat batch's Python)."""
         conn = self.sync_connection
         dispatch = conn.dispatch
-        if dispatch.before_cursor_execute or dispatch.after_cursor_execute:
-            return self.rows(statement, numbered(names, rows))
-        plan = _plan_for(statement, conn.dialect)
-        layout = _layout(plan, names, len(rows))
-        if layout is None:  # not laid out row after row: by name, then
-            return self.rows(statement, numbered(names, rows))
-        values = [*layout.head, *itertools.chain.from_iterable(rows), *layout.tail]
-        if len(values) != len(plan.names):
-            raise ValueError(f"each row must have a value for each of {names}")
-        width, first = len(names), len(layout.head)
-        for j, convert in layout.convert:
-            # Rows share many values (a batch's moment, True and False): each converted once.
-            last_in: Any = _NOTHING
-            last_out: Any = None
-            for i in range(first + j, first + width * len(rows), width):
-                value = values[i]
-                if value is not last_in:
-                    last_in, last_out = value, convert(value)
-                values[i] = last_out
-        return self._run(plan, values)
+        if not (dispatch.before_cursor_execute or dispatch.after_cursor_execute):
+            plan = plans.plan_for(statement, conn.dialect)
+            placed = plans.placed_values(plan, names, rows)
+            if placed is not None:
+                return self._run(plan, placed)
+        # Something listens to statements, or the rows are not laid out one after another.
+        return self.rows(statement, plans.numbered(names, rows))
 
-    def _run(self, plan: _Plan, values: list[Any]) -> list[Any]:
+    def _run(self, plan: plans.Plan, values: list[Any]) -> list[Any]:
         conn = self.sync_connection
         dbapi = conn.connection.dbapi_connection
         assert dbapi is not None
@@ -390,7 +203,7 @@ class InlineEngine:
         """Compile statements for `fetch` now rather than at their first use: the largest take
         milliseconds, which the first chat message of a busy moment would otherwise wait for."""
         for statement in statements:
-            _plan_for(statement, self.dialect)
+            plans.plan_for(statement, self.dialect)
 
     def _checkpointed(self) -> tuple[int, int, int]:
         """In a worker thread: copy what the log holds into the database, blocking no one;
@@ -496,7 +309,7 @@ async def fetch_numbered(
     each row given as its values in `names` order."""
     if isinstance(conn, InlineConnection):
         return conn.numbered_rows(statement, names, rows)
-    return _all(await conn.execute(statement, numbered(names, rows)))
+    return _all(await conn.execute(statement, plans.numbered(names, rows)))
 
 
 @asynccontextmanager
