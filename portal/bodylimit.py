@@ -21,6 +21,7 @@ from collections.abc import Callable
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from portal.asgi_headers import header
 from portal.attachments import Limits
 from portal.core.contract import Tenant
 
@@ -144,10 +145,8 @@ class BodyLimitMiddleware:
 
 
 def _content_length(scope: Scope) -> int | None:
-    for key, value in scope["headers"]:
-        if key == b"content-length":
-            return int(value) if value.isdigit() else None
-    return None
+    value = header(scope, b"content-length")
+    return int(value) if value is not None and value.isdigit() else None
 
 
 def _too_large(cap: int) -> str:
@@ -161,10 +160,7 @@ async def _refuse(scope: Scope, send: Send, status: int, message: str) -> None:
     would lose this answer with it. uvicorn stops reading once its small buffer is full and
     closes the connection when its keep-alive timeout passes with nothing read.
     """
-    accept = b""
-    for key, value in scope["headers"]:
-        if key == b"accept":
-            accept = value
+    accept = header(scope, b"accept") or b""
     if b"json" in accept or scope["path"].startswith(("/api/", "/messenger/")):
         body, content_type = json.dumps({"error": message}).encode(), b"application/json"
     else:

@@ -15,17 +15,22 @@ raw header lists once each and decides the same way:
 from __future__ import annotations
 
 import asyncio
+import functools
 import struct
 import zlib
 
 from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from portal.asgi_headers import header
+
 EXCLUDED_TYPES = frozenset(DEFAULT_EXCLUDED_CONTENT_TYPES)
 MINIMUM_SIZE = 1024  # the app's: smaller answers gain too little to be worth compressing
 THREAD_MINIMUM_SIZE = 128 * 1024  # compressing more than this inline would hold the event loop
 
 
+# The app answers with a handful of content types: each is parsed once.
+@functools.lru_cache(maxsize=256)
 def _excluded(content_type: bytes) -> bool:
     media = content_type.decode("latin-1").partition(";")[0].strip().lower()
     if media in EXCLUDED_TYPES or media.partition("/")[0] + "/*" in EXCLUDED_TYPES:
@@ -58,12 +63,7 @@ class GZipMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        accepts = False
-        for key, value in scope["headers"]:
-            if key == b"accept-encoding":
-                accepts = b"gzip" in value
-                break
-        await self.app(scope, receive, _Responder(self, send, accepts).send)
+        await self.app(scope, receive, _Responder(self, send, accepts_gzip(scope)).send)
 
 
 class _Responder:
@@ -147,11 +147,9 @@ GZIPPED_HEADERS = ((b"content-encoding", b"gzip"), (b"vary", b"Accept-Encoding")
 
 
 def accepts_gzip(scope: Scope) -> bool:
-    """Whether the client takes gzip, decided as `GZipMiddleware` decides it."""
-    for key, value in scope["headers"]:
-        if key == b"accept-encoding":
-            return b"gzip" in value
-    return False
+    """Whether the client takes gzip: its first Accept-Encoding names it."""
+    accepted = header(scope, b"accept-encoding")
+    return accepted is not None and b"gzip" in accepted
 
 
 _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, no time

@@ -29,6 +29,8 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from portal.asgi_headers import header
+
 LOCALES_DIR = Path(__file__).parent / "locales"
 
 # URL/content language code -> Babel catalog name. The URL form is BCP 47 (what hreflang wants).
@@ -150,11 +152,8 @@ _negotiated = lru_cache(maxsize=1024)(negotiate)
 # ------------------------------------------------------------------ the request's language
 def _scope_language(scope: Scope) -> str:
     """`page_language` from the ASGI scope itself: no request object for every request."""
-    accept = None
-    for key, value in scope["headers"]:
-        if key == b"accept-language":
-            accept = value.decode("latin-1")
-            break
+    raw = header(scope, b"accept-language")
+    accept = raw.decode("latin-1") if raw is not None else None
     tenant = scope.get("state", {}).get("tenant")
     return _negotiated(accept, tenant.default_locale if tenant is not None else DEFAULT_LANGUAGE)
 

@@ -9,6 +9,7 @@ from typing import Any, Literal, TypeVar, cast
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from portal.asgi_headers import header
 from portal.core.contract import HelpdeskCore, NotFound, Tenant
 
 # Paths that answer for any host: health checks, metrics, static files, the TLS "ask" endpoint,
@@ -142,11 +143,8 @@ class TenancyMiddleware:
         ):
             await self.app(scope, receive, send)
             return
-        host = ""
-        for key, value in scope["headers"]:
-            if key == b"host":
-                host = value.decode("latin-1")
-                break
+        raw_host = header(scope, b"host")
+        host = raw_host.decode("latin-1") if raw_host is not None else ""
         resolver: TenantResolver = scope["state"]["services"].tenants
         tenant = resolver.cached(host)
         if tenant is False:

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.types import Scope
 
+from portal.asgi_headers import header
 from portal.attachments import (
     AttachmentRejected,
     Limits,
@@ -174,10 +175,7 @@ async def ticket_list(request: Request) -> Response:
 
 def _fetch_dest(scope: Scope) -> bytes:
     """The request's `Sec-Fetch-Dest` (whether it is framed, `portal.embedding`), as sent."""
-    for key, value in scope["headers"]:
-        if key == b"sec-fetch-dest":
-            return bytes(value)
-    return b""
+    return header(scope, b"sec-fetch-dest") or b""
 
 
 async def _list_context(request: Request, organization: bool) -> dict[str, Any]:

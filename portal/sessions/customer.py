@@ -29,6 +29,7 @@ from typing import Any
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
+from portal.asgi_headers import header
 from portal.core.contract import Customer, NotFound
 from portal.embedding import delete_cookie, set_cookie
 from portal.request_helpers import tenant_of
@@ -61,8 +62,10 @@ def session_data(connection: HTTPConnection) -> dict[str, Any] | None:
     if kept is not None and kept[0] == tenant_id:
         found: dict[str, Any] | None = kept[1]
         return found
-    token = connection.cookies.get(SESSION_COOKIE)
     found = None
+    # Most requests carry no cookie at all: then no cookie parser is made.
+    has_cookies = header(connection.scope, b"cookie") is not None
+    token = connection.cookies.get(SESSION_COOKIE) if has_cookies else None
     if token and tenant_id is not None:
         app = services(connection)
         data = app.sessions.verified(app.signer, "customer-session", token, SESSION_MAX_AGE)
