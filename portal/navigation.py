@@ -14,6 +14,7 @@ once per tenant and variant and kept with the tenant (`TenantResolver.derived`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -36,7 +37,7 @@ ORDER = ("kb", "form", "chat", "tickets")  # as the header lists them
 _APP_PATHS = (("/kb/", "kb"), ("/forms/", "form"), ("/messenger", "chat"), ("/portal", "tickets"))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NavItem:
     label: str
     url: str
@@ -44,12 +45,28 @@ class NavItem:
     current: bool = False
 
 
+class SiteNav(tuple[NavItem, ...]):
+    """The header's items, hashed once: the pages kept per variant (`portal.kb.pages`) have
+    them in every request's key, and a tuple of dataclasses hashes each item every time."""
+
+    _hash: int
+
+    def __new__(cls, items: Iterable[NavItem]) -> SiteNav:
+        nav = super().__new__(cls, items)
+        nav._hash = tuple.__hash__(nav)
+        return nav
+
+    def __hash__(self) -> int:
+        return self._hash
+
+
 async def prepare(scope: Scope) -> None:
     """Read what `site_nav` cannot read without awaiting: the ids of the tenant's forms."""
     state = scope["state"]
     tenant = state["tenant"]
+    app = state["services"]
     try:
-        ids = await state["services"].widget_form_ids.get(Request(scope), tenant)
+        ids = await app.widget_form_ids.get(app.core, tenant)
     except Exception:
         # Every page of the tenant, error pages too, needs this read: when the core fails, the
         # page (maybe the one telling of the failure) shows without "Contact us" instead.
@@ -74,7 +91,7 @@ class NavigationMiddleware:
         await self.app(scope, receive, send)
 
 
-def site_nav(request: Request, lang: str | None = None) -> tuple[NavItem, ...]:
+def site_nav(request: Request, lang: str | None = None) -> SiteNav:
     """The header's items for this request's tenant, in `lang` (else the request's language).
 
     Labels are translated into the language being rendered, so call it while rendering. The
@@ -93,7 +110,7 @@ def site_nav(request: Request, lang: str | None = None) -> tuple[NavItem, ...]:
     chosen_language = lang != page_language(request)
     key = ("site_nav", form_ids, lang, current, signed_in, chosen_language)
 
-    def build() -> tuple[NavItem, ...]:
+    def build() -> SiteNav:
         return _items(request, tenant, form_ids, lang, current, signed_in, chosen_language)
 
     return services(request).tenants.derived(tenant, key, build)
@@ -107,7 +124,7 @@ def _items(
     current: str | None,
     signed_in: bool,
     chosen_language: bool,
-) -> tuple[NavItem, ...]:
+) -> SiteNav:
     settings = WidgetSettings.for_tenant(tenant)
     form_id = contact_form(tenant, settings, form_ids)
     # Business hours do not hide the chat's page: outside them it takes the visitor's email.
@@ -138,4 +155,4 @@ def _items(
             else:
                 continue
             items.append(NavItem(label, url, app, app == current))
-    return tuple(items)
+    return SiteNav(items)

@@ -21,7 +21,6 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from portal.compression import GZIPPED_HEADERS, accepts_gzip
 from portal.core.contract import Tenant
 from portal.csrf import SAFE_METHODS, form_csrf_ok
 from portal.embedding import embedded, secure_headers
@@ -95,15 +94,7 @@ def keepable_page(request: Request, name: str, context: dict[str, Any]) -> KeptP
 def kept_page(request: Request, kept: KeptPage) -> Response:
     """A kept page's answer with this session's CSRF token, headers as `page` sets them; gzipped
     as kept for a client that takes gzip (the compression middleware lets it pass)."""
-    token = csrf_token_of(request)
-    rendered = kept.rendered
-    if rendered.gzipped is not None and accepts_gzip(request.scope):
-        response = HTMLResponse(rendered.gzipped.body(token.encode()))
-        response.raw_headers += GZIPPED_HEADERS
-    else:
-        response = HTMLResponse(rendered.body(token))
-    response.raw_headers += kept.headers
-    return response
+    return kept.rendered.answer(request.scope, csrf_token_of(request), headers=kept.headers)
 
 
 def not_found(request: Request) -> HTMLResponse:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from portal.asgi_headers import header
 from portal.i18n import LANGUAGES, normalize_language
-from portal.kb.pages import kept_page, kept_response
-from portal.kb.store import RenderedPage
+from portal.kb.pages import kept_page
+from portal.kb.store import JSON, RenderedPage
 from portal.kb.visitor_search import MAX_QUERY_LENGTH, record_missed_search, search_hits
 from portal.request_helpers import tenant_of
 from portal.services import services
@@ -59,11 +60,11 @@ async def kb_search_json(request: Request) -> Response:
 
     # Kept per state of the index, like the search page; its links name the request's host.
     generation = services(request).search.generation(tenant.id)
-    host = request.headers.get("host")
+    host = header(request.scope, b"host")
     kept = await kept_page(request, ("search.json", host, query, lang, limit, generation), make)
     if not kept.found and request.query_params.get("record") == "1":
         await record_missed_search(request, query, lang or "")
-    return kept_response(request, kept, media_type="application/json", headers=_HEADERS)
+    return kept.answer(request.scope, content_type=JSON, headers=_HEADERS)
 
 
-_HEADERS = {"Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"}
+_HEADERS = ((b"access-control-allow-origin", b"*"), (b"cache-control", b"no-store"))

@@ -14,8 +14,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from portal.app_switches import app_on
+from portal.asgi_headers import header
 from portal.capabilities import has
-from portal.compression import GZIPPED_HEADERS, accepts_gzip
 from portal.core.contract import Article, Category, NotFound
 from portal.i18n import LANGUAGES, normalize_language, page_language, use_language
 from portal.kb.index import SearchHit
@@ -28,6 +28,8 @@ from portal.templating import render_html
 from portal.urls import absolute, path_for
 
 SEARCH_PAGE_LIMIT = 20
+# Search pages are answers, not content: kept out of search engines' indexes.
+_NOINDEX = ((b"x-robots-tag", b"noindex"),)
 # The home's "popular articles" follow the view counts, which no event announces.
 POPULAR_TTL_S = 60.0
 # Where an article page kept for many answers has each answer's own feedback key: a key shared
@@ -113,33 +115,15 @@ async def kept_page(
     return kept
 
 
-def kept_response(
-    request: Request,
-    page: RenderedPage,
-    value: str = "",
-    *,
-    media_type: str = "text/html",
-    headers: dict[str, str] | None = None,
-) -> Response:
-    """A kept page's answer, with `value` in its places: gzipped as kept for a client that
-    takes gzip (the compression middleware lets an encoded answer pass as it is)."""
-    if page.gzipped is not None and accepts_gzip(request.scope):
-        body = page.gzipped.body(value.encode())
-        response = Response(body, media_type=media_type, headers=headers)
-        response.raw_headers += GZIPPED_HEADERS
-        return response
-    return Response(page.body(value), media_type=media_type, headers=headers)
-
-
 def in_frame(request: Request) -> bool:
     """The iframe variant (`?embed=1`): a page without the site's header and footer, whose
     links stay in the variant. Only the URL says so: a kept page must not depend on headers."""
     return request.query_params.get("embed") == "1"
 
 
-def _host(request: Request) -> str | None:
+def _host(request: Request) -> bytes | None:
     """The host the page's absolute links name (`absolute`): part of every variant with them."""
-    return request.headers.get("host")
+    return header(request.scope, b"host")
 
 
 async def kb_home(request: Request, lang: str) -> Response:
@@ -177,7 +161,7 @@ async def kb_home(request: Request, lang: str) -> Response:
         return RenderedPage.of(tenant, (html.encode(),), expires=expires)
 
     kept = await kept_page(request, ("home", lang, _host(request), nav, embed), make)
-    return kept_response(request, kept)
+    return kept.answer(request.scope)
 
 
 async def kb_category(request: Request, lang: str) -> Response:
@@ -210,7 +194,7 @@ async def kb_category(request: Request, lang: str) -> Response:
         return RenderedPage.of(tenant, (html.encode(),))
 
     kept = await kept_page(request, ("category", lang, slug, _host(request), nav, embed), make)
-    return kept_response(request, kept)
+    return kept.answer(request.scope)
 
 
 async def kb_article(request: Request, lang: str) -> Response:
@@ -251,7 +235,7 @@ async def kb_article(request: Request, lang: str) -> Response:
     variant = ("article", lang, slug, _host(request), feedback_sent, nav, embed)
     kept = await kept_page(request, variant, make)
     kb.count_view(tenant.id, cast(int, kept.article_id))
-    return kept_response(request, kept, secrets.token_urlsafe(16))
+    return kept.answer(request.scope, secrets.token_urlsafe(16))
 
 
 async def kb_search(request: Request, lang: str) -> Response:
@@ -280,4 +264,4 @@ async def kb_search(request: Request, lang: str) -> Response:
     kept = await kept_page(request, ("search", lang, query, generation, nav, embed), make)
     if not kept.found:
         await record_missed_search(request, query, lang)
-    return kept_response(request, kept, headers={"X-Robots-Tag": "noindex"})
+    return kept.answer(request.scope, headers=_NOINDEX)

@@ -11,7 +11,10 @@ from collections.abc import Hashable
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
-from portal.compression import MINIMUM_SIZE, GzippedParts
+from starlette.responses import Response
+from starlette.types import Scope
+
+from portal.compression import GZIPPED_HEADERS, MINIMUM_SIZE, GzippedParts, accepts_gzip
 from portal.core.contract import Article, Category, HelpdeskCore, NotFound, Tenant
 from portal.kb.markdown import MarkdownCache, html_summary
 
@@ -74,6 +77,21 @@ class ArticlePage:
     translations: tuple[Article, ...]
 
 
+HTML = b"text/html; charset=utf-8"
+JSON = b"application/json"
+
+
+class KeptAnswer(Response):
+    """A 200 with `body` and raw `headers` as they are: a kept page answers often, and
+    `Response`'s own start reads its headers through a header object every time."""
+
+    def __init__(self, body: bytes, headers: tuple[tuple[bytes, bytes], ...]) -> None:
+        self.status_code = 200
+        self.background = None
+        self.body = body
+        self.raw_headers = [(b"content-length", str(len(body)).encode()), *headers]
+
+
 @dataclass(frozen=True, slots=True)
 class RenderedPage:
     """A page as rendered once for one variant, answered again without rendering."""
@@ -95,6 +113,21 @@ class RenderedPage:
     def body(self, value: str = "") -> bytes:
         """The page with `value` in every place left for it."""
         return value.encode().join(self.parts)
+
+    def answer(
+        self,
+        scope: Scope,
+        value: str = "",
+        content_type: bytes = HTML,
+        headers: tuple[tuple[bytes, bytes], ...] = (),
+    ) -> Response:
+        """The page's answer with `value` in its places and `headers` (raw, as sent): gzipped
+        as kept for a client that takes gzip (the compression middleware lets an encoded
+        answer pass as it is)."""
+        if self.gzipped is not None and accepts_gzip(scope):
+            body = self.gzipped.body(value.encode())
+            return KeptAnswer(body, ((b"content-type", content_type), *GZIPPED_HEADERS, *headers))
+        return KeptAnswer(self.body(value), ((b"content-type", content_type), *headers))
 
 
 Generation = tuple[int, int]
@@ -201,7 +234,10 @@ class KnowledgeBase:
         self._categories.clear()
 
     def count_view(self, tenant_id: int, article_id: int) -> None:
-        self._views.setdefault(tenant_id, Counter())[article_id] += 1
+        views = self._views.get(tenant_id)
+        if views is None:
+            views = self._views[tenant_id] = Counter()
+        views[article_id] += 1
 
     async def flush_views(self) -> None:
         """Write buffered view counts to the core, VIEW_BATCH articles per write, letting the

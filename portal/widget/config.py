@@ -15,7 +15,7 @@ from typing import Any
 from starlette.requests import Request
 
 from portal.app_switches import AppSwitches
-from portal.core.contract import Tenant
+from portal.core.contract import HelpdeskCore, Tenant
 from portal.embedding import embed_origins, embeds_anywhere
 from portal.i18n import current_language, gettext
 from portal.messenger.hours import ChatSettings, is_open
@@ -34,12 +34,12 @@ class FormIds:
         self.ttl = ttl
         self._ids: dict[int, tuple[float, tuple[int, ...]]] = {}
 
-    async def get(self, request: Request, tenant: Tenant) -> tuple[int, ...]:
+    async def get(self, core: HelpdeskCore, tenant: Tenant) -> tuple[int, ...]:
         now = time.monotonic()
         cached = self._ids.get(tenant.id)
         if cached is not None and cached[0] > now:
             return cached[1]
-        ids = tuple(f.id for f in await services(request).core.forms.list_forms(tenant.id))
+        ids = tuple(f.id for f in await core.forms.list_forms(tenant.id))
         if len(self._ids) > 10_000:
             self._ids.clear()
         self._ids[tenant.id] = (now + self.ttl, ids)
@@ -90,11 +90,12 @@ async def widget_config(request: Request) -> dict[str, Any]:
     tenant = tenant_of(request)
     settings = WidgetSettings.for_tenant(tenant)
     language = current_language()
-    ids = await services(request).widget_form_ids.get(request, tenant)
+    app = services(request)
+    ids = await app.widget_form_ids.get(app.core, tenant)
     form_id = contact_form(tenant, settings, ids)
     now_open = is_open(ChatSettings.for_tenant(tenant).business_hours)
     apps, visible = available_apps(
-        tenant, settings, form_id, now_open, core_has_chat=services(request).core.capabilities.chat
+        tenant, settings, form_id, now_open, core_has_chat=app.core.capabilities.chat
     )
     strings = {
         "label": settings.label or gettext("Help"),
