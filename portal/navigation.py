@@ -104,8 +104,7 @@ def site_nav(request: Request, lang: str | None = None) -> SiteNav:
     scope = request.scope
     tenant = tenant_of(request)
     form_ids: tuple[int, ...] = scope["state"].get("nav_form_ids", ())
-    here = scope["path"]
-    current = next((app for prefix, app in _APP_PATHS if here.startswith(prefix)), None)
+    current = _current_app(scope["path"])
     signed_in = session_data(request) is not None
     chosen_language = lang != page_language(request)
     key = ("site_nav", form_ids, lang, current, signed_in, chosen_language)
@@ -114,6 +113,13 @@ def site_nav(request: Request, lang: str | None = None) -> SiteNav:
         return _items(request, tenant, form_ids, lang, current, signed_in, chosen_language)
 
     return services(request).tenants.derived(tenant, key, build)
+
+
+def _current_app(path: str) -> str | None:
+    for prefix, app in _APP_PATHS:
+        if path.startswith(prefix):
+            return app
+    return None
 
 
 def _items(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import functools
+import os
 import secrets
 import time
 from collections import defaultdict
@@ -35,6 +37,28 @@ POPULAR_TTL_S = 60.0
 # Where an article page kept for many answers has each answer's own feedback key: a key shared
 # by two visitors would count the second one's vote as the first one's repeat.
 _FEEDBACK_KEY_SLOT = f"feedback-key-{secrets.token_hex(16)}"
+
+
+class _FeedbackKeys:
+    """Each article answer's feedback key: 18 random bytes from the OS (as `secrets` reads
+    them), 24 URL-safe characters, made 256 at a time: one system call and one encoding per 256
+    answers, not per answer."""
+
+    BATCH = 256
+
+    def __init__(self) -> None:
+        self._keys: list[str] = []
+        # A forked child must not hand out its parent's keys.
+        os.register_at_fork(after_in_child=self._keys.clear)
+
+    def __call__(self) -> str:
+        if not self._keys:
+            encoded = base64.urlsafe_b64encode(os.urandom(18 * self.BATCH)).decode()
+            self._keys = [encoded[i : i + 24] for i in range(0, len(encoded), 24)]
+        return self._keys.pop()
+
+
+feedback_key = _FeedbackKeys()
 
 
 def language_from_path(
@@ -235,7 +259,7 @@ async def kb_article(request: Request, lang: str) -> Response:
     variant = ("article", lang, slug, _host(request), feedback_sent, nav, embed)
     kept = await kept_page(request, variant, make)
     kb.count_view(tenant.id, cast(int, kept.article_id))
-    return kept.answer(request.scope, secrets.token_urlsafe(16))
+    return kept.answer(request.scope, feedback_key())
 
 
 async def kb_search(request: Request, lang: str) -> Response:

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from portal.core.contract import ArticleDraft
+from portal.kb.pages import _FeedbackKeys, feedback_key
 from portal.kb.store import KnowledgeBase, RenderedPage
 from tests.conftest import (
     BASE_DOMAIN,
@@ -142,3 +143,9 @@ async def test_a_change_made_in_another_process_replaces_kept_pages(tmp_path, re
                 tenant.id, name="Acme Support", logo_url="", primary_color="#1f6feb"
             )
             await eventually(lambda: a_shows("Reset · Acme Support"), "the branding change")
+
+
+def test_feedback_keys_stay_distinct_across_the_batches_read_from_the_os():
+    keys = [feedback_key() for _ in range(3 * _FeedbackKeys.BATCH + 5)]
+    assert len(set(keys)) == len(keys)
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{24}", key) for key in keys)
