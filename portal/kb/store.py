@@ -22,9 +22,10 @@ log = logging.getLogger(__name__)
 
 # Articles whose view counts go in one write. On SQLite each write runs on the event loop
 # (`portal.core.embedded.engine`) and every request waits for it: a whole flush in one
-# transaction (a hot set of ~1,000 articles every 5 s) held the loop ~0.3 s; a batch of 200,
-# one executemany, holds it 1-2 ms.
-VIEW_BATCH = 200
+# transaction (a hot set of ~1,000 articles every 5 s) held the loop ~0.3 s. Each article's
+# count rewrites its whole row's page (the article's text is on it): on a slow machine a batch
+# of 200 held the loop 8-12 ms, and one of 50 holds it 2-3 ms.
+VIEW_BATCH = 50
 
 
 async def yield_to_loop() -> None:

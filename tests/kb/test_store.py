@@ -38,9 +38,12 @@ class Writes:
         sa.event.remove(self.engine, "before_cursor_execute", self._execute)
 
 
+REST = VIEW_BATCH // 2 + 1  # a last batch that is not full
+
+
 @pytest.fixture
 async def articles(core: EmbeddedCore) -> tuple[int, list[int]]:
-    """A tenant with 2 * VIEW_BATCH + 50 articles: (tenant id, article ids)."""
+    """A tenant with 2 * VIEW_BATCH + REST articles: (tenant id, article ids)."""
     tenant = await core.tenants.create_tenant("acme", "Acme")
     now = datetime.now(UTC)
     rows = [
@@ -56,7 +59,7 @@ async def articles(core: EmbeddedCore) -> tuple[int, list[int]]:
             created_at=now,
             updated_at=now,
         )
-        for n in range(2 * VIEW_BATCH + 50)
+        for n in range(2 * VIEW_BATCH + REST)
     ]
     async with core.engine.begin() as conn:
         await conn.execute(schema.kb_articles.insert(), rows)
@@ -87,8 +90,8 @@ async def test_a_flush_writes_views_in_batches_each_one_statement_and_one_transa
         for _ in range(n % 3 + 1):
             kb.count_view(tenant_id, article_id)
     await kb.flush_views()
-    # 450 articles: three writes (200, 200, 50), so the event loop is never held for all of them.
-    assert writes.updates == [VIEW_BATCH, VIEW_BATCH, 50]
+    # Three writes (two full batches and the rest), so the loop is never held for all of them.
+    assert writes.updates == [VIEW_BATCH, VIEW_BATCH, REST]
     assert writes.commits == 3
     assert await stored_views(core) == {a: n % 3 + 1 for n, a in enumerate(ids)}
 
@@ -105,4 +108,4 @@ async def test_views_of_a_failed_write_are_kept_and_none_counted_twice(core, art
     await kb.flush_views()  # the second and third batches, kept from the failed flush
     assert await stored_views(core) == dict.fromkeys(ids, 1)
     await kb.flush_views()  # nothing left to write
-    assert writes.updates == [VIEW_BATCH, VIEW_BATCH, VIEW_BATCH, 50]
+    assert writes.updates == [VIEW_BATCH, VIEW_BATCH, VIEW_BATCH, REST]
