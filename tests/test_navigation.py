@@ -7,6 +7,7 @@ import re
 import pytest
 
 from portal.core.contract import FormDraft
+from portal.navigation import NavItem, SiteNav
 from tests.conftest import customer_cookie, sqlite_database
 
 NAV_RE = re.compile(r'<nav class="site-nav"[^>]*>(.*?)</nav>', re.S)
@@ -173,3 +174,13 @@ async def test_admin_pages_keep_their_own_menu(server, site):
     async with server.client() as client:
         page = await client.get("/admin/login")
     assert 'class="site-nav"' not in page.text
+
+
+def test_the_header_items_key_kept_pages_as_their_tuple_would():
+    items = [NavItem("Help center", "/kb/en/", "kb", True), NavItem("Chat", "/messenger", "chat")]
+    nav, same, other = SiteNav(items), SiteNav(list(items)), SiteNav(items[:1])
+    assert nav == same == tuple(items) and hash(nav) == hash(same) == hash(tuple(items))
+    assert nav != other
+    kept = {("article", "en", nav): "page"}
+    assert kept.get(("article", "en", same)) == "page"
+    assert kept.get(("article", "en", other)) is None
