@@ -66,7 +66,7 @@ from portal.security import SecurityHeadersMiddleware, Signer
 from portal.services import Services, services
 from portal.sessions.cache import SESSION_EVENTS, SessionCache
 from portal.settings import Settings
-from portal.templating import make_templates, render
+from portal.templating import compile_all, make_templates, render
 from portal.tenancy import TenancyMiddleware, TenantResolver
 from portal.urls import PathCache, TenantURLs
 from portal.widget.config import FormIds
@@ -145,8 +145,17 @@ async def _follow_core_events(
             forms.forget_all()
 
 
-def create_app(settings: Settings | None = None, core: HelpdeskCore | None = None) -> Starlette:
-    """The whole service. Pass `core` to share one core between apps (tests, benchmarks)."""
+def create_app(
+    settings: Settings | None = None,
+    core: HelpdeskCore | None = None,
+    *,
+    compile_templates: bool = False,
+) -> Starlette:
+    """The whole service. Pass `core` to share one core between apps (tests, benchmarks).
+
+    With `compile_templates` (`portal serve`), every template is compiled as the app starts:
+    compiled on a page's first view, one template held the event loop ~20 ms, and every request
+    in flight waited. Tests, which start many apps, compile only what they render."""
     settings = settings or Settings.from_env()
     settings.validate()
 
@@ -252,6 +261,8 @@ def create_app(settings: Settings | None = None, core: HelpdeskCore | None = Non
             core_events=core_events,
             outbox=outbox,
         )
+        if compile_templates:
+            compile_all(app_services.templates.env)
         # What startup made (indexes, templates, catalogs) lives as long as the app. Frozen, the
         # collector leaves it out of its full passes: the first full pass under load otherwise
         # walked all of it and held the event loop ~75 ms (issue 11).

@@ -54,7 +54,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from portal.serving import run_server
 
     _raise_open_files_limit()
-    run_server(create_app(settings), settings, host=args.host, port=args.port)
+    app = create_app(settings, compile_templates=True)
+    run_server(app, settings, host=args.host, port=args.port)
     return 0
 
 

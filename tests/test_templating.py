@@ -54,3 +54,15 @@ def test_an_edited_override_template_is_seen(tmp_path, monkeypatch):
     later = page.stat().st_mtime + 10  # a time the file's clock cannot have given it already
     os.utime(page, (later, later))
     assert env.get_template("page.html").render() == "second"
+
+
+async def test_a_served_app_compiles_every_template_as_it_starts(settings, core):
+    from portal.app import create_app
+
+    served, plain = (create_app(settings, core=core, compile_templates=c) for c in (True, False))
+    names = {n for n in make_templates().env.list_templates() if ":" not in n}
+    for app, compiled in ((served, names), (plain, set())):
+        async with app.router.lifespan_context(app) as state:
+            env = state["services"].templates.env
+            # Jinja keeps a compiled template under (its loader, its name).
+            assert {key[1] for key in env.cache} == compiled
