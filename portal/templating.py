@@ -82,12 +82,11 @@ def _kept_gettext() -> Callable[..., str]:
     return template_gettext
 
 
-def compile_all(env: jinja2.Environment) -> int:
-    """Compile (and keep) every template by its own name; how many there are."""
-    names = [name for name in env.list_templates() if ":" not in name]  # not "default:" twice
-    for name in names:
-        env.get_template(name)
-    return len(names)
+def compile_all(env: jinja2.Environment) -> None:
+    """Compile (and keep) every template by its own name (not again as "default:NAME")."""
+    for name in env.list_templates():
+        if ":" not in name:
+            env.get_template(name)
 
 
 def make_templates(override_dir: Path | None = None) -> Jinja2Templates:
