@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from portal.loopwatch import longest_stall_ms
+from portal.loopwatch import Stalls, stalls
 
 
 def _cores() -> tuple[int, int]:
@@ -96,9 +96,9 @@ class Run:
     p50_ms: float
     p99_ms: float
     cpu_seconds: float  # the server's CPU time during the run
-    # The event loop's longest stall during the run (ms), when the server reports it
+    # The event loop's stalls during the run, when the server reports them
     # (`PORTAL_LOOP_LAG_FILE`, which `_server.served` sets): every request waits that long.
-    loop_stall_ms: float | None = None
+    loop: Stalls | None = None
 
     @property
     def rps(self) -> float:
@@ -201,13 +201,13 @@ def wrk(
         p50_ms=result["p50_us"] / 1000,
         p99_ms=result["p99_us"] / 1000,
         cpu_seconds=spent,
-        loop_stall_ms=loop_stall(lag_file, started, ended),
+        loop=loop_stall(lag_file, started, ended),
     )
 
 
-def loop_stall(lag_file: Path | None, started: float, ended: float) -> float | None:
-    """The longest stall the server reported that ended during a run (the watch writes each
-    second's figure a moment after it ends, so wait for that line)."""
+def loop_stall(lag_file: Path | None, started: float, ended: float) -> Stalls | None:
+    """The stalls the server reported that ended during a run (the watch writes each second's
+    figures a moment after it ends, so wait for that line)."""
     if lag_file is None:
         return None
     deadline = time.time() + 3
@@ -216,7 +216,7 @@ def loop_stall(lag_file: Path | None, started: float, ended: float) -> float | N
         if lines and float(lines[-1].split()[0]) >= ended:
             break
         time.sleep(0.1)
-    return longest_stall_ms(lag_file, started, ended)
+    return stalls(lag_file, started, ended)
 
 
 @dataclass(frozen=True)
@@ -279,18 +279,23 @@ def figures(name: str, ours: Run, floor: Run, tag: str = "") -> list[tuple[str, 
         (f"{name}_floor_busy{tag}", 100 * floor.busy, "%"),
         (f"{name}_vs_floor{tag}", ours.rps / floor.rps, "ratio"),
         (f"{name}_cpu_vs_floor{tag}", ours.cpu_ms / max(floor.cpu_ms, 1e-9), "ratio"),
-        *(
-            [(f"{name}_loop_stall_ms{tag}", ours.loop_stall_ms, "ms")]
-            if ours.loop_stall_ms is not None
-            else []
-        ),
-        # The floor runs the same watch: its stall is the machine's own during the run.
-        *(
-            [(f"{name}_floor_loop_stall_ms{tag}", floor.loop_stall_ms, "ms")]
-            if floor.loop_stall_ms is not None
-            else []
-        ),
+        *stall_figures(name, ours.loop, tag),
+        # The floor runs the same watch: its stalls are the machine's own during the run.
+        *stall_figures(f"{name}_floor", floor.loop, tag),
     ]
+
+
+def stall_figures(name: str, seen: Stalls | None, tag: str = "") -> list[tuple[str, float, str]]:
+    """The loop's longest stall, the server's CPU time across it (near the stall's length: the
+    server held its loop; far below: the process was off the CPU) and the longest GC pause."""
+    if seen is None:
+        return []
+    rows = [(f"{name}_loop_stall_ms{tag}", seen.longest_ms, "ms")]
+    if seen.cpu_ms is not None:
+        rows.append((f"{name}_loop_stall_cpu_ms{tag}", seen.cpu_ms, "ms"))
+    if seen.gc_ms is not None:
+        rows.append((f"{name}_gc_pause_ms{tag}", seen.gc_ms, "ms"))
+    return rows
 
 
 def show(rows: list[tuple[str, float, str]]) -> None:

@@ -39,6 +39,9 @@ both meet the same moments. Prints, over every round of ours, then `floor_`-pref
                                     agent's last frame (`portal.loopwatch`; the floor runs the
                                     same watch, so both pay for its wake-ups, and its stall
                                     is the machine's own)
+  chat_loop_stall_cpu_ms            the server's CPU time across that stall: near its length,
+                                    the server held its loop; far below, it was off the CPU
+  chat_gc_pause_ms                  the longest garbage collection pause in that time
 and
   cpu_per_message_vs_floor          ours / floor, server CPU time per message: the median of
                                     the rounds' ratios (each round's are on stderr)
@@ -75,7 +78,15 @@ from pathlib import Path
 from typing import Any
 
 from _floor import BARE_ROUTES, floor_server
-from _load import SERVER_CPU, cpu_seconds, loop_stall, pin_to_load_core, show, thread_cpu_seconds
+from _load import (
+    SERVER_CPU,
+    cpu_seconds,
+    loop_stall,
+    pin_to_load_core,
+    show,
+    stall_figures,
+    thread_cpu_seconds,
+)
 from _server import database, free_port, lag_file, served
 
 from portal.core.embedded.core import EmbeddedCore  # noqa: E402
@@ -721,7 +732,7 @@ class ChatRun:
             ("stored_rate", acks / max(storing, 1e-9), "msg/s"),
             ("server_cpu_busy", 100 * spent / sum(made.wall for made in self.rounds), "%"),
             ("server_cpu_per_message_ms", 1000 * spent / max(len(sent), 1), "ms/msg"),
-            ("chat_loop_stall_ms", stall, "ms"),
+            *stall_figures("chat", stall),
         ]
 
 

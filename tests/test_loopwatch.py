@@ -1,18 +1,27 @@
-"""The loop watch sees a stall: a blocking call holds every task, the watch's wake-up included."""
+"""The loop watch sees a stall: a blocking call holds every task, the watch's wake-up included.
+It tells a stall the server spent on the CPU from one it spent off it, and times GC pauses."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from pathlib import Path
 
-from portal.loopwatch import longest_stall_ms, watch_loop
+from portal.loopwatch import longest_stall_ms, stalls, watch_loop
 
 
 async def lines(path: Path, count: int) -> list[str]:
     while len(found := path.read_text().splitlines() if path.exists() else []) < count:
         await asyncio.sleep(0.01)
     return found
+
+
+def spin(cpu_seconds: float) -> None:
+    """Hold the loop on the CPU, as rendering or a collection would."""
+    until = time.process_time() + cpu_seconds
+    while time.process_time() < until:
+        pass
 
 
 async def test_a_blocked_loop_is_reported_as_a_stall(tmp_path: Path) -> None:
@@ -27,7 +36,30 @@ async def test_a_blocked_loop_is_reported_as_a_stall(tmp_path: Path) -> None:
     finally:
         watch.cancel()
     assert longest_stall_ms(path, start, end) >= 80 - 2  # the watch asked to wake 2 ms later
-    assert all(len(line.split()) == 3 for line in reported)
+    assert all(len(line.split()) == 5 for line in reported)
     assert longest_stall_ms(path, end + 10, end + 20) == 0  # nothing reported then
     # Counted by when it ended: a run that began after it does not see it.
     assert longest_stall_ms(path, start + 0.2, end) < 80 - 2
+
+
+async def test_a_stall_tells_cpu_from_waiting_and_gc_pauses_are_timed(tmp_path: Path) -> None:
+    path = tmp_path / "lag.txt"
+    watch = asyncio.create_task(watch_loop(path, interval=0.002, report_every=0.05))
+    try:
+        await lines(path, 1)
+        asleep = time.time()
+        time.sleep(0.08)  # off the CPU: the process did not run
+        count = len(await lines(path, 3))
+        spun = time.time()
+        spin(0.08)  # on the CPU: the server held its own loop
+        gc.collect()
+        await lines(path, count + 2)
+        end = time.time() + 1
+    finally:
+        watch.cancel()
+    waited = stalls(path, asleep, spun)
+    held = stalls(path, spun, end)
+    assert waited.longest_ms >= 78 and held.longest_ms >= 78
+    assert waited.cpu_ms is not None and waited.cpu_ms < 40
+    assert held.cpu_ms is not None and held.cpu_ms >= 80
+    assert held.gc_ms is not None and held.gc_ms > 0
