@@ -76,16 +76,13 @@ def draft(email="pat@example.com", name="Pat", **kw):
 
 
 async def test_a_ticket_is_four_statements_in_one_transaction(core, acme):
+    """On PostgreSQL the four are one statement: each is a round trip there."""
+    four = ["INSERT customers", "INSERT ticket_numbers", "INSERT tickets", "INSERT ticket_replies"]
     await core.tickets.create_ticket(acme.id, draft(), "warm")  # the tenant's counter row
     for email in ("pat@example.com", "new@example.com"):  # a known and a new requester
         async with counted(core) as seen:
             ticket = await core.tickets.create_ticket(acme.id, draft(email), f"k-{email}")
-        assert seen.statements == [
-            "INSERT customers",
-            "INSERT ticket_numbers",
-            "INSERT tickets",
-            "INSERT ticket_replies",
-        ]
+        assert seen.statements == (four if core.engine.dialect.name == "sqlite" else ["WITH"])
         assert seen.commits == 1
         # Nothing was read back: what it answered is what is stored.
         assert ticket == await core.tickets.get_ticket(acme.id, ticket.id)

@@ -165,36 +165,19 @@ class EmbeddedTickets(EmbeddedDomain):
         """The ticket made in `conn`'s transaction, and whether its requester got a name by it.
 
         Four statements: the requester (made if new), the next number, the ticket, its first
-        reply; nothing is read back, the ticket is what was written. Raises _KeyTaken when the
-        key is the tenant's already: the caller rolls back what this wrote (the number too).
+        reply (on PostgreSQL the four as one); nothing is read back, the ticket is what was
+        written. Raises _KeyTaken when the key is the tenant's already: the caller rolls back
+        what this wrote (the number too).
         """
         writes, now = self._writes, utcnow()
-        name = draft.requester_name
         if draft.department_id is not None:
             params = {"department_id": draft.department_id, "tenant_id": tenant_id}
             if not await fetch(conn, DEPARTMENT_IN_TENANT, params):
                 raise NotFound("no such department")
-        customer = {
-            "tenant_id": tenant_id,
-            "email": draft.requester_email.strip().lower(),
-            "name": name,
-            "now": now,
-        }
-        [(customer_id, organization_id, email, stored_name)] = await fetch(
-            conn, writes.customer, customer
-        )
-        renamed = bool(name) and not stored_name
-        if renamed:
-            fill = {"customer_id": customer_id, "new_name": name}
-            await fetch(conn, CUSTOMER_NAME_FILL, fill)
-        else:
-            name = stored_name
-        [(number,)] = await fetch(conn, writes.number, {"tenant_id": tenant_id})
         values = {
             "tenant_id": tenant_id,
-            "number": number,
-            "customer_id": customer_id,
-            "organization_id": organization_id,
+            "email": draft.requester_email.strip().lower(),
+            "name": draft.requester_name,
             "department_id": draft.department_id,
             "subject": draft.subject,
             "kind": draft.kind,
@@ -204,20 +187,42 @@ class EmbeddedTickets(EmbeddedDomain):
             "key": idempotency_key,
             "now": now,
         }
-        made = await fetch(conn, writes.ticket, values)
-        if not made:
-            raise _KeyTaken  # rolls back the customer's and the counter's writes
-        [(ticket_id,)] = made
         reply = {
-            "ticket_id": ticket_id,
             "author_type": "customer",
-            "author_id": customer_id,
             "body": draft.description,
             "internal": False,
             "key": f"{idempotency_key}:description",
             "now": now,
         }
-        [(reply_id,)] = await fetch(conn, writes.reply, reply)
+        if writes.whole is not None:
+            whole = values | {"body": draft.description, "reply_key": reply["key"]}
+            [row] = await fetch(conn, writes.whole, whole)
+            customer_id, organization_id, email, stored_name, number, ticket_id, reply_id = row
+            if ticket_id is None:
+                raise _KeyTaken  # rolls back the customer's and the counter's writes
+        else:
+            [(customer_id, organization_id, email, stored_name)] = await fetch(
+                conn, writes.customer, values
+            )
+            [(number,)] = await fetch(conn, writes.number, values)
+            values |= {
+                "number": number,
+                "customer_id": customer_id,
+                "organization_id": organization_id,
+            }
+            made = await fetch(conn, writes.ticket, values)
+            if not made:
+                raise _KeyTaken
+            [(ticket_id,)] = made
+            reply |= {"ticket_id": ticket_id, "author_id": customer_id}
+            [(reply_id,)] = await fetch(conn, writes.reply, reply)
+        name = draft.requester_name
+        renamed = bool(name) and not stored_name
+        if renamed:
+            fill = {"customer_id": customer_id, "new_name": name}
+            await fetch(conn, CUSTOMER_NAME_FILL, fill)
+        else:
+            name = stored_name
         await insert_attachments(
             conn, tenant_id, draft.attachments, ticket_id=ticket_id, reply_id=reply_id
         )
