@@ -286,13 +286,13 @@ def figures(name: str, ours: Run, floor: Run, tag: str = "") -> list[tuple[str, 
 
 
 def stall_figures(name: str, seen: Stalls | None, tag: str = "") -> list[tuple[str, float, str]]:
-    """The loop's longest stall, the server's CPU time across it (near the stall's length: the
-    server held its loop; far below: the process was off the CPU) and the longest GC pause."""
+    """The loop's longest stall, how long the server was off the CPU across it (near 0: its own
+    work held the loop; near the stall: the machine did not run it) and the longest GC pause."""
     if seen is None:
         return []
     rows = [(f"{name}_loop_stall_ms{tag}", seen.longest_ms, "ms")]
-    if seen.cpu_ms is not None:
-        rows.append((f"{name}_loop_stall_cpu_ms{tag}", seen.cpu_ms, "ms"))
+    if seen.off_cpu_ms is not None:
+        rows.append((f"{name}_loop_stall_off_cpu_ms{tag}", seen.off_cpu_ms, "ms"))
     if seen.gc_ms is not None:
         rows.append((f"{name}_gc_pause_ms{tag}", seen.gc_ms, "ms"))
     return rows

@@ -21,8 +21,9 @@ that both see the same machine. NAME_busy well under 100 % means the server wait
 database, or for a core other programs on the machine were using): NAME_cpu_vs_floor is then the
 steadier of the two ratios. NAME_loop_stall_ms is the event loop's longest stall during the
 load, NAME_floor_loop_stall_ms the floor's (the same watch: the machine's own stalls);
-NAME_loop_stall_cpu_ms the server's CPU time across that stall (near its length: the server held
-its loop; far below: the process was off the CPU), NAME_gc_pause_ms the longest GC pause.
+NAME_loop_stall_off_cpu_ms how long the server was off the CPU across that stall (near 0: its own
+work held the loop; near the stall's length: the machine did not run it), NAME_gc_pause_ms the
+longest GC pause.
 Run: .venv/bin/python benchmarks/kb_search.py [--quick] [--postgres]
   --postgres  our core on a new PostgreSQL database (PORTAL_BENCH_PG_DSN, default the local
               server as `postgres`); the floor is unchanged. PostgreSQL's own CPU is not counted

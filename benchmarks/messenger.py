@@ -39,8 +39,9 @@ both meet the same moments. Prints, over every round of ours, then `floor_`-pref
                                     agent's last frame (`portal.loopwatch`; the floor runs the
                                     same watch, so both pay for its wake-ups, and its stall
                                     is the machine's own)
-  chat_loop_stall_cpu_ms            the server's CPU time across that stall: near its length,
-                                    the server held its loop; far below, it was off the CPU
+  chat_loop_stall_off_cpu_ms        how long the server was off the CPU across that stall:
+                                    near 0, its own work held the loop; near the stall's
+                                    length, the machine did not run it
   chat_gc_pause_ms                  the longest garbage collection pause in that time
 and
   cpu_per_message_vs_floor          ours / floor, server CPU time per message: the median of

@@ -60,6 +60,7 @@ async def test_a_stall_tells_cpu_from_waiting_and_gc_pauses_are_timed(tmp_path: 
     waited = stalls(path, asleep, spun)
     held = stalls(path, spun, end)
     assert waited.longest_ms >= 78 and held.longest_ms >= 78
-    assert waited.cpu_ms is not None and waited.cpu_ms < 40
-    assert held.cpu_ms is not None and held.cpu_ms >= 80
+    # Asleep, the process was off the CPU for the whole stall; spinning, for little of it.
+    assert waited.off_cpu_ms is not None and waited.off_cpu_ms >= 60
+    assert held.off_cpu_ms is not None and held.off_cpu_ms < waited.off_cpu_ms
     assert held.gc_ms is not None and held.gc_ms > 0
