@@ -88,16 +88,24 @@ def portal_ticket_list(count: int, timing: Timing, postgres: bool) -> None:
         port, floor_port = free_port(), free_port()
         headers = {"Cookie": f"{SESSION_COOKIE}={cookie}"}
         paths = list_paths(count)
+        floor_lag = data / "floor-lag.txt"  # the floor runs the same watch: the machine's stalls
         with (
             served(data, port, cpu=SERVER_CPU, database_url=url, PORTAL_SECRET_KEY=SECRET) as ours,
-            floor_server(BARE_ROUTES, floor_port, cpu=SERVER_CPU) as floor,
+            floor_server(BARE_ROUTES, floor_port, cpu=SERVER_CPU, lag=floor_lag) as floor,
         ):
             size = mean_size(port, sorted(set(paths)), headers)
             floor_paths = [f"/page/{size}{path}" for path in paths]
             # The floor gets the same cookie: parsing a header is part of any request's cost.
             measured, theirs = side_by_side(
                 partial(wrk, port, ours.pid, paths=paths, headers=headers, lag_file=lag_file(data)),
-                partial(wrk, floor_port, floor.pid, paths=floor_paths, headers=headers),
+                partial(
+                    wrk,
+                    floor_port,
+                    floor.pid,
+                    paths=floor_paths,
+                    headers=headers,
+                    lag_file=floor_lag,
+                ),
                 timing,
             )
     show([("portal_ticket_list_bytes", size, "bytes")])

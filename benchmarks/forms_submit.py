@@ -304,9 +304,10 @@ def measure(timing: Timing, postgres: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp, database(Path(tmp), postgres) as url:
         form_id = asyncio.run(seed(url))
         port, floor_port = free_port(), free_port()
+        floor_lag = Path(tmp) / "floor-lag.txt"  # the floor's watch: the machine's own stalls
         with (
             served(Path(tmp), port, cpu=SERVER_CPU, database_url=url) as ours,
-            floor_server(BARE_ROUTES, floor_port, cpu=SERVER_CPU) as floor,
+            floor_server(BARE_ROUTES, floor_port, cpu=SERVER_CPU, lag=floor_lag) as floor,
         ):
             token = form_token(port, form_id)
             headers = {"Content-Type": "application/json"}
@@ -322,7 +323,9 @@ def measure(timing: Timing, postgres: bool) -> None:
 
             def floor_run(seconds: float) -> Run:
                 lua = api_lua("/insert", token)
-                return wrk(floor_port, floor.pid, seconds, lua=lua, headers=headers)
+                return wrk(
+                    floor_port, floor.pid, seconds, lua=lua, headers=headers, lag_file=floor_lag
+                )
 
             api, theirs = side_by_side(ours_run, floor_run, timing)
             # wrk does not count answers still in flight when it stops, so a few more tickets
