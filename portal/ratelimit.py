@@ -68,6 +68,7 @@ Socket frames that meet a limit get an `error` frame with code `rate_limited`, t
 from __future__ import annotations
 
 import bisect
+import functools
 import ipaddress
 import math
 import time
@@ -257,7 +258,12 @@ def client_ip(connection: HTTPConnection) -> str:
     """The client's address as limits count it: IPv4 as is, IPv6 by its /64 network.
 
     uvicorn has already put the address from X-Forwarded-For of trusted proxies here."""
-    host = connection.client.host if connection.client else "unknown"
+    return _limit_key(connection.client.host if connection.client else "unknown")
+
+
+@functools.lru_cache(maxsize=4096)
+def _limit_key(host: str) -> str:
+    """(Parsing an address is most of a rate-limit check: a busy client is parsed once.)"""
     try:
         address = ipaddress.ip_address(host)
         if not isinstance(address, ipaddress.IPv6Address):

@@ -21,12 +21,16 @@ def is_invisible(ch: str) -> bool:
 
 def strip_format(text: str) -> str:
     """`text` without format characters (bidi controls, zero-width characters)."""
+    if text.isprintable():  # (no Cc, Cf, Zl or Zp in it: checked in C, not per character)
+        return text
     return "".join(ch for ch in text if unicodedata.category(ch) != FORMAT)
 
 
 def one_line(text: str) -> str:
     """`text` as one line: no format characters, other invisible ones and runs of white space
     as one space."""
+    if text.isprintable():
+        return " ".join(text.split())
     return " ".join("".join(" " if is_invisible(ch) else ch for ch in strip_format(text)).split())
 
 
