@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -355,7 +356,7 @@ def test_fast_scorer_agrees_with_whoosh(tmp_path: Path) -> None:
         index.apply(articles[:40])
         index.apply(articles[40:])
         # An unpublished article leaves a deleted document behind in its segment.
-        gone = Article(**{**articles[4].__dict__, "published": False, "revision": 100})
+        gone = dataclasses.replace(articles[4], published=False, revision=100)
         index.apply([gone])
         queries = [
             "printer",

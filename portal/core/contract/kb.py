@@ -19,7 +19,7 @@ class Category:
     position: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # (kept by the thousand: no __dict__ for the collector)
 class Article:
     id: int
     tenant_id: int
