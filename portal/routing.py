@@ -8,7 +8,8 @@ the routes that could match it (those with that segment, and any whose first seg
 parameter), in the table's order. The first match is therefore the one Starlette would pick;
 partial matches (405), slash redirects and the 404 work as Starlette's do. What a path matched
 is remembered (its route and path parameters depend on nothing else), so a hot page's second
-request tries no route at all.
+request tries no route at all. It is remembered as objects the garbage collector need not walk:
+a big help center's paths are thousands, and each full collection walked every one.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from starlette.types import Receive, Scope, Send
 
 _ANY = "{"  # the key of routes whose first segment is a parameter: they may match any path
 MAX_MATCHES = 10_000  # paths whose route is remembered (a help center's hot set, and more)
+
+_Items = tuple[tuple[str, Any], ...]
+_Match = tuple[int, int, _Items | None]  # see `IndexedRouter._matches`
 
 
 def first_segment(path: str) -> str:
@@ -52,7 +56,13 @@ class IndexedRouter(Router):
         }
         self._anywhere = self._by_segment.get(_ANY, ())
         self._indexed = list(self.routes)
-        self._matches: dict[tuple[Any, ...], tuple[BaseRoute, Scope]] = {}
+        # path -> (the route's position, the position of the scope's other additions, path
+        # parameters): numbers and strings only, which the garbage collector stops tracking, so
+        # a remembered path is nothing for its full passes to walk (it was a tuple and two
+        # dicts). The additions are shared by every path of a route.
+        self._matches: dict[tuple[Any, ...], _Match] = {}
+        self._additions: dict[_Items, int] = {}
+        self._addition_list: list[_Items] = []
 
     def candidates(self, scope: Scope) -> tuple[BaseRoute, ...]:
         """The routes that could match the scope's path, in the table's order."""
@@ -61,7 +71,7 @@ class IndexedRouter(Router):
         segment = first_segment(get_route_path(scope))
         return self._by_segment.get(segment, self._anywhere)
 
-    def _matched(self, scope: Scope) -> tuple[BaseRoute, Scope] | None:
+    def _matched(self, scope: Scope) -> tuple[BaseRoute, _Items, _Items | None] | None:
         """The route for the scope (its first full match, else its first partial) and the
         scope's additions; remembered per path, since only the path and method decide."""
         if len(self.routes) != len(self._indexed):  # routes added after construction
@@ -69,21 +79,37 @@ class IndexedRouter(Router):
         key = (scope["type"], scope.get("method"), scope.get("root_path", ""), scope["path"])
         found = self._matches.get(key)
         if found is not None:
-            return found
+            position, added, params = found
+            return self._indexed[position], self._addition_list[added], params
         partial: tuple[BaseRoute, Scope] | None = None
+        matched: tuple[BaseRoute, Scope] | None = None
         for route in self.candidates(scope):
             match, child_scope = route.matches(scope)
             if match is Match.FULL:
-                found = (route, child_scope)
+                matched = (route, child_scope)
                 break
             if match is Match.PARTIAL and partial is None:
                 partial = (route, child_scope)
-        found = found or partial
-        if found is not None:  # misses are not kept: made-up paths must not fill memory
-            if len(self._matches) >= MAX_MATCHES:
-                self._matches.clear()
-            self._matches[key] = found
-        return found
+        matched = matched or partial
+        if matched is None:  # misses are not kept: made-up paths must not fill memory
+            return None
+        route, child_scope = matched
+        params = child_scope.get("path_params")
+        items = None if params is None else tuple(params.items())
+        additions = tuple((k, v) for k, v in child_scope.items() if k != "path_params")
+        if len(self._matches) >= MAX_MATCHES:
+            self._matches.clear()
+            self._additions.clear()
+            self._addition_list.clear()
+        try:
+            known = self._additions.get(additions)
+        except TypeError:  # (a value that cannot be a key: the path is not remembered)
+            return route, additions, items
+        if known is None:
+            known = self._additions[additions] = len(self._addition_list)
+            self._addition_list.append(additions)
+        self._matches[key] = (self._indexed.index(route), known, items)
+        return route, additions, items
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -93,11 +119,11 @@ class IndexedRouter(Router):
             scope["router"] = self
         found = self._matched(scope)
         if found is not None:  # a full match, or a path served with another method: 405
-            route, child_scope = found
+            route, additions, params = found
             scope["route"] = route
-            scope.update(child_scope)
-            if "path_params" in child_scope:  # each request gets its own, to do with as it likes
-                scope["path_params"] = dict(child_scope["path_params"])
+            scope.update(additions)
+            if params is not None:  # each request gets its own, to do with as it likes
+                scope["path_params"] = dict(params)
             await route.handle(scope, receive, send)
             return
         route_path = get_route_path(scope)

@@ -37,7 +37,9 @@ class PathCache:
     def __init__(self, router: Router, max_entries: int = 65536) -> None:
         self.router = router
         self.max_entries = max_entries
-        self._paths: dict[tuple[str, tuple[tuple[str, Any], ...]], URLPathStr] = {}
+        # Plain strings, made a URLPathStr per call: an instance of a class of ours is an object
+        # the garbage collector walks on every full pass, and a big help center has 10,000s.
+        self._paths: dict[tuple[str, tuple[tuple[str, Any], ...]], str] = {}
         # (name, parameter names) -> the position of the route that builds it
         self._routes: dict[tuple[str, frozenset[str]], int] = {}
 
@@ -50,8 +52,8 @@ class PathCache:
         if path is None:
             if len(self._paths) >= self.max_entries:
                 self._paths.clear()
-            path = self._paths[key] = URLPathStr(self._build(name, params))
-        return path
+            path = self._paths[key] = self._build(name, params)
+        return URLPathStr(path)
 
     def _build(self, name: str, params: dict[str, Any]) -> str:
         """What `router.url_path_for` gives, without trying every route before the right one.

@@ -1,5 +1,7 @@
 """Named routes' paths: the path cache gives what the router gives, without scanning it."""
 
+import gc
+
 import pytest
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, NoMatchFound, Route, Router
@@ -61,3 +63,13 @@ def test_what_the_router_refuses_the_cache_refuses(name, params):
         ROUTER.url_path_for(name, **params)
     with pytest.raises(NoMatchFound):
         PathCache(ROUTER).path_for(name, params)
+
+
+def test_remembered_paths_are_nothing_for_the_garbage_collector_to_walk():
+    cache = PathCache(ROUTER)
+    paths = [cache.path_for(name, params) for name, params in CALLS]
+    assert all(hasattr(path, "path") for path in paths)  # what templates read, as before
+    for _ in range(3):  # (it stops tracking a tuple of untracked things as it meets it: one
+        gc.collect()  # level of nesting a pass)
+    assert not any(gc.is_tracked(path) for path in cache._paths.values())
+    assert not any(gc.is_tracked(key) for key in cache._paths)
