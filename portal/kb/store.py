@@ -148,7 +148,10 @@ class KnowledgeBase:
     def __init__(self, core: HelpdeskCore, max_pages: int = 4096) -> None:
         self.core = core
         self.markdown = MarkdownCache()
-        self._pages: LRU[tuple[int, Generation, str, str], ArticlePage] = LRU(max_pages)
+        # An article's data is read again only for a variant of its page not yet kept (another
+        # host, header or feedback state): an eighth as many as kept pages serve those, and
+        # every entry is objects each full garbage collection walks.
+        self._pages: LRU[tuple[int, Generation, str, str], ArticlePage] = LRU(max_pages // 8)
         self._rendered: LRU[tuple[int, Generation, Hashable], RenderedPage] = LRU(max_pages)
         self._categories: LRU[tuple[int, Generation, int], Category] = LRU(max_pages)
         self._generations: dict[int, int] = {}
