@@ -151,7 +151,9 @@ class KnowledgeBase:
         # An article's data is read again only for a variant of its page not yet kept (another
         # host, header or feedback state): an eighth as many as kept pages serve those, and
         # every entry is objects each full garbage collection walks.
-        self._pages: LRU[tuple[int, Generation, str, str], ArticlePage] = LRU(max(1, max_pages // 8))
+        self._pages: LRU[tuple[int, Generation, str, str], ArticlePage] = LRU(
+            max(1, max_pages // 8)
+        )
         self._rendered: LRU[tuple[int, Generation, Hashable], RenderedPage] = LRU(max_pages)
         self._categories: LRU[tuple[int, Generation, int], Category] = LRU(max_pages)
         self._generations: dict[int, int] = {}
