@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from portal.loopwatch import longest_stall_ms, stalls, watch_loop
@@ -17,6 +19,17 @@ async def lines(path: Path, count: int) -> list[str]:
     return found
 
 
+@asynccontextmanager
+async def watching(path: Path) -> AsyncIterator[None]:
+    """The watch reporting to `path` every 50 ms, from its first line until the block ends."""
+    watch = asyncio.create_task(watch_loop(path, interval=0.002, report_every=0.05))
+    try:
+        await lines(path, 1)
+        yield
+    finally:
+        watch.cancel()
+
+
 def spin(cpu_seconds: float) -> None:
     """Hold the loop on the CPU, as rendering or a collection would."""
     until = time.process_time() + cpu_seconds
@@ -26,15 +39,11 @@ def spin(cpu_seconds: float) -> None:
 
 async def test_a_blocked_loop_is_reported_as_a_stall(tmp_path: Path) -> None:
     path = tmp_path / "lag.txt"
-    watch = asyncio.create_task(watch_loop(path, interval=0.002, report_every=0.05))
-    try:
-        await lines(path, 1)
+    async with watching(path):
         start = time.time()
         time.sleep(0.08)  # holds the loop, as a bulk write on it would
         reported = await lines(path, 3)
         end = time.time() + 1
-    finally:
-        watch.cancel()
     assert longest_stall_ms(path, start, end) >= 80 - 2  # the watch asked to wake 2 ms later
     assert all(len(line.split()) == 5 for line in reported)
     assert longest_stall_ms(path, end + 10, end + 20) == 0  # nothing reported then
@@ -44,9 +53,7 @@ async def test_a_blocked_loop_is_reported_as_a_stall(tmp_path: Path) -> None:
 
 async def test_a_stall_tells_cpu_from_waiting_and_gc_pauses_are_timed(tmp_path: Path) -> None:
     path = tmp_path / "lag.txt"
-    watch = asyncio.create_task(watch_loop(path, interval=0.002, report_every=0.05))
-    try:
-        await lines(path, 1)
+    async with watching(path):
         asleep = time.time()
         time.sleep(0.08)  # off the CPU: the process did not run
         count = len(await lines(path, 3))
@@ -55,8 +62,6 @@ async def test_a_stall_tells_cpu_from_waiting_and_gc_pauses_are_timed(tmp_path: 
         gc.collect()
         await lines(path, count + 2)
         end = time.time() + 1
-    finally:
-        watch.cancel()
     waited = stalls(path, asleep, spun)
     held = stalls(path, spun, end)
     assert waited.longest_ms >= 78 and held.longest_ms >= 78
