@@ -288,6 +288,13 @@ async def test_the_core_killed_mid_traffic_loses_and_doubles_nothing(
                 "writes confirmed by the core again",
                 timeout=DRAIN_DEADLINE_S,
             )
+            # The count above is across customers: a slow one (its form waiting out a retry)
+            # may not have replied again yet, and each must have, for the checks below.
+            await until(
+                lambda: traffic.failures or all(len(c.replies) >= 2 for c in customers),
+                "every customer's second reply",
+                timeout=DRAIN_DEADLINE_S,
+            )
         finally:
             traffic.stop.set()
             await asyncio.gather(*writers)
