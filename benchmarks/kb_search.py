@@ -8,6 +8,10 @@ loaded by wrk (16 connections) on the other core, then the same for its floor:
   article_page   GET /kb/en/articles/SLUG over a hot set of 1,000 articles
   search_page    GET /kb/LANG/search?q=Q over 200 queries in four languages
   search_json    GET /kb/search.json?q=Q&lang=LANG (the widget's type-ahead), the same queries
+  article_walk   only where there are more English articles than pages kept (50k): a crawler's
+                 walk, every published English article once, in turn, with no first views; each
+                 answer is a page rendered anew while older ones age out of the caches. No
+                 target: the caches' worst case, and what full garbage collections cost in it
 the figures NAME_rps (req/s), NAME_p50_ms / NAME_p99_ms (latency under that load), NAME_cpu_ms
 (the server's CPU time per request), NAME_busy (its CPU time / wall time), NAME_bytes (the mean
 answer), the same for the floor (NAME_floor_*), and NAME_vs_floor (ours / floor, req/s) and
@@ -49,6 +53,7 @@ from _server import database, free_port, lag_file, served
 from portal.core.embedded import schema  # noqa: E402
 from portal.core.embedded.core import EmbeddedCore  # noqa: E402
 from portal.kb.search import SearchService  # noqa: E402
+from portal.kb.store import MAX_PAGES  # noqa: E402
 
 EN = (
     "account password reset login email invoice billing refund order shipping delivery "
@@ -200,6 +205,7 @@ async def measure(
     ]
     port = free_port()
     floor_port, floor_pid, floor_lag = floor
+    sizes: dict[str, int] = {}
     with served(data, port, cpu=SERVER_CPU, database_url=url) as server:
         for name, kind, load_paths in loads:
             # Every distinct path once first, one at a time: the load then measures the steady
@@ -222,6 +228,21 @@ async def measure(
             )
             show([(f"{name}_bytes_{tag}", size, "bytes")])
             show(figures(name, ours, theirs, f"_{tag}"))
+            sizes[name] = size
+        if len(paths) > MAX_PAGES:
+            walk = rng.sample(paths, len(paths))
+            ours, theirs = side_by_side(
+                partial(wrk, port, server.pid, paths=walk, lag_file=lag_file(data)),
+                partial(
+                    wrk,
+                    floor_port,
+                    floor_pid,
+                    paths=floor_paths("page", sizes["article_page"], walk),
+                    lag_file=floor_lag,
+                ),
+                Timing(warm=0, run=timing.run),  # (a warm-up would render what is measured)
+            )
+            show(figures("article_walk", ours, theirs, f"_{tag}"))
 
 
 def main() -> None:

@@ -132,6 +132,7 @@ class RenderedPage:
 
 
 Generation = tuple[int, int]
+MAX_PAGES = 4096  # rendered pages kept per process (and the other caches' bound)
 
 
 class KnowledgeBase:
@@ -145,7 +146,7 @@ class KnowledgeBase:
     stale. View counts are buffered in memory and written every few seconds, in small batches.
     """
 
-    def __init__(self, core: HelpdeskCore, max_pages: int = 4096) -> None:
+    def __init__(self, core: HelpdeskCore, max_pages: int = MAX_PAGES) -> None:
         self.core = core
         self.markdown = MarkdownCache()
         # An article's data is read again only for a variant of its page not yet kept (another
