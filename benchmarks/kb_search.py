@@ -47,7 +47,17 @@ from pathlib import Path
 from urllib.parse import quote
 
 from _floor import BARE_ROUTES, floor_server
-from _load import SERVER_CPU, Timing, figures, mean_size, pin_to_load_core, show, side_by_side, wrk
+from _load import (
+    SERVER_CPU,
+    Run,
+    Timing,
+    figures,
+    mean_size,
+    pin_to_load_core,
+    show,
+    side_by_side,
+    wrk,
+)
 from _server import database, free_port, lag_file, served
 
 from portal.core.embedded import schema  # noqa: E402
@@ -207,15 +217,12 @@ async def measure(
     floor_port, floor_pid, floor_lag = floor
     sizes: dict[str, int] = {}
     with served(data, port, cpu=SERVER_CPU, database_url=url) as server:
-        for name, kind, load_paths in loads:
-            # Every distinct path once first, one at a time: the load then measures the steady
-            # state (pages and answers kept), and the mean first view is its own figure.
-            distinct = sorted(set(load_paths))
-            started = time.perf_counter()
-            size = mean_size(port, distinct)
-            first_view = (time.perf_counter() - started) / len(distinct) * 1000
-            show([(f"{name}_first_view_ms_{tag}", first_view, "ms")])
-            ours, theirs = side_by_side(
+
+        def against_floor(
+            kind: str, load_paths: list[str], size: int, timing: Timing
+        ) -> tuple[Run, Run]:
+            """Ours, then the floor answering like it (pages or JSON of `size` bytes)."""
+            return side_by_side(
                 partial(wrk, port, server.pid, paths=load_paths, lag_file=lag_file(data)),
                 partial(
                     wrk,
@@ -226,22 +233,23 @@ async def measure(
                 ),
                 timing,
             )
+
+        for name, kind, load_paths in loads:
+            # Every distinct path once first, one at a time: the load then measures the steady
+            # state (pages and answers kept), and the mean first view is its own figure.
+            distinct = sorted(set(load_paths))
+            started = time.perf_counter()
+            size = sizes[name] = mean_size(port, distinct)
+            first_view = (time.perf_counter() - started) / len(distinct) * 1000
+            show([(f"{name}_first_view_ms_{tag}", first_view, "ms")])
+            ours, theirs = against_floor(kind, load_paths, size, timing)
             show([(f"{name}_bytes_{tag}", size, "bytes")])
             show(figures(name, ours, theirs, f"_{tag}"))
-            sizes[name] = size
         if len(paths) > MAX_PAGES:
             walk = rng.sample(paths, len(paths))
-            ours, theirs = side_by_side(
-                partial(wrk, port, server.pid, paths=walk, lag_file=lag_file(data)),
-                partial(
-                    wrk,
-                    floor_port,
-                    floor_pid,
-                    paths=floor_paths("page", sizes["article_page"], walk),
-                    lag_file=floor_lag,
-                ),
-                Timing(warm=0, run=timing.run),  # (a warm-up would render what is measured)
-            )
+            # (No warm-up: it would render what is measured.)
+            cold = Timing(warm=0, run=timing.run)
+            ours, theirs = against_floor("page", walk, sizes["article_page"], cold)
             show(figures("article_walk", ours, theirs, f"_{tag}"))
 
 
