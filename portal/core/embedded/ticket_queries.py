@@ -228,36 +228,13 @@ def ticket_writes(dialect: str) -> TicketWrites:
     )
     ticket = (
         insert(t.tickets)
-        .values(
-            tenant_id=bind("tenant_id"),
-            number=bind("number"),
-            customer_id=bind("customer_id"),
-            organization_id=bind("organization_id"),
-            department_id=bind("department_id"),
-            subject=bind("subject"),
-            kind=bind("kind"),
-            status="open",
-            priority=bind("priority"),
-            source=bind("source"),
-            custom_fields=bind("custom_fields", type_=t.tickets.c.custom_fields.type),
-            idempotency_key=bind("key"),
-            created_at=bind("now"),
-            updated_at=bind("now"),
-        )
+        .values(_new_ticket(bind("number"), bind("customer_id"), bind("organization_id")))
         .on_conflict_do_nothing(index_elements=[_TK.tenant_id, _TK.idempotency_key])
         .returning(_TK.id)
     )
     reply = (
         insert(t.ticket_replies)
-        .values(
-            ticket_id=bind("ticket_id"),
-            author_type=bind("author_type"),
-            author_id=bind("author_id"),
-            body=bind("body"),
-            internal=bind("internal"),
-            idempotency_key=bind("key"),
-            created_at=bind("now"),
-        )
+        .values(_new_reply(bind("ticket_id"), bind("author_id"), key="key"))
         .on_conflict_do_nothing(index_elements=[_R.ticket_id, _R.idempotency_key])
         .returning(_R.id)
     )
@@ -276,59 +253,74 @@ def ticket_writes(dialect: str) -> TicketWrites:
     return TicketWrites(customer, number, ticket, reply, touch, whole)
 
 
+def _typed(name: str, column: sa.Column[Any]) -> Any:
+    """A parameter with its column's type: asyncpg's statements say every parameter's type,
+    and in a SELECT list (`_whole_ticket`) nothing else gives it one."""
+    return sa.bindparam(name, type_=column.type)
+
+
+def _new_ticket(number: Any, customer_id: Any, organization_id: Any) -> dict[str, Any]:
+    """A new ticket's columns: its number and requester as given (parameters, or what the
+    earlier parts of `_whole_ticket` return), the rest parameters."""
+    return {
+        "tenant_id": _typed("tenant_id", _TK.tenant_id),
+        "number": number,
+        "customer_id": customer_id,
+        "organization_id": organization_id,
+        "department_id": _typed("department_id", _TK.department_id),
+        "subject": _typed("subject", _TK.subject),
+        "kind": _typed("kind", _TK.kind),
+        "status": sa.literal("open", _TK.status.type),
+        "priority": _typed("priority", _TK.priority),
+        "source": _typed("source", _TK.source),
+        "custom_fields": _typed("custom_fields", _TK.custom_fields),
+        "idempotency_key": _typed("key", _TK.idempotency_key),
+        "created_at": _typed("now", _TK.created_at),
+        "updated_at": _typed("now", _TK.updated_at),
+    }
+
+
+def _new_reply(ticket_id: Any, author_id: Any, *, key: str) -> dict[str, Any]:
+    """A new reply's columns: its ticket and author as given, its idempotency key the
+    parameter named `key`, the rest parameters."""
+    return {
+        "ticket_id": ticket_id,
+        "author_type": _typed("author_type", _R.author_type),
+        "author_id": author_id,
+        "body": _typed("body", _R.body),
+        "internal": _typed("internal", _R.internal),
+        "idempotency_key": _typed(key, _R.idempotency_key),
+        "created_at": _typed("now", _R.created_at),
+    }
+
+
+def _inserted(table: sa.Table, columns: dict[str, Any], source: Any) -> Any:
+    """INSERT INTO `table` (the columns) SELECT their values FROM `source`."""
+    return postgresql.insert(table).from_select(
+        list(columns), sa.select(*columns.values()).select_from(source)
+    )
+
+
 def _whole_ticket(customer: Any, number: Any) -> Any:
     """The ticket's four statements as one: the ticket takes the requester's id and the number
     from what their statements return, the reply the ticket's id (its foreign key is checked at
-    the statement's end, when the ticket exists). Each value is bound with its column's type:
-    asyncpg's statements say every parameter's type, and a bare SELECT list gives none."""
+    the statement's end, when the ticket exists)."""
     requester, counted = customer.cte("requester"), number.cte("counted")
-
-    def typed(name: str, column: sa.Column[Any]) -> Any:
-        return sa.bindparam(name, type_=column.type)
-
     made = (
-        postgresql.insert(t.tickets)
-        .from_select(
-            [
-                "tenant_id", "number", "customer_id", "organization_id", "department_id",
-                "subject", "kind", "status", "priority", "source", "custom_fields",
-                "idempotency_key", "created_at", "updated_at",
-            ],
-            sa.select(
-                typed("tenant_id", _TK.tenant_id),
-                counted.c.last_number,
-                requester.c.id,
-                requester.c.organization_id,
-                typed("department_id", _TK.department_id),
-                typed("subject", _TK.subject),
-                typed("kind", _TK.kind),
-                sa.literal("open", _TK.status.type),
-                typed("priority", _TK.priority),
-                typed("source", _TK.source),
-                typed("custom_fields", _TK.custom_fields),
-                typed("key", _TK.idempotency_key),
-                typed("now", _TK.created_at),
-                typed("now", _TK.updated_at),
-            ).select_from(requester.join(counted, sa.true())),
+        _inserted(
+            t.tickets,
+            _new_ticket(counted.c.last_number, requester.c.id, requester.c.organization_id),
+            requester.join(counted, sa.true()),
         )
         .on_conflict_do_nothing(index_elements=[_TK.tenant_id, _TK.idempotency_key])
         .returning(_TK.id)
         .cte("made")
-    )  # fmt: skip
+    )
     first = (
-        postgresql.insert(t.ticket_replies)
-        .from_select(
-            ["ticket_id", "author_type", "author_id", "body", "internal", "idempotency_key"]
-            + ["created_at"],
-            sa.select(
-                made.c.id,
-                sa.literal("customer", _R.author_type.type),
-                requester.c.id,
-                typed("body", _R.body),
-                sa.false(),
-                typed("reply_key", _R.idempotency_key),
-                typed("now", _R.created_at),
-            ).select_from(made.join(requester, sa.true())),
+        _inserted(
+            t.ticket_replies,
+            _new_reply(made.c.id, requester.c.id, key="reply_key"),
+            made.join(requester, sa.true()),
         )
         .returning(_R.id)
         .cte("first_reply")

@@ -187,16 +187,11 @@ class EmbeddedTickets(EmbeddedDomain):
             "key": idempotency_key,
             "now": now,
         }
-        reply = {
-            "author_type": "customer",
-            "body": draft.description,
-            "internal": False,
-            "key": f"{idempotency_key}:description",
-            "now": now,
-        }
+        # The first reply is the description, by the requester.
+        reply = {"author_type": "customer", "body": draft.description, "internal": False}
+        reply_key = f"{idempotency_key}:description"
         if writes.whole is not None:
-            whole = values | {"body": draft.description, "reply_key": reply["key"]}
-            [row] = await fetch(conn, writes.whole, whole)
+            [row] = await fetch(conn, writes.whole, values | reply | {"reply_key": reply_key})
             customer_id, organization_id, email, stored_name, number, ticket_id, reply_id = row
             if ticket_id is None:
                 raise _KeyTaken  # rolls back the customer's and the counter's writes
@@ -215,6 +210,7 @@ class EmbeddedTickets(EmbeddedDomain):
                 raise _KeyTaken
             [(ticket_id,)] = made
             reply |= {"ticket_id": ticket_id, "author_id": customer_id}
+            reply |= {"key": reply_key, "now": now}
             [(reply_id,)] = await fetch(conn, writes.reply, reply)
         name = draft.requester_name
         renamed = bool(name) and not stored_name
