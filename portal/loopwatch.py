@@ -105,8 +105,3 @@ def stalls(path: Path, start: float, end: float) -> Stalls:
     longest, off_cpu, _ = max(seen, key=lambda row: row[0])
     pauses = [pause for _, _, pause in seen if pause is not None]
     return Stalls(longest, off_cpu, max(pauses) if pauses else None)
-
-
-def longest_stall_ms(path: Path, start: float, end: float) -> float:
-    """The longest stall the watch reported that ended within [start, end] (unix time)."""
-    return stalls(path, start, end).longest_ms

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from portal.loopwatch import longest_stall_ms, stalls, watch_loop
+from portal.loopwatch import stalls, watch_loop
 
 
 async def lines(path: Path, count: int) -> list[str]:
@@ -44,11 +44,11 @@ async def test_a_blocked_loop_is_reported_as_a_stall(tmp_path: Path) -> None:
         time.sleep(0.08)  # holds the loop, as a bulk write on it would
         reported = await lines(path, 3)
         end = time.time() + 1
-    assert longest_stall_ms(path, start, end) >= 80 - 2  # the watch asked to wake 2 ms later
+    assert stalls(path, start, end).longest_ms >= 80 - 2  # the watch asked to wake 2 ms later
     assert all(len(line.split()) == 5 for line in reported)
-    assert longest_stall_ms(path, end + 10, end + 20) == 0  # nothing reported then
+    assert stalls(path, end + 10, end + 20).longest_ms == 0  # nothing reported then
     # Counted by when it ended: a run that began after it does not see it.
-    assert longest_stall_ms(path, start + 0.2, end) < 80 - 2
+    assert stalls(path, start + 0.2, end).longest_ms < 80 - 2
 
 
 async def test_a_stall_tells_cpu_from_waiting_and_gc_pauses_are_timed(tmp_path: Path) -> None:
