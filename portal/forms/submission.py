@@ -3,8 +3,9 @@
 Both handlers only shape the input (body, tokens, idempotency key) and the answer (a page or
 JSON); `submit` does the rest, in this order: the honeypot (filled: pretend success, create
 nothing), validation, the attachments, the ticket (once per idempotency key, the same reference on
-every retry), then the visit mark. Marking the visit as ticketed makes the deflection summary count
-only suggestions that were opened without a ticket following. The per-IP and per-tenant rate
+every retry). The ticket carries the form visit's key, and the core marks the visit's opened
+suggestions as followed by a ticket in the ticket's own transaction: the deflection summary
+counts only suggestions that were opened without a ticket following. The per-IP and per-tenant rate
 limits (429 with Retry-After) are the handlers' first step, before the body is read.
 
 A file's type is sniffed once (`Upload.content_type`): validation checks it, and the store files
@@ -109,7 +110,7 @@ async def create_ticket(
     visit_key: str | None,
     source: str,
 ) -> Ticket:
-    """Store the (validated) files, create the ticket (once per key), mark the visit ticketed.
+    """Store the (validated) files, create the ticket (once per key) from the visit `visit_key`.
 
     Raises Conflict when the core could not store the ticket (answered 503: try again) and
     NotFound when the chosen department is gone.
@@ -129,11 +130,9 @@ async def create_ticket(
         custom_fields=dict(submission.custom_fields),
         source=source,
         attachments=drafts,
+        visit_key=visit_key or "",
     )
-    ticket = await core.tickets.create_ticket(tenant.id, draft, f"form:{form.id}:{idempotency_key}")
-    if visit_key:
-        await core.forms.mark_visit_ticketed(tenant.id, visit_key)
-    return ticket
+    return await core.tickets.create_ticket(tenant.id, draft, f"form:{form.id}:{idempotency_key}")
 
 
 def busy_message() -> str:

@@ -210,9 +210,15 @@ async def test_deflections_count_visits_without_tickets(core, acme):
     await core.forms.record_deflection(acme.id, "visit-1", article.id, "reset")
     await core.forms.record_deflection(acme.id, "visit-1", article.id, "reset")  # once per visit
     await core.forms.record_deflection(acme.id, "visit-2", article.id, "password")
-    await core.forms.mark_visit_ticketed(acme.id, "visit-2")
+    await core.forms.record_deflection(acme.id, "visit-3", article.id, "login")
+    # visit-2 sends a ticket; visit-3's ticket is a retry of visit-2's key: not made, no mark.
+    first = await core.tickets.create_ticket(acme.id, draft(visit_key="visit-2"), "key-2")
+    again = await core.tickets.create_ticket(acme.id, draft(visit_key="visit-3"), "key-2")
+    assert again.id == first.id
+    # A ticket from a visit that opened nothing marks nothing.
+    await core.tickets.create_ticket(acme.id, draft(visit_key="visit-4"), "key-4")
     [summary] = await core.forms.deflection_summary(acme.id)
-    assert (summary.title, summary.opened, summary.without_ticket) == ("Reset", 2, 1)
+    assert (summary.title, summary.opened, summary.without_ticket) == ("Reset", 3, 2)
     other = await core.tenants.create_tenant("other", "Other")
     with pytest.raises(NotFound):
         await core.forms.record_deflection(other.id, "v", article.id, "x")

@@ -160,14 +160,20 @@ async def test_a_suggestion_opened_and_the_ticket_after_it_reach_the_core_in_ord
         tid, ArticleDraft(language="en", slug="paper-jam", title="Paper jam", body_md="Open it.")
     )
     async with edge(setup) as served:
-        forms = served.service("core").forms
+        forms, tickets = served.service("core").forms, served.service("core").tickets
         await setup.core.stop()
-        before = await _depth(served)
-        await forms.mark_visit_ticketed(tid, "visit-without-suggestions")
-        assert await _depth(served) == before  # nothing opened, nothing to mark
         await forms.record_deflection(tid, "visit-with-one", article.id, "jam")
-        await forms.mark_visit_ticketed(tid, "visit-with-one")
-        assert await _depth(served) == before + 2
+        followed = _draft("Still jammed", visit_key="visit-with-one")
+        alone = _draft("Nothing opened", visit_key="visit-without-suggestions")
+        streams = []
+        for ticket_draft in (followed, alone):
+            ticket = await tickets.create_ticket(tid, ticket_draft, uuid.uuid4().hex)
+            assert isinstance(ticket, PendingTicket)
+            rows = await _outbox(served).outbox.store.listing(tid, (PENDING,))
+            streams.append([row.stream for row in rows if row.id == -ticket.id])
+        [opened] = [r.stream for r in rows if r.method == "record_deflection"]
+        # The ticket waits behind the suggestion opened in its visit; the other waits for nothing.
+        assert streams == [[opened], [streams[1][0]]] and streams[1][0] != opened
         await setup.core.start()
         await until(lambda: _depth_is(served, 0), "the visit's writes to go through")
     [summary] = [

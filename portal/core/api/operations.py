@@ -302,7 +302,6 @@ OPERATIONS: tuple[Operation, ...] = (
     _op("forms", "save_form", "PUT", "/forms/{form_id}"),
     _op("forms", "delete_form", "DELETE", "/forms/{form_id}"),
     _op("forms", "record_deflection", "POST", "/deflections"),
-    _op("forms", "mark_visit_ticketed", "POST", "/deflections/ticketed"),
     _op("forms", "deflection_summary", "GET", "/deflections/summary"),
     # chat
     _op("chat", "list_conversations", "GET", "/chat/conversations"),

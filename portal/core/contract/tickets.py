@@ -42,6 +42,10 @@ class TicketDraft:
     custom_fields: dict[str, Any] = field(default_factory=dict)
     source: str = "web"
     attachments: tuple[AttachmentDraft, ...] = ()
+    # The form visit it was sent from (its form token's key), or "": the suggestions opened in
+    # that visit (`FormsDomain.record_deflection`) are marked as followed by a ticket, with the
+    # ticket and only if it is made.
+    visit_key: str = ""
 
 
 OPEN_STATUSES = ("open", "pending")

@@ -20,14 +20,7 @@ from portal.core.contract import (
 )
 from portal.core.embedded import schema as t
 from portal.core.embedded.domain import EmbeddedDomain
-from portal.core.embedded.engine import fetch
 from portal.core.embedded.rows import inserted_id, require_in_tenant, utcnow
-
-_D = t.kb_deflections.c
-# (Parameter names differ from column names: an UPDATE reserves those.)
-_VISIT = (_D.tenant_id == sa.bindparam("visit_tenant"), _D.visit_key == sa.bindparam("visit"))
-_VISIT_DEFLECTED = sa.select(_D.id).where(*_VISIT).limit(1)
-_MARK_VISIT_TICKETED = t.kb_deflections.update().where(*_VISIT).values(ticket_sent=True)
 
 
 class EmbeddedForms(EmbeddedDomain):
@@ -178,16 +171,6 @@ class EmbeddedForms(EmbeddedDomain):
                 )
         except IntegrityError:
             pass  # opened twice in one visit: counted once
-
-    async def mark_visit_ticketed(self, tenant_id: int, visit_key: str) -> None:
-        # Every submission from a form runs this, and most visits opened no suggestion: a read
-        # finds that out without a write transaction.
-        params = {"visit_tenant": tenant_id, "visit": visit_key[:64]}
-        async with self.engine.connect() as conn:
-            if not await fetch(conn, _VISIT_DEFLECTED, params):
-                return
-        async with self.engine.begin() as conn:
-            await fetch(conn, _MARK_VISIT_TICKETED, params)
 
     async def deflection_summary(self, tenant_id: int) -> list[DeflectionSummary]:
         d, a = t.kb_deflections.c, t.kb_articles.c

@@ -21,6 +21,7 @@ from portal.core.embedded import schema as t
 from portal.core.embedded.rows import aware
 
 _TK, _CU, _AG, _R = t.tickets.c, t.customers.c, t.agents.c, t.ticket_replies.c
+_D = t.kb_deflections.c
 
 
 def ticket_select() -> sa.Select:
@@ -180,8 +181,8 @@ NUMBER_REPAIR = (
 
 @dataclass(frozen=True)
 class TicketWrites:
-    """The statements that make a ticket (four in one transaction, or `whole`) and a reply
-    (three)."""
+    """The statements that make a ticket (four in one transaction, or `whole`; and the mark of
+    the form visit it came from) and a reply (three)."""
 
     # The requester by email: made if new, (id, organization_id, email, name) either way.
     customer: Any
@@ -193,6 +194,9 @@ class TicketWrites:
     reply: Any
     # The ticket's `updated_at` (and a customer's reply reopens it); no row when not the tenant's.
     touch: Any
+    # The suggestions opened in the form visit (`visit`) the ticket was sent from, marked as
+    # followed by a ticket.
+    visit_ticketed: Any
     # PostgreSQL only: the four as one statement (data-modifying CTEs), one round trip where
     # each costs this process more than the database's work. One row: the customer's four
     # columns, the number, then the ticket's and its first reply's ids (NULL: the key is taken).
@@ -249,8 +253,14 @@ def ticket_writes(dialect: str) -> TicketWrites:
         )
         .returning(_TK.id)
     )
+    # (Parameter names differ from column names: an UPDATE reserves those.)
+    visit_ticketed = (
+        t.kb_deflections.update()
+        .where(_D.tenant_id == bind("visit_tenant"), _D.visit_key == bind("visit"))
+        .values(ticket_sent=True)
+    )
     whole = _whole_ticket(customer, number) if dialect == "postgresql" else None
-    return TicketWrites(customer, number, ticket, reply, touch, whole)
+    return TicketWrites(customer, number, ticket, reply, touch, visit_ticketed, whole)
 
 
 def _typed(name: str, column: sa.Column[Any]) -> Any:

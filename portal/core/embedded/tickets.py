@@ -165,9 +165,9 @@ class EmbeddedTickets(EmbeddedDomain):
         """The ticket made in `conn`'s transaction, and whether its requester got a name by it.
 
         Four statements: the requester (made if new), the next number, the ticket, its first
-        reply (on PostgreSQL the four as one); nothing is read back, the ticket is what was
-        written. Raises _KeyTaken when the key is the tenant's already: the caller rolls back
-        what this wrote (the number too).
+        reply (on PostgreSQL the four as one), and one marking the form visit it came from;
+        nothing is read back, the ticket is what was written. Raises _KeyTaken when the key is
+        the tenant's already: the caller rolls back what this wrote (the number too).
         """
         writes, now = self._writes, utcnow()
         if draft.department_id is not None:
@@ -186,6 +186,8 @@ class EmbeddedTickets(EmbeddedDomain):
             "custom_fields": draft.custom_fields,
             "key": idempotency_key,
             "now": now,
+            "visit_tenant": tenant_id,
+            "visit": draft.visit_key[:64],
         }
         # The first reply is the description, by the requester.
         reply = {"author_type": "customer", "body": draft.description, "internal": False}
@@ -212,6 +214,8 @@ class EmbeddedTickets(EmbeddedDomain):
             reply |= {"ticket_id": ticket_id, "author_id": customer_id}
             reply |= {"key": reply_key, "now": now}
             [(reply_id,)] = await fetch(conn, writes.reply, reply)
+        if draft.visit_key:
+            await fetch(conn, writes.visit_ticketed, values)
         name = draft.requester_name
         renamed = bool(name) and not stored_name
         if renamed:

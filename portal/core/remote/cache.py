@@ -65,7 +65,6 @@ KEEPS: frozenset[str] = frozenset(
         "record_feedback",
         "record_missed_search",
         "record_deflection",
-        "mark_visit_ticketed",
     }
 )
 

@@ -142,13 +142,19 @@ class OutboxTickets(_Passthrough):
         self, tenant_id: int, draft: TicketDraft, idempotency_key: str
     ) -> Ticket:
         args = {"tenant_id": tenant_id, "draft": draft, "idempotency_key": idempotency_key}
+        # A ticket from a form visit whose opened suggestions went through this outbox follows
+        # them in their stream: the core marks what it has already recorded.
+        stream = f"ticket:{tenant_id}:new:{uuid.uuid4().hex}"
+        if draft.visit_key:
+            visit = _visit_stream(tenant_id, draft.visit_key)
+            stream = visit if await self._outbox.store.has_stream(visit) else stream
         outcome = await self._outbox.submit(
             NewRow(
                 tenant_id=tenant_id,
                 kind="ticket",
                 domain="tickets",
                 method="create_ticket",
-                stream=f"ticket:{tenant_id}:new:{uuid.uuid4().hex}",
+                stream=stream,
                 args=encode_args("tickets", "create_ticket", args),
                 idempotency_key=idempotency_key,
                 email=draft.requester_email.strip().lower(),
@@ -336,34 +342,22 @@ class OutboxKnowledgeBase(_Passthrough):
 
 
 class OutboxForms(_Passthrough):
-    # A visit's suggestions opened and its ticket share a stream: the mark reaches the core
-    # after what it marks.
     async def record_deflection(
         self, tenant_id: int, visit_key: str, article_id: int, query: str
     ) -> None:
+        # A visit's suggestions opened and the ticket it sends share a stream (`create_ticket`):
+        # the ticket's mark reaches the core after what it marks. Every suggestion opened goes
+        # through this edge's outbox (kept two days, far longer than a visit).
         args: dict[str, Any] = {"tenant_id": tenant_id, "visit_key": visit_key}
         args.update(article_id=article_id, query=query)
-        await self._visit("deflection", "record_deflection", tenant_id, visit_key, args)
-
-    async def mark_visit_ticketed(self, tenant_id: int, visit_key: str) -> None:
-        # Most visits opened no suggestion, and then there is nothing to mark: every suggestion
-        # opened went through this edge's outbox (kept two days, far longer than a visit).
-        if not await self._outbox.store.has_stream(_visit_stream(tenant_id, visit_key)):
-            return
-        args = {"tenant_id": tenant_id, "visit_key": visit_key}
-        await self._visit("visit", "mark_visit_ticketed", tenant_id, visit_key, args)
-
-    async def _visit(
-        self, kind: str, method: str, tenant_id: int, visit_key: str, args: dict[str, Any]
-    ) -> None:
         await self._outbox.submit(
             NewRow(
                 tenant_id=tenant_id,
-                kind=kind,
+                kind="deflection",
                 domain="forms",
-                method=method,
+                method="record_deflection",
                 stream=_visit_stream(tenant_id, visit_key),
-                args=encode_args("forms", method, args),
+                args=encode_args("forms", "record_deflection", args),
                 idempotency_key=uuid.uuid4().hex,
             )
         )
