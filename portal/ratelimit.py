@@ -67,11 +67,11 @@ Socket frames that meet a limit get an `error` frame with code `rate_limited`, t
 
 from __future__ import annotations
 
-import bisect
 import functools
 import ipaddress
 import math
 import time
+from collections import deque
 from dataclasses import dataclass
 
 from starlette.requests import HTTPConnection, Request
@@ -94,8 +94,10 @@ class RateLimiter:
         self.limit = limit
         self.window = window
         self.max_keys = max_keys
-        # key -> times of its hits in the window, oldest first; the dict is ordered by last hit
-        self._hits: dict[str, list[float]] = {}
+        # key -> times of its last `limit` hits in the window, oldest first; the dict is ordered
+        # by last hit. (A deque: a tenant may allow many thousands a minute, and each hit drops
+        # the hits gone out of the window from the front, where a list would move all the rest.)
+        self._hits: dict[str, deque[float]] = {}
 
     def wait(self, key: str, now: float | None = None) -> float:
         """0 when a hit would be allowed now, else the seconds until one is; records nothing."""
@@ -103,7 +105,9 @@ class RateLimiter:
         hits = self._hits.get(key)
         if not hits:
             return 0.0
-        del hits[: bisect.bisect_right(hits, now - self.window)]
+        expired = now - self.window
+        while hits and hits[0] <= expired:
+            hits.popleft()
         if len(hits) < self.limit:
             return 0.0
         return hits[-self.limit] + self.window - now
@@ -113,11 +117,11 @@ class RateLimiter:
         now = time.monotonic() if now is None else now
         hits = self._hits.pop(key, None)  # re-inserted last: the dict stays in order of use
         if hits is None:
-            hits = []
+            # Older hits than the last `limit` never decide a wait.
+            hits = deque(maxlen=self.limit)
             if len(self._hits) >= self.max_keys:
                 self._prune(now)
         hits.append(now)
-        del hits[: -self.limit]  # older hits than the last `limit` never decide a wait
         self._hits[key] = hits
 
     def refund(self, key: str) -> None:
