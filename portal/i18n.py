@@ -164,7 +164,8 @@ def page_language(connection: HTTPConnection) -> str:
 
 def query_language(request: Request) -> str:
     """`?lang=` when it names a supported language, else `page_language`."""
-    raw = request.query_params.get("lang", "")
+    # (Most requests have no query at all: no QueryParams parsed for them.)
+    raw = request.query_params.get("lang", "") if request.scope["query_string"] else ""
     return (normalize_language(raw) if raw else None) or page_language(request)
 
 
