@@ -64,9 +64,19 @@ def _bind_processor(type_: Any, dialect: Any) -> Callable[[Any], Any] | None:
     return functools.partial(_datetime_text, slow=process)
 
 
+# The last datetime written and its text: a write gives the same `now` to several columns
+# (a ticket's created_at and updated_at, its first reply's, its new requester's).
+_last_datetime: tuple[Any, str] = (None, "")
+
+
 def _datetime_text(value: Any, slow: Callable[[Any], Any]) -> Any:
+    global _last_datetime
     if type(value) is datetime:  # (SQLAlchemy's text has no zone: the fields as they are)
-        return value.isoformat(" ", "microseconds")[:26]
+        last, text = _last_datetime
+        if value is not last:
+            text = value.isoformat(" ", "microseconds")[:26]
+            _last_datetime = (value, text)
+        return text
     return slow(value)
 
 
