@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous import Signer as ItsdangerousSigner
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -39,12 +40,29 @@ SALTS = {
 }
 
 
+class _Serializer(URLSafeTimedSerializer):
+    """itsdangerous's serializer with its signer made once: it makes one (and derives the key
+    again) for every token it checks or makes, and that was a tenth of a form submission."""
+
+    def make_signer(self, salt: str | bytes | None = None) -> ItsdangerousSigner:
+        if salt is not None and salt != self.salt:
+            return super().make_signer(salt)
+        signer: ItsdangerousSigner | None = self.__dict__.get("_signer")
+        if signer is None:
+            signer = self.__dict__["_signer"] = super().make_signer(salt)
+        return signer
+
+
 class Signer:
-    """Makes and checks itsdangerous tokens for each purpose in SALTS."""
+    """Makes and checks itsdangerous tokens for each purpose in SALTS (HMAC-SHA1, itsdangerous's
+    default, by the standard library's own SHA-1: itsdangerous's default wraps it in a Python
+    function, and the HMAC of such a function is computed in Python)."""
 
     def __init__(self, secret_key: str) -> None:
         self._serializers = {
-            purpose: URLSafeTimedSerializer(secret_key, salt=salt)
+            purpose: _Serializer(
+                secret_key, salt=salt, signer_kwargs={"digest_method": hashlib.sha1}
+            )
             for purpose, salt in SALTS.items()
         }
 

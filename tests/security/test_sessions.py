@@ -202,3 +202,19 @@ async def test_a_customer_signs_out_everywhere(served: Served, served_core, brow
     assert signed_out(out, "/portal/sign-in")
     for client in (laptop, phone, thief):
         assert signed_out(await client.get("/portal/tickets"), "/portal/sign-in")
+
+
+def test_tokens_made_before_the_signer_was_tuned_still_check() -> None:
+    # The signer is made once and HMACs with the standard library's SHA-1: the same signature as
+    # itsdangerous's defaults, so links and cookies made before an upgrade keep working.
+    from itsdangerous import URLSafeTimedSerializer
+
+    from portal.security import SALTS
+
+    signer = Signer(SECRET)
+    plain = URLSafeTimedSerializer(SECRET, salt=SALTS["magic-link"])
+    made_before = plain.dumps({"customer": 7})
+    assert signer.loads("magic-link", made_before, max_age=60) == {"customer": 7}
+    assert plain.loads(signer.dumps("magic-link", {"customer": 8})) == {"customer": 8}
+    assert signer.loads("customer-session", made_before) is None  # another purpose's salt
+    assert signer.loads("magic-link", made_before[:-2] + "xx") is None
