@@ -86,7 +86,11 @@ async def read_json(request: Request) -> dict[str, list[str]]:
         raise BodyError(400) from exc
     if not isinstance(payload, dict):
         raise BodyError(400)
-    return {str(key): _as_strings(value) for key, value in payload.items()}
+    # (A JSON object's keys are strings already; most values are too.)
+    return {
+        key: [value] if type(value) is str else _as_strings(value)
+        for key, value in payload.items()
+    }
 
 
 def first(data: dict[str, list[str]], name: str) -> str:
