@@ -70,12 +70,15 @@ class InlineConnection:
 
     def __init__(self, sync_connection: Connection) -> None:
         self.sync_connection = sync_connection
+        # Whether something listens to statements (tests counting them, say): then they go
+        # through SQLAlchemy, which tells the listeners. Asked once a block, not per statement.
+        dispatch = sync_connection.dispatch
+        self._listened = bool(dispatch.before_cursor_execute or dispatch.after_cursor_execute)
 
     def rows(self, statement: Any, parameters: dict[str, Any]) -> list[Any]:
         """The rows of a statement built once, run by `sqlite3` (see the module docstring)."""
         conn = self.sync_connection
-        dispatch = conn.dispatch
-        if dispatch.before_cursor_execute or dispatch.after_cursor_execute:
+        if self._listened:
             return _all(conn.execute(statement, parameters))
         plan = plans.plan_for(statement, conn.dialect)
         return self._run(plan, plans.values(plan, parameters))
@@ -87,8 +90,7 @@ class InlineConnection:
         NAME: each row's values given in `names` order, put in place as they are (no dict of
         every row's names to build and pick from: most of a chat batch's Python)."""
         conn = self.sync_connection
-        dispatch = conn.dispatch
-        if not (dispatch.before_cursor_execute or dispatch.after_cursor_execute):
+        if not self._listened:
             plan = plans.plan_for(statement, conn.dialect)
             placed = plans.placed_values(plan, names, rows)
             if placed is not None:
