@@ -88,8 +88,7 @@ async def read_json(request: Request) -> dict[str, list[str]]:
         raise BodyError(400)
     # (A JSON object's keys are strings already; most values are too.)
     return {
-        key: [value] if type(value) is str else _as_strings(value)
-        for key, value in payload.items()
+        key: [value] if type(value) is str else _as_strings(value) for key, value in payload.items()
     }
 
 
