@@ -186,8 +186,13 @@ class TicketWrites:
 
     # The requester by email: made if new, (id, organization_id, email, name) either way.
     customer: Any
-    # The tenant's next ticket number.
+    # The tenant's next ticket number (its counter made at 1 if it has none).
     number: Any
+    # The two for a known requester and a tenant with a counter, which is nearly every ticket:
+    # a read where `customer` would write the requester's row again (an upsert updates), and a
+    # plain UPDATE where `number` first tries an INSERT. No row: not known, no counter yet.
+    known_customer: Any
+    next_number: Any
     # The ticket, or no row when the tenant has one with this idempotency key already.
     ticket: Any
     # A reply, or no row when the ticket has one with this idempotency key already.
@@ -259,8 +264,19 @@ def ticket_writes(dialect: str) -> TicketWrites:
         .where(_D.tenant_id == bind("visit_tenant"), _D.visit_key == bind("visit"))
         .values(ticket_sent=True)
     )
+    known_customer = sa.select(_CU.id, _CU.organization_id, _CU.email, _CU.name).where(
+        _CU.tenant_id == bind("tenant_id"), _CU.email == bind("email")
+    )
+    next_number = (
+        counter.update()
+        .where(counter.c.tenant_id == bind("number_tenant"))
+        .values(last_number=counter.c.last_number + 1)
+        .returning(counter.c.last_number)
+    )
     whole = _whole_ticket(customer, number) if dialect == "postgresql" else None
-    return TicketWrites(customer, number, ticket, reply, touch, visit_ticketed, whole)
+    return TicketWrites(
+        customer, number, known_customer, next_number, ticket, reply, touch, visit_ticketed, whole
+    )
 
 
 def _typed(name: str, column: sa.Column[Any]) -> Any:

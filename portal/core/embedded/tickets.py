@@ -164,7 +164,7 @@ class EmbeddedTickets(EmbeddedDomain):
     ) -> tuple[Ticket, bool]:
         """The ticket made in `conn`'s transaction, and whether its requester got a name by it.
 
-        Four statements: the requester (made if new), the next number, the ticket, its first
+        Four statements: the next number, the requester (made if new), the ticket, its first
         reply (on PostgreSQL the four as one), and one marking the form visit it came from;
         nothing is read back, the ticket is what was written. Raises _KeyTaken when the key is
         the tenant's already: the caller rolls back what this wrote (the number too).
@@ -188,6 +188,7 @@ class EmbeddedTickets(EmbeddedDomain):
             "now": now,
             "visit_tenant": tenant_id,
             "visit": draft.visit_key[:64],
+            "number_tenant": tenant_id,
         }
         # The first reply is the description, by the requester.
         reply = {"author_type": "customer", "body": draft.description, "internal": False}
@@ -198,10 +199,15 @@ class EmbeddedTickets(EmbeddedDomain):
             if ticket_id is None:
                 raise _KeyTaken  # rolls back the customer's and the counter's writes
         else:
-            [(customer_id, organization_id, email, stored_name)] = await fetch(
-                conn, writes.customer, values
+            # The counter first: a transaction that begins with a write takes SQLite's write
+            # lock at once (waiting for it if need be), where one that began with a read could
+            # find its snapshot stale by the time it writes, and fail.
+            [(number,)] = await fetch(conn, writes.next_number, values) or await fetch(
+                conn, writes.number, values
             )
-            [(number,)] = await fetch(conn, writes.number, values)
+            [(customer_id, organization_id, email, stored_name)] = await fetch(
+                conn, writes.known_customer, values
+            ) or await fetch(conn, writes.customer, values)
             values |= {
                 "number": number,
                 "customer_id": customer_id,
