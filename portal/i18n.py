@@ -2,7 +2,7 @@
 
 - Negotiation: `normalize_language` (aliases such as `no`, `zh-CN`), `negotiate` (Accept-Language),
   `page_language` (a request's: Accept-Language, else its tenant's default), `query_language`
-  (`?lang=` when it names a supported language, else `page_language`).
+  (`?lang=` when it names a supported language).
 - Catalogs: `translations(language)`, compiled from the .po files on first use.
 - Translation: `gettext`, `ngettext` and `N_` (mark only), in the current language.
 - The current language: `LanguageMiddleware` sets it once per HTTP request (`page_language`);
@@ -162,11 +162,11 @@ def page_language(connection: HTTPConnection) -> str:
     return _scope_language(connection.scope)
 
 
-def query_language(request: Request) -> str:
-    """`?lang=` when it names a supported language, else `page_language`."""
+def query_language(request: Request) -> str | None:
+    """`?lang=` when it names a supported language, else None."""
     # (Most requests have no query at all: no QueryParams parsed for them.)
     raw = request.query_params.get("lang", "") if request.scope["query_string"] else ""
-    return (normalize_language(raw) if raw else None) or page_language(request)
+    return normalize_language(raw) if raw else None
 
 
 # None outside a request (and outside `use_language`): `gettext` then speaks DEFAULT_LANGUAGE,
@@ -258,7 +258,10 @@ def language_from_query(handler: Endpoint) -> Endpoint:
 
     @functools.wraps(handler)
     async def endpoint(request: Request) -> Response:
-        with use_language(query_language(request)):
+        language = query_language(request)
+        if language is None:  # the middleware set the request's language (`page_language`)
+            return await handler(request)
+        with use_language(language):
             return await handler(request)
 
     return endpoint
