@@ -167,13 +167,16 @@ CUSTOMER_NAME_FILL = (
     .where(_CU.id == sa.bindparam("customer_id"), _CU.name == "")
     .values(name=sa.bindparam("new_name"))
 )
+# The tenant a ticket's UPDATEs are for: an UPDATE reserves its columns' names for parameters,
+# so `tenant_id` cannot name it there.
+UPDATED_TENANT = "of_tenant"
 # When another writer took numbers past the counter: move it to the tenant's highest number.
 NUMBER_REPAIR = (
     t.ticket_numbers.update()
-    .where(t.ticket_numbers.c.tenant_id == sa.bindparam("number_tenant"))
+    .where(t.ticket_numbers.c.tenant_id == sa.bindparam(UPDATED_TENANT))
     .values(
         last_number=sa.select(sa.func.coalesce(sa.func.max(_TK.number), 0))
-        .where(_TK.tenant_id == sa.bindparam("number_tenant"))
+        .where(_TK.tenant_id == sa.bindparam(UPDATED_TENANT))
         .scalar_subquery()
     )
 )
@@ -258,10 +261,9 @@ def ticket_writes(dialect: str) -> TicketWrites:
         )
         .returning(_TK.id)
     )
-    # (Parameter names differ from column names: an UPDATE reserves those.)
     visit_ticketed = (
         t.kb_deflections.update()
-        .where(_D.tenant_id == bind("visit_tenant"), _D.visit_key == bind("visit"))
+        .where(_D.tenant_id == bind(UPDATED_TENANT), _D.visit_key == bind("visit"))
         .values(ticket_sent=True)
     )
     known_customer = sa.select(_CU.id, _CU.organization_id, _CU.email, _CU.name).where(
@@ -269,7 +271,7 @@ def ticket_writes(dialect: str) -> TicketWrites:
     )
     next_number = (
         counter.update()
-        .where(counter.c.tenant_id == bind("number_tenant"))
+        .where(counter.c.tenant_id == bind(UPDATED_TENANT))
         .values(last_number=counter.c.last_number + 1)
         .returning(counter.c.last_number)
     )

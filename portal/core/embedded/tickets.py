@@ -46,6 +46,7 @@ from portal.core.embedded.ticket_queries import (
     TICKET_ATTACHMENTS,
     TICKET_BY_ID,
     TICKET_BY_KEY,
+    UPDATED_TENANT,
     TicketWrites,
     ticket_from_row,
     ticket_list_statements,
@@ -143,7 +144,7 @@ class EmbeddedTickets(EmbeddedDomain):
                 return existing
             if taken_number:
                 async with self.engine.begin() as conn:
-                    await conn.execute(NUMBER_REPAIR, {"number_tenant": tenant_id})
+                    await conn.execute(NUMBER_REPAIR, {UPDATED_TENANT: tenant_id})
         raise Conflict("could not allocate a ticket number; try again")
 
     async def _insert_ticket(
@@ -186,9 +187,8 @@ class EmbeddedTickets(EmbeddedDomain):
             "custom_fields": draft.custom_fields,
             "key": idempotency_key,
             "now": now,
-            "visit_tenant": tenant_id,
+            UPDATED_TENANT: tenant_id,
             "visit": draft.visit_key[:64],
-            "number_tenant": tenant_id,
         }
         # The first reply is the description, by the requester.
         reply = {"author_type": "customer", "body": draft.description, "internal": False}
