@@ -8,6 +8,8 @@ the figure). The server runs on one core, the load on the other. Prints:
                             loaded by wrk (16 connections; a Lua script makes each body and key)
   submissions_api_p50_ms / _p99_ms / _cpu_ms / _busy   latency under that load, the server's CPU
                             time per request, its CPU time / wall time
+  submissions_api_log_mb    (SQLite) the size of the database's write-ahead log after the API's
+                            load: under steady writes it must keep starting over, not grow
   submissions_api_floor_*   the same for the floor: a bare Starlette app on the same uvicorn
                             settings whose POST parses the same JSON body and inserts one SQLite
                             row (WAL, synchronous=NORMAL, committed), 201 (`_floor.BARE_ROUTES`)
@@ -335,6 +337,9 @@ def measure(timing: Timing, postgres: bool) -> None:
             if made < answered:
                 raise RuntimeError("some API answers made no ticket: keys were reused")
             show(figures("submissions_api", api, theirs))
+            log = Path(tmp) / "portal.db-wal"
+            if log.exists():
+                show([("submissions_api_log_mb", log.stat().st_size / 2**20, "MB")])
             show(asyncio.run(python_loads(port, ours.pid, form_id, timing.run)))
 
 
