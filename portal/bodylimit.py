@@ -4,8 +4,11 @@ Starlette reads a body whole (`request.body()`, `request.form()`) before a handl
 its size, and a chunked body has no Content-Length to check up front. This middleware counts the
 bytes as the server hands them over and stops at the route's cap with a 413: a declared length
 over the cap is refused before a byte is read, and a chunked body is cut off at the cap, so no
-route ever holds (in memory or in a temporary file) more than its cap. A body that stalls for
-BODY_IDLE_TIMEOUT_S between chunks is answered 408.
+route ever holds (in memory or in a temporary file) more than its cap.
+
+A body that stops arriving is the server's to cut off (`portal.serving`: 408, and the connection
+closed); the app then hears that the client is gone, as when a client leaves in the middle of
+its body. Nobody is left to answer, so that ends the request here, quietly.
 
 Caps live in one table, `CAPS`: most routes take small forms or JSON (DEFAULT_CAP); the routes
 that take files get room for the tenant's attachment limits; the admin takes long articles.
@@ -13,12 +16,12 @@ that take files get room for the tenant's attachment limits; the admin takes lon
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import Callable
 
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from portal.asgi_headers import header
@@ -30,7 +33,6 @@ MIB = 1024 * KIB
 DEFAULT_CAP = 64 * KIB
 ADMIN_CAP = 4 * MIB  # an article of 200,000 characters, percent-encoded
 MULTIPART_ROOM = 2 * MIB  # text fields and part headers beside the files
-BODY_IDLE_TIMEOUT_S = 30.0
 
 
 def files_cap(limits: Limits) -> int:
@@ -81,9 +83,8 @@ def _human(size: int) -> str:
 class BodyLimitMiddleware:
     """Counts each HTTP request's body against `body_cap` while it streams in."""
 
-    def __init__(self, app: ASGIApp, idle_timeout: float = BODY_IDLE_TIMEOUT_S) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.idle_timeout = idle_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
@@ -98,27 +99,23 @@ class BodyLimitMiddleware:
         received = 0
         more_body = True
         refused: HTTPException | None = None
-        response_started = swallowed = False
+        response_started = swallowed = gone = False
 
         async def capped_receive() -> Message:
-            nonlocal received, more_body, refused
+            nonlocal received, more_body, refused, gone
             if refused is not None:
                 raise refused
+            message = await receive()
             if not more_body:
-                return await receive()  # e.g. a stream waiting for the client to leave
-            try:
-                # (asyncio.timeout, unlike wait_for, makes no task for each chunk.)
-                async with asyncio.timeout(self.idle_timeout):
-                    message = await receive()
-            except TimeoutError:
-                refused = HTTPException(408, "The request body stopped arriving; send it again.")
-                raise refused from None
+                return message  # e.g. a stream waiting for the client to leave
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 more_body = message.get("more_body", False)
                 if received > cap:
                     refused = HTTPException(413, _too_large(cap))
                     raise refused
+            elif message["type"] == "http.disconnect":
+                gone = True  # in the middle of the body
             return message
 
         async def guarded_send(message: Message) -> None:
@@ -137,6 +134,10 @@ class BodyLimitMiddleware:
 
         try:
             await self.app(scope, capped_receive, guarded_send)
+        except ClientDisconnect:
+            if not gone:
+                raise
+            return  # (the server cut a stalled body off, or the client left): nobody to answer
         except HTTPException:
             if refused is None or response_started:
                 raise
@@ -153,6 +154,15 @@ def _too_large(cap: int) -> str:
     return f"The request is too large: at most {_human(cap)} may be sent here."
 
 
+def refusal(scope: Scope, message: str) -> tuple[bytes, bytes]:
+    """A refused body's answer and its content type: JSON for the APIs and clients asking for
+    it, else text."""
+    accept = header(scope, b"accept") or b""
+    if b"json" in accept or scope.get("path", "").startswith(("/api/", "/messenger/")):
+        return json.dumps({"error": message}).encode(), b"application/json"
+    return message.encode(), b"text/plain; charset=utf-8"
+
+
 async def _refuse(scope: Scope, send: Send, status: int, message: str) -> None:
     """A short JSON or text answer, the rest of the body unread.
 
@@ -160,11 +170,7 @@ async def _refuse(scope: Scope, send: Send, status: int, message: str) -> None:
     would lose this answer with it. uvicorn stops reading once its small buffer is full and
     closes the connection when its keep-alive timeout passes with nothing read.
     """
-    accept = header(scope, b"accept") or b""
-    if b"json" in accept or scope["path"].startswith(("/api/", "/messenger/")):
-        body, content_type = json.dumps({"error": message}).encode(), b"application/json"
-    else:
-        body, content_type = message.encode(), b"text/plain; charset=utf-8"
+    body, content_type = refusal(scope, message)
     await send(
         {
             "type": "http.response.start",

@@ -8,8 +8,13 @@ Limits that must hold before the app sees a byte live here, at the server:
   HEADER_TIMEOUT_S) of connecting (or of starting its next request on a kept-alive connection),
   in at most MAX_HEAD_BYTES; connections that trickle or never send headers (slowloris) are
   closed. uvicorn has no such timeout.
-- An idle kept-alive connection is closed after KEEP_ALIVE_S. A stalled body is the app's
-  concern (`portal.bodylimit`).
+- A request's body may stop arriving for at most PORTAL_BODY_TIMEOUT_S (default BODY_TIMEOUT_S)
+  at a time: then it is answered 408 and the connection closed, and the app, still reading,
+  hears that the client is gone. Only the client's own waits count: not while the server has
+  stopped reading (the app has not taken what came), nor while the client waits for a
+  `100 Continue`. A request whose body came with its head, most of them, costs no timer. (How
+  much of a body a route takes is the app's concern: `portal.bodylimit`.)
+- An idle kept-alive connection is closed after KEEP_ALIVE_S.
 - `X-Forwarded-For` and `X-Forwarded-Proto` are believed only from PORTAL_TRUSTED_PROXIES; every
   per-address limit depends on this, so it must name exactly the reverse proxies in front.
 """
@@ -20,12 +25,14 @@ import asyncio
 import copy
 import functools
 import logging
-from typing import Any
+from typing import Any, cast
 
 import uvicorn
+from starlette.types import Scope
 from uvicorn.config import LOGGING_CONFIG
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from portal.bodylimit import refusal
 from portal.messenger.protocol import MAX_FRAME_BYTES, PING_INTERVAL_S
 from portal.settings import Settings
 
@@ -34,17 +41,24 @@ log = logging.getLogger(__name__)
 WS_MAX_BYTES = 4 * MAX_FRAME_BYTES  # room for the protocol's own limit to answer with a frame
 WS_MAX_QUEUE = 16  # frames buffered per socket before reading pauses
 HEADER_TIMEOUT_S = 10.0
+BODY_TIMEOUT_S = 30.0
+BODY_STALLED = "The request body stopped arriving; send it again."
 MAX_HEAD_BYTES = 64 * 1024
 KEEP_ALIVE_S = 5
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a deadline and a size cap on each request's head."""
+    """uvicorn's httptools protocol with a deadline and a size cap on each request's head, and
+    an idle deadline on its body."""
 
     header_timeout = HEADER_TIMEOUT_S
+    body_timeout = BODY_TIMEOUT_S
     _head_deadline: asyncio.TimerHandle | None = None
     _head_bytes = 0
     _in_head = False
+    _body_deadline: asyncio.TimerHandle | None = None
+    _in_body = False
+    _body_heard = 0.0  # the loop's time when a piece of the body last came
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -52,17 +66,26 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._end_head()
+        self._end_body()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        # Still in a head after parsing this: all of it was head (or the tail of a previous
-        # request, which only makes the count err on the strict side).
-        if self._in_head and not self.transport.is_closing():
+        if self.transport.is_closing():
+            return
+        if self._in_head:
+            # Still in a head after parsing this: all of it was head (or the tail of a previous
+            # request, which only makes the count err on the strict side).
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD_BYTES:
                 self._end_head()
                 self._refuse(b"431 Request Header Fields Too Large")
+        elif self._in_body:
+            # Part of a body came and more is due. One timer per body, armed only now: it
+            # checks when it fires how long the body has been silent.
+            self._body_heard = self.loop.time()
+            if self._body_deadline is None:
+                self._body_deadline = self.loop.call_later(self.body_timeout, self._body_silent)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -71,7 +94,15 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._end_head()
+        upgrade = self.parser.should_upgrade() and self._should_upgrade()
         super().on_headers_complete()
+        # Due until the message completes: in this same parse for a request without a body or
+        # with all of it here. A websocket's frames are another protocol's.
+        self._in_body = not upgrade
+
+    def on_message_complete(self) -> None:
+        self._end_body()
+        super().on_message_complete()
 
     def _start_head(self) -> None:
         self._in_head = True
@@ -89,17 +120,51 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self._in_head and not self.transport.is_closing():
             self._refuse(b"408 Request Timeout")
 
-    def _refuse(self, status: bytes) -> None:
-        self.transport.write(
-            b"HTTP/1.1 " + status + b"\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
-        )
+    def _end_body(self) -> None:
+        self._in_body = False
+        if self._body_deadline is not None:
+            self._body_deadline.cancel()
+            self._body_deadline = None
+
+    def _body_silent(self) -> None:
+        self._body_deadline = None
+        if not self._in_body or self.transport.is_closing():
+            return
+        now = self.loop.time()
+        cycle = self.cycle
+        if self.flow.read_paused or (cycle is not None and cycle.waiting_for_100_continue):
+            self._body_heard = now  # the server's wait, not the client's
+        silent = now - self._body_heard
+        if silent < self.body_timeout:
+            self._body_deadline = self.loop.call_later(
+                self.body_timeout - silent, self._body_silent
+            )
+            return
+        self._end_body()
+        if cycle is not None and cycle.response_started:
+            self.transport.close()  # (the app's answer began: no room for ours)
+            return
+        body, content_type = refusal(cast(Scope, self.scope), BODY_STALLED)
+        self._refuse(b"408 Request Timeout", body, content_type)
+
+    def _refuse(
+        self, status: bytes, body: bytes = b"", content_type: bytes = b"text/plain"
+    ) -> None:
+        head = b"HTTP/1.1 " + status + b"\r\nconnection: close\r\n"
+        if body:
+            head += b"content-type: " + content_type + b"\r\n"
+        head += b"content-length: " + str(len(body)).encode() + b"\r\n\r\n"
+        self.transport.write(head + body)
         self.transport.close()
 
 
 @functools.cache
-def guarded_protocol(header_timeout: float) -> type[GuardedHttpProtocol]:
-    """The guarded protocol with its own head deadline (uvicorn takes a class, not options)."""
-    return type("GuardedHttpProtocol", (GuardedHttpProtocol,), {"header_timeout": header_timeout})
+def guarded_protocol(
+    header_timeout: float, body_timeout: float = BODY_TIMEOUT_S
+) -> type[GuardedHttpProtocol]:
+    """The guarded protocol with its own deadlines (uvicorn takes a class, not options)."""
+    timeouts = {"header_timeout": header_timeout, "body_timeout": body_timeout}
+    return type("GuardedHttpProtocol", (GuardedHttpProtocol,), timeouts)
 
 
 def log_config() -> dict[str, Any]:
@@ -120,7 +185,7 @@ def server_config(
     options: dict[str, Any] = {
         "host": host or settings.host,
         "port": int(settings.port) if port is None else port,
-        "http": guarded_protocol(float(settings.header_timeout_s)),
+        "http": guarded_protocol(float(settings.header_timeout_s), float(settings.body_timeout_s)),
         "ws_max_size": WS_MAX_BYTES,
         "ws_max_queue": WS_MAX_QUEUE,
         # Pings keep idle chat sockets open through proxies that drop silent connections.

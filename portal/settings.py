@@ -74,6 +74,11 @@ class Settings:
         "Seconds a client has to send a request's line and headers, from connecting or from "
         "its previous answer; slower connections (slowloris) are closed.",
     )
+    body_timeout_s: str = _setting(
+        "30",
+        "Seconds a request's body may stop arriving (between two of its pieces) before the "
+        "answer is 408 and the connection is closed.",
+    )
     access_log: str = _setting(
         "1",
         "`1` writes a line per request to standard output (uvicorn's access log); `0` behind a "
@@ -289,6 +294,11 @@ class Settings:
             raise SettingsError(
                 f"PORTAL_HEADER_TIMEOUT_S must be a whole number of seconds, not "
                 f"{self.header_timeout_s!r}."
+            )
+        if not self.body_timeout_s.isdigit() or int(self.body_timeout_s) < 1:
+            raise SettingsError(
+                f"PORTAL_BODY_TIMEOUT_S must be a whole number of seconds, not "
+                f"{self.body_timeout_s!r}."
             )
         if self.access_log not in ("0", "1"):
             raise SettingsError(f"PORTAL_ACCESS_LOG must be 0 or 1, not {self.access_log!r}.")

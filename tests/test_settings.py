@@ -98,10 +98,12 @@ def test_an_access_log_setting_other_than_0_or_1_is_refused():
         Settings.from_env({"PORTAL_ACCESS_LOG": "yes"})
 
 
-def test_the_head_deadline_is_a_setting_of_the_server():
+def test_the_head_and_body_deadlines_are_settings_of_the_server():
     from portal.serving import server_config
 
-    settings = Settings.from_env({"PORTAL_HEADER_TIMEOUT_S": "3"})
-    assert server_config(object(), settings).http.header_timeout == 3.0
-    with pytest.raises(SettingsError, match="PORTAL_HEADER_TIMEOUT_S"):
-        Settings.from_env({"PORTAL_HEADER_TIMEOUT_S": "0"})
+    settings = Settings.from_env({"PORTAL_HEADER_TIMEOUT_S": "3", "PORTAL_BODY_TIMEOUT_S": "7"})
+    protocol = server_config(object(), settings).http
+    assert (protocol.header_timeout, protocol.body_timeout) == (3.0, 7.0)
+    for name in ("PORTAL_HEADER_TIMEOUT_S", "PORTAL_BODY_TIMEOUT_S"):
+        with pytest.raises(SettingsError, match=name):
+            Settings.from_env({name: "0"})

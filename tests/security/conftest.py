@@ -109,6 +109,7 @@ async def _seed(database_url: str) -> dict[str, Tenant]:
 
 
 HEADER_TIMEOUT_S = 2
+BODY_TIMEOUT_S = 2
 
 
 def start_portal(data: Path, inbox: Inbox, **env: str) -> Served:
@@ -128,6 +129,7 @@ def start_portal(data: Path, inbox: Inbox, **env: str) -> Served:
         "PORTAL_MAIL_FROM": "help@portal.test",
         # The slow-headers test waits this out: short, so it costs seconds, not ten.
         "PORTAL_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S),
+        "PORTAL_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
         **env,
     }
     log = data / "server.log"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import subprocess
 import sys
 
@@ -19,6 +20,7 @@ from portal.core.contract import FormDraft
 from tests.conftest import Inbox
 from tests.messenger.conftest import open_ws
 from tests.security.conftest import (
+    BODY_TIMEOUT_S,
     HEADER_TIMEOUT_S,
     SECRET,
     Served,
@@ -244,6 +246,82 @@ async def test_connections_that_never_finish_their_headers_are_closed(served: Se
     assert all(a == b"" or a.startswith(b"HTTP/1.1 408") for a in answers)
     async with served.client() as client:
         assert (await client.get("/healthz")).status_code == 200
+
+
+async def body_in_pieces(
+    served: Served, path: str, pieces: list[bytes], pause: float, *, length: int
+) -> tuple[bytes, bytes, bool]:
+    """POST `pieces` of a JSON body that declares `length` bytes, `pause` seconds apart; the
+    answer's head and body, and whether the server closed the connection after it."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+    writer.write(
+        f"POST {path} HTTP/1.1\r\nHost: {served.host()}\r\nX-Forwarded-For: {fresh_ip()}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n".encode()
+    )
+    for piece in pieces:
+        await asyncio.sleep(pause)  # a slow client's pace
+        writer.write(piece)
+        await writer.drain()
+    wait = BODY_TIMEOUT_S * 5
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), wait)
+    size = next(
+        int(line.split(b":", 1)[1])
+        for line in head.lower().split(b"\r\n")
+        if line.startswith(b"content-length:")
+    )
+    body = await asyncio.wait_for(reader.readexactly(size), wait)
+    closed = head.lower().find(b"connection: close") >= 0 and await reader.read() == b""
+    writer.close()
+    return head, body, closed
+
+
+async def test_a_body_that_stops_arriving_is_answered_408_and_cut_off(
+    served: Served, served_core
+) -> None:
+    form = await served_core.forms.save_form(served.tenants["acme"].id, FormDraft("Stalled"))
+    logged = len(served.log_text())
+    path = f"/api/forms/{form.id}/submissions"
+    head, body, closed = await body_in_pieces(served, path, [b'{"name": "Ada"'], 0, length=1000)
+    assert head.startswith(b"HTTP/1.1 408"), head
+    assert closed
+    assert json.loads(body) == {"error": "The request body stopped arriving; send it again."}
+    # The app, still reading, heard that the client was gone: no error, no ticket.
+    assert "Traceback" not in served.log_text()[logged:]
+    assert (await served_core.tickets.list_tickets(served.tenants["acme"].id)).total == 0
+
+
+async def test_a_slow_body_that_keeps_coming_is_not_cut_off(served: Served, served_core) -> None:
+    """The deadline is on silence, not on the whole body: pieces half the timeout apart, for
+    longer than the timeout in all, are read to the end and answered."""
+    form = await served_core.forms.save_form(served.tenants["acme"].id, FormDraft("Slow"))
+    body = json.dumps({"name": "Ada", "email": "ada@example.com", "pad": "x" * 60}).encode()
+    pieces = [body[i : i + 20] for i in range(0, len(body), 20)]
+    assert len(pieces) * BODY_TIMEOUT_S / 2 > BODY_TIMEOUT_S * 2
+    path = f"/api/forms/{form.id}/submissions"
+    head, answer, closed = await body_in_pieces(
+        served, path, pieces, BODY_TIMEOUT_S / 2, length=len(body)
+    )
+    # Read whole, then refused for its missing form token: the app's answer, not the server's.
+    assert head.startswith(b"HTTP/1.1 403"), head
+    assert b"form_token" in answer and not closed
+
+
+async def test_a_client_leaving_in_the_middle_of_its_body_leaves_no_error(
+    served: Served, served_core
+) -> None:
+    form = await served_core.forms.save_form(served.tenants["acme"].id, FormDraft("Left"))
+    logged = len(served.log_text())
+    reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+    writer.write(
+        f"POST /api/forms/{form.id}/submissions HTTP/1.1\r\nHost: {served.host()}\r\n"
+        f'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{"name": '.encode()
+    )
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+    async with served.client() as client:  # the server goes on, and has logged no error
+        assert (await client.get("/healthz")).status_code == 200
+    assert "Traceback" not in served.log_text()[logged:]
 
 
 async def test_endless_headers_are_refused(served: Served) -> None:
