@@ -116,6 +116,13 @@ def app_on(tenant: Tenant, app: str) -> bool:
     return not (isinstance(off, list) and app in off)
 
 
+def form_on(tenant: Tenant, form_id: int) -> bool:
+    """Whether the form is on for `tenant`, as `app_on` (every submission asks); only whole
+    numbers in the list count, as in `AppSwitches`."""
+    off = tenant.settings.get("forms_off")
+    return not (isinstance(off, list) and any(type(f) is int and f == form_id for f in off))
+
+
 class SwitchGate:
     """A route's app behind its tenant's switch: 404 while the app (or the form) is off."""
 
@@ -134,7 +141,7 @@ class SwitchGate:
         if self.switched != "form":
             return app_on(tenant, self.switched)
         form_id = scope.get("path_params", {}).get("form_id")
-        return not isinstance(form_id, int) or AppSwitches.for_tenant(tenant).form_on(form_id)
+        return not isinstance(form_id, int) or form_on(tenant, form_id)
 
 
 def gate_switched_routes(routes: Iterable[BaseRoute]) -> None:
