@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from itsdangerous import Signer as ItsdangerousSigner
+from itsdangerous.signer import HMACAlgorithm
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -53,16 +54,23 @@ class _Serializer(URLSafeTimedSerializer):
         return signer
 
 
+class _HMACSHA1(HMACAlgorithm):
+    """itsdangerous's HMAC-SHA1 in one call of the standard library's C code (`hmac.digest`),
+    where itsdangerous builds an `hmac.HMAC` object, in Python, for every token."""
+
+    def get_signature(self, key: bytes, value: bytes) -> bytes:
+        return hmac.digest(key, value, "sha1")
+
+
 class Signer:
     """Makes and checks itsdangerous tokens for each purpose in SALTS (HMAC-SHA1, itsdangerous's
     default, by the standard library's own SHA-1: itsdangerous's default wraps it in a Python
     function, and the HMAC of such a function is computed in Python)."""
 
     def __init__(self, secret_key: str) -> None:
+        kwargs = {"digest_method": hashlib.sha1, "algorithm": _HMACSHA1(hashlib.sha1)}
         self._serializers = {
-            purpose: _Serializer(
-                secret_key, salt=salt, signer_kwargs={"digest_method": hashlib.sha1}
-            )
+            purpose: _Serializer(secret_key, salt=salt, signer_kwargs=kwargs)
             for purpose, salt in SALTS.items()
         }
 
