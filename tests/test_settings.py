@@ -107,3 +107,17 @@ def test_the_head_and_body_deadlines_are_settings_of_the_server():
     for name in ("PORTAL_HEADER_TIMEOUT_S", "PORTAL_BODY_TIMEOUT_S"):
         with pytest.raises(SettingsError, match=name):
             Settings.from_env({name: "0"})
+
+
+def test_the_server_runs_the_collector_less_often_than_cpython_does():
+    import gc
+
+    from portal.serving import GC_YOUNG_THRESHOLD, tune_collector
+
+    before = gc.get_threshold()
+    try:
+        tune_collector()
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, *before[1:])
+        assert GC_YOUNG_THRESHOLD > before[0]
+    finally:
+        gc.set_threshold(*before)
