@@ -192,15 +192,18 @@ class TicketWrites:
     # The tenant's next ticket number (its counter made at 1 if it has none).
     number: Any
     # The two for a known requester and a tenant with a counter, which is nearly every ticket:
-    # a read where `customer` would write the requester's row again (an upsert updates), and a
-    # plain UPDATE where `number` first tries an INSERT. No row: not known, no counter yet.
-    known_customer: Any
+    # a plain UPDATE where `number` first tries an INSERT (no row changed: no counter yet), and
+    # a read where `customer` would write the requester's row again (an upsert updates), which
+    # also reads the counter (no row: not known).
     next_number: Any
-    # The ticket, or no row when the tenant has one with this idempotency key already.
+    known_customer: Any
+    # The counter, for a new requester after `next_number`.
+    current_number: Any
+    # The ticket, or none when the tenant has one with this idempotency key already.
     ticket: Any
-    # A reply, or no row when the ticket has one with this idempotency key already.
+    # A reply, or none when the ticket has one with this idempotency key already.
     reply: Any
-    # The ticket's `updated_at` (and a customer's reply reopens it); no row when not the tenant's.
+    # The ticket's `updated_at` (and a customer's reply reopens it); none when not the tenant's.
     touch: Any
     # The suggestions opened in the form visit (`visit`) the ticket was sent from, marked as
     # followed by a ticket.
@@ -213,9 +216,17 @@ class TicketWrites:
 
 @cache
 def ticket_writes(dialect: str) -> TicketWrites:
-    """The write statements for `dialect` ("sqlite" or "postgresql")."""
+    """The write statements for `dialect` ("sqlite" or "postgresql").
+
+    `ticket`, `reply`, `touch` and `next_number` are run by `engine.inserted_id` and
+    `changed_rows`: with RETURNING on PostgreSQL, without on SQLite, where it costs more than
+    the statement's own work."""
     insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
     bind = sa.bindparam
+
+    def returning(statement: Any, *columns: Any) -> Any:
+        return statement.returning(*columns) if dialect == "postgresql" else statement
+
     # A no-op update of a known customer makes RETURNING answer for it as for a new one: one
     # statement either way, where a SELECT first would be two for a new customer.
     customer = (
@@ -238,46 +249,58 @@ def ticket_writes(dialect: str) -> TicketWrites:
         )
         .returning(counter.c.last_number)
     )
-    ticket = (
+    ticket = returning(
         insert(t.tickets)
         .values(_new_ticket(bind("number"), bind("customer_id"), bind("organization_id")))
-        .on_conflict_do_nothing(index_elements=[_TK.tenant_id, _TK.idempotency_key])
-        .returning(_TK.id)
+        .on_conflict_do_nothing(index_elements=[_TK.tenant_id, _TK.idempotency_key]),
+        _TK.id,
     )
-    reply = (
+    reply = returning(
         insert(t.ticket_replies)
         .values(_new_reply(bind("ticket_id"), bind("author_id"), key="key"))
-        .on_conflict_do_nothing(index_elements=[_R.ticket_id, _R.idempotency_key])
-        .returning(_R.id)
+        .on_conflict_do_nothing(index_elements=[_R.ticket_id, _R.idempotency_key]),
+        _R.id,
     )
     closed = sa.or_(*(_TK.status == status for status in CLOSED_STATUSES))
     reopen = sa.and_(bind("reopen", type_=sa.Boolean), closed)
-    touch = (
+    touch = returning(
         t.tickets.update()
         .where(_TK.id == bind("touch_id"), _TK.tenant_id == bind("touch_tenant"))
         .values(
             updated_at=bind("touch_now"),
             status=sa.case((reopen, "open"), else_=_TK.status),
-        )
-        .returning(_TK.id)
+        ),
+        _TK.id,
     )
     visit_ticketed = (
         t.kb_deflections.update()
         .where(_D.tenant_id == bind(UPDATED_TENANT), _D.visit_key == bind("visit"))
         .values(ticket_sent=True)
     )
-    known_customer = sa.select(_CU.id, _CU.organization_id, _CU.email, _CU.name).where(
-        _CU.tenant_id == bind("tenant_id"), _CU.email == bind("email")
-    )
-    next_number = (
+    next_number = returning(
         counter.update()
         .where(counter.c.tenant_id == bind(UPDATED_TENANT))
-        .values(last_number=counter.c.last_number + 1)
-        .returning(counter.c.last_number)
+        .values(last_number=counter.c.last_number + 1),
+        counter.c.last_number,
     )
+    current_number = sa.select(counter.c.last_number).where(
+        counter.c.tenant_id == bind("tenant_id")
+    )
+    known_customer = sa.select(
+        _CU.id, _CU.organization_id, _CU.email, _CU.name, current_number.scalar_subquery()
+    ).where(_CU.tenant_id == bind("tenant_id"), _CU.email == bind("email"))
     whole = _whole_ticket(customer, number) if dialect == "postgresql" else None
     return TicketWrites(
-        customer, number, known_customer, next_number, ticket, reply, touch, visit_ticketed, whole
+        customer,
+        number,
+        next_number,
+        known_customer,
+        current_number,
+        ticket,
+        reply,
+        touch,
+        visit_ticketed,
+        whole,
     )
 
 

@@ -27,7 +27,13 @@ from portal.core.contract import (
 from portal.core.embedded import schema as t
 from portal.core.embedded.customers import EmbeddedCustomers
 from portal.core.embedded.domain import EmbeddedDomain
-from portal.core.embedded.engine import CoreConnection, CoreEngine, fetch
+from portal.core.embedded.engine import (
+    CoreConnection,
+    CoreEngine,
+    changed_rows,
+    fetch,
+    inserted_id,
+)
 from portal.core.embedded.rows import (
     aware,
     from_row,
@@ -165,10 +171,11 @@ class EmbeddedTickets(EmbeddedDomain):
     ) -> tuple[Ticket, bool]:
         """The ticket made in `conn`'s transaction, and whether its requester got a name by it.
 
-        Four statements: the next number, the requester (made if new), the ticket, its first
-        reply (on PostgreSQL the four as one), and one marking the form visit it came from;
-        nothing is read back, the ticket is what was written. Raises _KeyTaken when the key is
-        the tenant's already: the caller rolls back what this wrote (the number too).
+        Four statements: the next number, the requester (read with that number; made if new),
+        the ticket, its first reply (on PostgreSQL the four as one), and one marking the form
+        visit it came from. Nothing is read back: the ticket is what was written, its and the
+        reply's ids what SQLite reports (RETURNING on PostgreSQL). Raises _KeyTaken when the key
+        is the tenant's already: the caller rolls back what this wrote (the number too).
         """
         writes, now = self._writes, utcnow()
         if draft.department_id is not None:
@@ -202,24 +209,30 @@ class EmbeddedTickets(EmbeddedDomain):
             # The counter first: a transaction that begins with a write takes SQLite's write
             # lock at once (waiting for it if need be), where one that began with a read could
             # find its snapshot stale by the time it writes, and fail.
-            [(number,)] = await fetch(conn, writes.next_number, values) or await fetch(
-                conn, writes.number, values
-            )
-            [(customer_id, organization_id, email, stored_name)] = await fetch(
-                conn, writes.known_customer, values
-            ) or await fetch(conn, writes.customer, values)
+            counted = await changed_rows(conn, writes.next_number, values)
+            if not counted:  # the tenant's first ticket
+                await fetch(conn, writes.number, values)
+            known = await fetch(conn, writes.known_customer, values)
+            if known:  # (the counter read with the requester)
+                [(customer_id, organization_id, email, stored_name, number)] = known
+            else:
+                [(customer_id, organization_id, email, stored_name)] = await fetch(
+                    conn, writes.customer, values
+                )
+                [(number,)] = await fetch(conn, writes.current_number, values)
             values |= {
                 "number": number,
                 "customer_id": customer_id,
                 "organization_id": organization_id,
             }
-            made = await fetch(conn, writes.ticket, values)
-            if not made:
+            made = await inserted_id(conn, writes.ticket, values)
+            if made is None:
                 raise _KeyTaken
-            [(ticket_id,)] = made
+            ticket_id = made
             reply |= {"ticket_id": ticket_id, "author_id": customer_id}
             reply |= {"key": reply_key, "now": now}
-            [(reply_id,)] = await fetch(conn, writes.reply, reply)
+            reply_id = await inserted_id(conn, writes.reply, reply)
+            assert reply_id is not None  # (a new ticket has no reply whose key it could take)
         if draft.visit_key:
             await fetch(conn, writes.visit_ticketed, values)
         name = draft.requester_name
@@ -299,7 +312,7 @@ class EmbeddedTickets(EmbeddedDomain):
             "touch_now": now,
             "reopen": reopen,
         }
-        if not await fetch(conn, self._writes.touch, touch):
+        if not await changed_rows(conn, self._writes.touch, touch):
             raise NotFound("no such ticket")
         values = {
             "ticket_id": ticket_id,
@@ -310,10 +323,9 @@ class EmbeddedTickets(EmbeddedDomain):
             "key": idempotency_key,
             "now": now,
         }
-        made = await fetch(conn, self._writes.reply, values)
-        if not made:
+        reply_id = await inserted_id(conn, self._writes.reply, values)
+        if reply_id is None:
             raise _KeyTaken
-        [(reply_id,)] = made
         files = await stored_attachments(
             conn, tenant_id, draft.attachments, ticket_id=ticket_id, reply_id=reply_id, now=now
         )
