@@ -78,17 +78,21 @@ def draft(email="pat@example.com", name="Pat", **kw):
 
 
 async def test_a_ticket_is_four_statements_in_one_transaction(core, acme):
-    """On SQLite a tenant's counter is updated and a known requester read with it, not written
-    again; a new requester (or a tenant's first ticket) adds the INSERT, and a new requester
-    the counter's read. On PostgreSQL the four are one statement: each is a round trip there."""
-    with_counter = ["UPDATE ticket_numbers"]
-    first_number = with_counter + ["INSERT ticket_numbers"]
-    known, new = ["SELECT"], ["SELECT", "INSERT customers", "SELECT"]
+    """On SQLite one read (the counter, the key, the requester), then the counter's UPDATE and
+    a known requester is not written again; a tenant's first ticket INSERTs its counter, a new
+    requester adds its INSERT. On PostgreSQL the four are one statement: each is a round trip
+    there."""
+    read, with_counter, first_number = (
+        ["SELECT"],
+        ["UPDATE ticket_numbers"],
+        ["INSERT ticket_numbers"],
+    )
+    new = ["INSERT customers"]
     made = ["INSERT tickets", "INSERT ticket_replies"]
     expected = [  # the tenant's first ticket, a known requester, a new one
-        ("pat@example.com", first_number + new + made),
-        ("pat@example.com", with_counter + known + made),
-        ("new@example.com", with_counter + new + made),
+        ("pat@example.com", read + first_number + new + made),
+        ("pat@example.com", read + with_counter + made),
+        ("new@example.com", read + with_counter + new + made),
     ]
     for i, (email, statements) in enumerate(expected):
         async with counted(core) as seen:
@@ -160,6 +164,27 @@ async def test_tickets_asked_for_together_share_one_commit_and_fail_alone(core, 
     for ticket in new:
         assert ticket == await core.tickets.get_ticket(acme.id, ticket.id)
     assert (await core.tickets.create_ticket(acme.id, draft(), "next")).number == 7
+
+
+async def test_a_ticket_failing_after_it_wrote_undoes_its_batch_and_each_is_made_alone(core, acme):
+    """A ticket whose attachment row cannot be stored fails after its ticket and reply were
+    written: the batch's transaction is rolled back whole and every ticket made again in one of
+    its own. The others are made; of the failed one nothing is left."""
+    broken = AttachmentDraft("a.png", "image/png", 10, None)  # type: ignore[arg-type]
+    drafts = [draft("p1@example.com"), draft(attachments=(broken,)), draft("p2@example.com")]
+    async with counted(core) as seen:
+        made = await asyncio.gather(
+            *[core.tickets.create_ticket(acme.id, d, f"b{i}") for i, d in enumerate(drafts)],
+            return_exceptions=True,
+        )
+    good, failed, other = made
+    assert isinstance(failed, Exception) and not isinstance(good, Exception)
+    assert not isinstance(other, Exception)
+    listed = await core.tickets.list_tickets(acme.id)
+    assert sorted(t.id for t in listed.tickets) == sorted([good.id, other.id])
+    assert sorted(t.number for t in listed.tickets) == [1, 2]
+    if core.engine.dialect.name == "sqlite":  # (PostgreSQL makes each alone anyway)
+        assert seen.commits >= 2  # the batch's own was not the only one
 
 
 async def test_a_retried_key_makes_one_ticket_and_uses_no_number(core, acme):

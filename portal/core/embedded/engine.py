@@ -140,6 +140,12 @@ class InlineConnection:
             converted.append(plan.row._make(values))
         return converted
 
+    def changes(self) -> int:
+        """Rows written through this connection since it opened (`sqlite3`'s count): unchanged
+        across a failed block of statements, it wrote nothing."""
+        dbapi: Any = self.sync_connection.connection.dbapi_connection
+        return int(dbapi.total_changes)
+
     async def execute(self, statement: Any, parameters: Any = None) -> CursorResult[Any]:
         return self.sync_connection.execute(statement, parameters)
 
@@ -207,11 +213,18 @@ class InlineEngine:
                 reader.rollback()  # a write in a read block is undone, as on a pool's return
 
     @asynccontextmanager
-    async def begin(self) -> AsyncIterator[InlineConnection]:
-        """A transaction on the writer: committed at the end of the block, rolled back on error."""
+    async def begin(self, *, immediate: bool = False) -> AsyncIterator[InlineConnection]:
+        """A transaction on the writer: committed at the end of the block, rolled back on error.
+
+        `sqlite3` begins it before the block's first write. With `immediate` it begins at once,
+        with SQLite's write lock (waiting for another process's, if need be): then what the
+        block reads before it writes is no snapshot another process could overtake."""
         async with self._write_lock:
             writer = self._writer = self._open(self._writer)
             try:
+                if immediate:
+                    dbapi: Any = writer.connection.dbapi_connection
+                    dbapi.execute("BEGIN IMMEDIATE")
                 yield InlineConnection(writer)
             except BaseException:
                 _end(writer, commit=False)
@@ -370,43 +383,6 @@ async def fetch_numbered(
     if isinstance(conn, InlineConnection):
         return conn.numbered_rows(statement, names, rows)
     return _all(await conn.execute(statement, plans.numbered(names, rows)))
-
-
-class savepoint:  # noqa: N801 (used as a function: `async with savepoint(conn):`)
-    """A transaction nested in `conn`'s: what the block wrote is undone if it raises.
-
-    A class rather than a generator: every ticket of a batch enters one, and a generator's
-    context manager costs several times as much."""
-
-    __slots__ = ("_conn", "_dbapi", "_nested")
-
-    def __init__(self, conn: CoreConnection) -> None:
-        self._conn = conn
-        self._dbapi: Any = None
-        self._nested: Any = None
-
-    async def __aenter__(self) -> None:
-        conn = self._conn
-        if not isinstance(conn, InlineConnection):
-            self._nested = conn.begin_nested()
-            await self._nested.__aenter__()
-            return
-        dbapi = self._dbapi = conn.sync_connection.connection.dbapi_connection
-        assert dbapi is not None
-        if not dbapi.in_transaction:
-            # `sqlite3` begins only before a write, and a SAVEPOINT outside a transaction starts
-            # one that its RELEASE would commit: begin first, so the outer block's commit stays
-            # the one.
-            dbapi.execute("BEGIN")
-        dbapi.execute("SAVEPOINT nested")
-
-    async def __aexit__(self, kind: type[BaseException] | None, *exc: Any) -> None:
-        if self._nested is not None:
-            await self._nested.__aexit__(kind, *exc)
-            return
-        if kind is not None:
-            self._dbapi.execute("ROLLBACK TO nested")
-        self._dbapi.execute("RELEASE nested")
 
 
 async def first_row(conn: CoreConnection, statement: Any, parameters: dict[str, Any]) -> Any:

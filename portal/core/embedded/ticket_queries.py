@@ -191,14 +191,13 @@ class TicketWrites:
     customer: Any
     # The tenant's next ticket number (its counter made at 1 if it has none).
     number: Any
-    # The two for a known requester and a tenant with a counter, which is nearly every ticket:
-    # a plain UPDATE where `number` first tries an INSERT (no row changed: no counter yet), and
-    # a read where `customer` would write the requester's row again (an upsert updates), which
-    # also reads the counter (no row: not known).
+    # SQLite's first statement for a ticket: one row, whatever is known. The tenant's counter
+    # (NULL: none yet), the id of its ticket with this idempotency key (NULL: none) and the
+    # requester's four columns (NULLs: new). A taken key is seen before anything is written.
+    lookup: Any
+    # The counter moved on, for a tenant that has one: a plain UPDATE where `number` first
+    # tries an INSERT. (SQLite: no RETURNING; the number is the counter read, plus one.)
     next_number: Any
-    known_customer: Any
-    # The counter, for a new requester after `next_number`.
-    current_number: Any
     # The ticket, or none when the tenant has one with this idempotency key already.
     ticket: Any
     # A reply, or none when the ticket has one with this idempotency key already.
@@ -286,16 +285,22 @@ def ticket_writes(dialect: str) -> TicketWrites:
     current_number = sa.select(counter.c.last_number).where(
         counter.c.tenant_id == bind("tenant_id")
     )
-    known_customer = sa.select(
-        _CU.id, _CU.organization_id, _CU.email, _CU.name, current_number.scalar_subquery()
-    ).where(_CU.tenant_id == bind("tenant_id"), _CU.email == bind("email"))
+    taken = sa.select(_TK.id).where(
+        _TK.tenant_id == bind("tenant_id"), _TK.idempotency_key == bind("key")
+    )
+    one = sa.select(sa.literal(1).label("one")).subquery("one")
+    requester = (_CU.tenant_id == bind("tenant_id")) & (_CU.email == bind("email"))
+    lookup = sa.select(
+        current_number.scalar_subquery(),
+        taken.scalar_subquery(),
+        *(_CU.id, _CU.organization_id, _CU.email, _CU.name),
+    ).select_from(one.outerjoin(t.customers, requester))
     whole = _whole_ticket(customer, number) if dialect == "postgresql" else None
     return TicketWrites(
         customer,
         number,
+        lookup,
         next_number,
-        known_customer,
-        current_number,
         ticket,
         reply,
         touch,

@@ -171,11 +171,13 @@ class EmbeddedTickets(EmbeddedDomain):
     ) -> tuple[Ticket, bool]:
         """The ticket made in `conn`'s transaction, and whether its requester got a name by it.
 
-        Four statements: the next number, the requester (read with that number; made if new),
-        the ticket, its first reply (on PostgreSQL the four as one), and one marking the form
-        visit it came from. Nothing is read back: the ticket is what was written, its and the
-        reply's ids what SQLite reports (RETURNING on PostgreSQL). Raises _KeyTaken when the key
-        is the tenant's already: the caller rolls back what this wrote (the number too).
+        On SQLite a read (the tenant's counter, the key, the requester), the counter moved on,
+        the requester made if new, the ticket and its first reply; on PostgreSQL the last four
+        as one statement. Then one marking the form visit it came from. Nothing is read back:
+        the ticket is what was written, its and the reply's ids what SQLite reports (RETURNING
+        on PostgreSQL). Raises _KeyTaken when the key is the tenant's already: on SQLite before
+        anything is written, on PostgreSQL the caller rolls back what this wrote (the number
+        too).
         """
         writes, now = self._writes, utcnow()
         if draft.department_id is not None:
@@ -206,27 +208,29 @@ class EmbeddedTickets(EmbeddedDomain):
             if ticket_id is None:
                 raise _KeyTaken  # rolls back the customer's and the counter's writes
         else:
-            # The counter first: a transaction that begins with a write takes SQLite's write
-            # lock at once (waiting for it if need be), where one that began with a read could
-            # find its snapshot stale by the time it writes, and fail.
-            counted = await changed_rows(conn, writes.next_number, values)
-            if not counted:  # the tenant's first ticket
-                await fetch(conn, writes.number, values)
-            known = await fetch(conn, writes.known_customer, values)
-            if known:  # (the counter read with the requester)
-                [(customer_id, organization_id, email, stored_name, number)] = known
-            else:
+            # One read first: the transaction holds SQLite's write lock from its start
+            # (`WriteBatches`), so nothing changes between it and the writes. A taken key ends
+            # here, before anything is written: a batch goes on without this ticket.
+            [(counter, taken, customer_id, organization_id, email, stored_name)] = await fetch(
+                conn, writes.lookup, values
+            )
+            if taken is not None:
+                raise _KeyTaken
+            if counter is not None and await changed_rows(conn, writes.next_number, values):
+                number = counter + 1
+            else:  # the tenant's first ticket
+                [(number,)] = await fetch(conn, writes.number, values)
+            if customer_id is None:  # a new requester
                 [(customer_id, organization_id, email, stored_name)] = await fetch(
                     conn, writes.customer, values
                 )
-                [(number,)] = await fetch(conn, writes.current_number, values)
             values |= {
                 "number": number,
                 "customer_id": customer_id,
                 "organization_id": organization_id,
             }
             made = await inserted_id(conn, writes.ticket, values)
-            if made is None:
+            if made is None:  # (another process's, despite the lock: after writing, undone whole)
                 raise _KeyTaken
             ticket_id = made
             reply |= {"ticket_id": ticket_id, "author_id": customer_id}
