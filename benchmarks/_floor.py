@@ -1,13 +1,14 @@
 """The floor each benchmark measures beside ours: a bare Starlette app on our uvicorn settings.
 
 `floor_server(routes_source, port)` runs, in a subprocess, a Starlette app whose routes are
-defined by `routes_source` (Python that binds `routes`), served by `portal.serving` exactly as
-`portal serve` is (its uvicorn configuration, its tuning of the garbage collector), with the same
-`_server.SERVER_SETTINGS`, so ours/floor ratios compare the app's work and nothing else. It
-carries the same instrument as ours, too: the loop watch (`portal.loopwatch`, which
-`_server.served` turns on for ours) reports its stalls to `lag`. The
+defined by `routes_source` (Python that binds `routes`), configured by `portal.serving` exactly as
+`portal serve` is, with the same `_server.SERVER_SETTINGS`, so ours/floor ratios compare the app's
+work and nothing else. It carries the same instrument as ours, too: the loop watch
+(`portal.loopwatch`, which `_server.served` turns on for ours) reports its stalls to `lag`. The
 watch's 200 wake-ups a second cost about 1% of a core on an idle server, a few percent of the
-CPU per chat message at 500/s: on one side only, they would count as the app's work.
+CPU per chat message at 500/s: on one side only, they would count as the app's work. The floor
+keeps CPython's garbage collector settings: `portal serve` tunes its own for the objects our
+requests make (`serving.tune_collector`), and what that saves is ours to measure.
 
 `BARE_ROUTES` is the floor of the page, JSON, form and chat benchmarks: the least an app must do
 to give a comparable answer, and nothing of ours.
@@ -42,9 +43,10 @@ import contextlib
 import os
 import sys
 from pathlib import Path
+import uvicorn
 from starlette.applications import Starlette
 from portal.loopwatch import watch_loop
-from portal.serving import run_server
+from portal.serving import server_config
 from portal.settings import Settings
 {routes_source}
 
@@ -55,7 +57,8 @@ async def lifespan(app):
     watch.cancel()
 
 app = Starlette(routes=routes, lifespan=lifespan)
-run_server(app, Settings.from_env(), port=int(sys.argv[1]))
+config = server_config(app, Settings.from_env(), port=int(sys.argv[1]))
+uvicorn.Server(config).run()
 """
 
 BARE_ROUTES = r'''

@@ -115,9 +115,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def _end_head(self) -> None:
         self._in_head = False
-        if self._head_deadline is not None:
-            self._head_deadline.cancel()
-            self._head_deadline = None
+        _cancel(self._head_deadline)
+        self._head_deadline = None
 
     def _head_too_slow(self) -> None:
         self._head_deadline = None
@@ -126,9 +125,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def _end_body(self) -> None:
         self._in_body = False
-        if self._body_deadline is not None:
-            self._body_deadline.cancel()
-            self._body_deadline = None
+        _cancel(self._body_deadline)
+        self._body_deadline = None
 
     def _body_silent(self) -> None:
         self._body_deadline = None
@@ -160,6 +158,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         head += b"content-length: " + str(len(body)).encode() + b"\r\n\r\n"
         self.transport.write(head + body)
         self.transport.close()
+
+
+def _cancel(deadline: asyncio.TimerHandle | None) -> None:
+    if deadline is not None:
+        deadline.cancel()
 
 
 @functools.cache

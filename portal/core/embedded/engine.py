@@ -34,7 +34,8 @@ anything listens to the engine's statement events (tests counting statements), `
 SQLAlchemy's path, so that they see every statement. On PostgreSQL `fetch` is
 `execute(...).all()`. `fetch_numbered` is `fetch` for statements of numbered rows (a chat
 batch's): on SQLite the rows' values go into place as they are, with no dict of every row's
-names built and picked from.
+names built and picked from. `changed_rows` and `inserted_id` run writes whose only answer is a
+count or a new row's id: on SQLite without RETURNING, which costs SQLite a temporary table.
 """
 
 from __future__ import annotations
@@ -120,9 +121,7 @@ class InlineConnection:
             raise self._error(plan, values, exc) from exc
 
     def _error(self, plan: plans.Plan, values: list[Any], exc: sqlite3.Error) -> Exception:
-        """The driver's error as SQLAlchemy's (`IntegrityError`, ...), as callers expect."""
-        dialect = self.sync_connection.dialect
-        return sa.exc.DBAPIError.instance(plan.sql, values, exc, sqlite3.Error, dialect=dialect)
+        return _translated(plan.sql, values, exc, self.sync_connection)
 
     def _run(self, plan: plans.Plan, values: list[Any]) -> list[Any]:
         cursor = self._cursor(plan, values)
@@ -178,6 +177,19 @@ def _end(writer: Connection, *, commit: bool) -> None:
         raise
 
 
+def _translated(sql: str, values: Any, exc: sqlite3.Error, conn: Connection) -> Exception:
+    """The driver's error as SQLAlchemy's (`IntegrityError`, ...), as callers expect."""
+    return sa.exc.DBAPIError.instance(sql, values, exc, sqlite3.Error, dialect=conn.dialect)
+
+
+def _begin_immediate(writer: Connection) -> None:
+    dbapi: Any = writer.connection.dbapi_connection
+    try:
+        dbapi.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as exc:  # (another process held the lock past BUSY_TIMEOUT_S)
+        raise _translated("BEGIN IMMEDIATE", (), exc, writer) from exc
+
+
 class InlineEngine:
     """SQLite through the standard `sqlite3` driver, statements run on the event loop."""
 
@@ -223,8 +235,7 @@ class InlineEngine:
             writer = self._writer = self._open(self._writer)
             try:
                 if immediate:
-                    dbapi: Any = writer.connection.dbapi_connection
-                    dbapi.execute("BEGIN IMMEDIATE")
+                    _begin_immediate(writer)
                 yield InlineConnection(writer)
             except BaseException:
                 _end(writer, commit=False)
