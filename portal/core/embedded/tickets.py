@@ -230,7 +230,7 @@ class EmbeddedTickets(EmbeddedDomain):
                 "organization_id": organization_id,
             }
             made = await inserted_id(conn, writes.ticket, values)
-            if made is None:  # (another process's, despite the lock: after writing, undone whole)
+            if made is None:  # (not under the lock; were it to, it wrote first: undone whole)
                 raise _KeyTaken
             ticket_id = made
             reply |= {"ticket_id": ticket_id, "author_id": customer_id}
