@@ -1,4 +1,5 @@
-"""The embedded core's tickets domain: tickets, replies, ratings and attachments."""
+"""The embedded core's tickets domain: tickets, replies, ratings and attachments. How a new
+ticket's rows are written is `new_tickets`'."""
 
 from __future__ import annotations
 
@@ -34,18 +35,16 @@ from portal.core.embedded.engine import (
     fetch,
     inserted_id,
 )
+from portal.core.embedded.new_tickets import KeyTaken, write_ticket
 from portal.core.embedded.rows import (
     aware,
     from_row,
-    insert_attachments,
     require_in_tenant,
     stored_attachments,
     utcnow,
 )
 from portal.core.embedded.ticket_queries import (
     AUTHOR_NAMES,
-    CUSTOMER_NAME_FILL,
-    DEPARTMENT_IN_TENANT,
     NUMBER_REPAIR,
     REPLIES,
     REPLY_BY_KEY,
@@ -63,10 +62,6 @@ from portal.core.embedded.write_batches import WriteBatches
 RATING_CHANGE_WINDOW = timedelta(days=7)
 # Attempts at a ticket when a number was taken by another writer or a row it names went away.
 TICKET_ATTEMPTS = 3
-
-
-class _KeyTaken(Exception):
-    """The idempotency key is taken already: nothing of this attempt is kept (rolled back)."""
 
 
 class EmbeddedTickets(EmbeddedDomain):
@@ -134,7 +129,7 @@ class EmbeddedTickets(EmbeddedDomain):
             taken_number = False
             try:
                 ticket, renamed = await self._insert_ticket(tenant_id, draft, idempotency_key)
-            except _KeyTaken:
+            except KeyTaken:
                 pass
             except IntegrityError:
                 taken_number = True  # or a row it names went away; the next attempt tells
@@ -164,109 +159,7 @@ class EmbeddedTickets(EmbeddedDomain):
     async def _write_ticket(
         self, conn: CoreConnection, item: tuple[int, TicketDraft, str]
     ) -> tuple[Ticket, bool]:
-        return await self._insert_ticket_in(conn, *item)
-
-    async def _insert_ticket_in(
-        self, conn: CoreConnection, tenant_id: int, draft: TicketDraft, idempotency_key: str
-    ) -> tuple[Ticket, bool]:
-        """The ticket made in `conn`'s transaction, and whether its requester got a name by it.
-
-        On SQLite a read (the tenant's counter, the key, the requester), the counter moved on,
-        the requester made if new, the ticket and its first reply; on PostgreSQL the last four
-        as one statement. Then one marking the form visit it came from. Nothing is read back:
-        the ticket is what was written, its and the reply's ids what SQLite reports (RETURNING
-        on PostgreSQL). Raises _KeyTaken when the key is the tenant's already: on SQLite before
-        anything is written, on PostgreSQL the caller rolls back what this wrote (the number
-        too).
-        """
-        writes, now = self._writes, utcnow()
-        if draft.department_id is not None:
-            params = {"department_id": draft.department_id, "tenant_id": tenant_id}
-            if not await fetch(conn, DEPARTMENT_IN_TENANT, params):
-                raise NotFound("no such department")
-        values = {
-            "tenant_id": tenant_id,
-            "email": draft.requester_email.strip().lower(),
-            "name": draft.requester_name,
-            "department_id": draft.department_id,
-            "subject": draft.subject,
-            "kind": draft.kind,
-            "priority": draft.priority,
-            "source": draft.source,
-            "custom_fields": draft.custom_fields,
-            "key": idempotency_key,
-            "now": now,
-            UPDATED_TENANT: tenant_id,
-            "visit": draft.visit_key[:64],
-        }
-        # The first reply is the description, by the requester.
-        reply = {"author_type": "customer", "body": draft.description, "internal": False}
-        reply_key = f"{idempotency_key}:description"
-        if writes.whole is not None:
-            [row] = await fetch(conn, writes.whole, values | reply | {"reply_key": reply_key})
-            customer_id, organization_id, email, stored_name, number, ticket_id, reply_id = row
-            if ticket_id is None:
-                raise _KeyTaken  # rolls back the customer's and the counter's writes
-        else:
-            # One read first: the transaction holds SQLite's write lock from its start
-            # (`WriteBatches`), so nothing changes between it and the writes. A taken key ends
-            # here, before anything is written: a batch goes on without this ticket.
-            [(counter, taken, customer_id, organization_id, email, stored_name)] = await fetch(
-                conn, writes.lookup, values
-            )
-            if taken is not None:
-                raise _KeyTaken
-            if counter is not None and await changed_rows(conn, writes.next_number, values):
-                number = counter + 1
-            else:  # the tenant's first ticket
-                [(number,)] = await fetch(conn, writes.number, values)
-            if customer_id is None:  # a new requester
-                [(customer_id, organization_id, email, stored_name)] = await fetch(
-                    conn, writes.customer, values
-                )
-            values |= {
-                "number": number,
-                "customer_id": customer_id,
-                "organization_id": organization_id,
-            }
-            made = await inserted_id(conn, writes.ticket, values)
-            if made is None:  # (not under the lock; were it to, it wrote first: undone whole)
-                raise _KeyTaken
-            ticket_id = made
-            reply |= {"ticket_id": ticket_id, "author_id": customer_id}
-            reply |= {"key": reply_key, "now": now}
-            reply_id = await inserted_id(conn, writes.reply, reply)
-            assert reply_id is not None  # (a new ticket has no reply whose key it could take)
-        if draft.visit_key:
-            await fetch(conn, writes.visit_ticketed, values)
-        name = draft.requester_name
-        renamed = bool(name) and not stored_name
-        if renamed:
-            fill = {"customer_id": customer_id, "new_name": name}
-            await fetch(conn, CUSTOMER_NAME_FILL, fill)
-        else:
-            name = stored_name
-        await insert_attachments(
-            conn, tenant_id, draft.attachments, ticket_id=ticket_id, reply_id=reply_id
-        )
-        ticket = Ticket(
-            id=ticket_id,
-            tenant_id=tenant_id,
-            number=number,
-            subject=draft.subject,
-            status="open",
-            priority=draft.priority,
-            customer_id=customer_id,
-            organization_id=organization_id,
-            created_at=now,
-            updated_at=now,
-            kind=draft.kind,
-            department_id=draft.department_id,
-            requester_email=email,
-            requester_name=name,
-            custom_fields=dict(draft.custom_fields),
-        )
-        return ticket, renamed
+        return await write_ticket(conn, self._writes, *item)
 
     async def add_reply(
         self, tenant_id: int, ticket_id: int, draft: ReplyDraft, idempotency_key: str
@@ -274,7 +167,7 @@ class EmbeddedTickets(EmbeddedDomain):
         try:
             async with self.engine.begin() as conn:
                 reply = await self._insert_reply(conn, tenant_id, ticket_id, draft, idempotency_key)
-        except (_KeyTaken, IntegrityError):
+        except (KeyTaken, IntegrityError):
             # The same key sent again (or twice at once): answer with the reply stored for it.
             params = {"ticket_id": ticket_id, "key": idempotency_key}
             async with self.engine.connect() as conn:
@@ -306,7 +199,7 @@ class EmbeddedTickets(EmbeddedDomain):
         idempotency_key: str,
     ) -> Reply:
         """Three statements: touch the ticket (the tenant's, else NotFound), the reply, its
-        author's name. A taken key raises `_KeyTaken`, so the touch is rolled back."""
+        author's name. A taken key raises `KeyTaken`, so the touch is rolled back."""
         now = utcnow()
         # A customer writing on a resolved ticket opens it again, as help desks do.
         reopen = draft.author_type == "customer" and not draft.internal
@@ -329,7 +222,7 @@ class EmbeddedTickets(EmbeddedDomain):
         }
         reply_id = await inserted_id(conn, self._writes.reply, values)
         if reply_id is None:
-            raise _KeyTaken
+            raise KeyTaken
         files = await stored_attachments(
             conn, tenant_id, draft.attachments, ticket_id=ticket_id, reply_id=reply_id, now=now
         )
